@@ -1,0 +1,41 @@
+# Two commands do all set-up (see README): `make plan` and `make test`.
+# Both create the virtualenv from requirements.lock when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: plan test bench lock typecheck clean
+
+$(STAMP): requirements.lock pyproject.toml scripts/ensure-host-packages
+	scripts/ensure-host-packages python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+## The main job on its embedded default: the offline plan of every stack file in the repo.
+plan: $(STAMP)
+	$(BIN)/twinhost plan --all
+
+## The whole test suite (unit tests under mocks, cloud-init schema tests, static types, the lab).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Speed figures (printed, never asserted).
+bench: $(STAMP)
+	$(BIN)/python bench/plan_bench.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Re-freeze requirements.lock from a throwaway venv after editing the direct pins.
+lock:
+	rm -rf /tmp/twinhost-lock-venv && $(PYTHON) -m venv /tmp/twinhost-lock-venv
+	/tmp/twinhost-lock-venv/bin/pip install --quiet -r requirements.lock
+	(sed -n '1,2p' requirements.lock; /tmp/twinhost-lock-venv/bin/pip freeze) > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) build

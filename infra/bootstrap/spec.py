@@ -1,0 +1,88 @@
+"""What a node's first boot needs to know, as plain values.
+
+The Pulumi side resolves its Outputs (addresses, keys, certificates) into a `NodeSpec`, and the
+renderers in this package turn it into `#cloud-config`. Keeping the spec free of Pulumi types lets
+the renderers be pure functions, tested and golden-filed without any engine or mock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from infra.config import App, CertificateSource, DemoApp, Provider
+
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+TINC_PORT = 655
+
+
+@dataclass(frozen=True)
+class MeshPeer:
+    """The other node of the pair, as this node sees it."""
+
+    name: str  # tinc node name, e.g. "acme_linode" (tinc allows [A-Za-z0-9_])
+    public_address: str  # where tinc reaches it (DigitalOcean: the reserved IP)
+    mesh_address: str  # its address inside the tinc network
+    tinc_public_key_pem: str
+    # Extra source addresses its traffic may come from (a droplet sends from its own public IP,
+    # not from the reserved IP); allowed for tinc in ufw as well.
+    other_source_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything one node's user data is rendered from."""
+
+    site: str
+    provider: Provider
+    is_primary: bool  # the primary creates the GlusterFS volume; exactly one node is primary
+    hostname: str
+    debian: int
+    memory_mib: int
+    admin_user: str
+    ssh_keys: tuple[str, ...]
+    admin_cidrs: tuple[str, ...]
+    public_address: str
+    tinc_net: str
+    tinc_node_name: str
+    mesh_address: str
+    mesh_prefix: int
+    tinc_private_key_pem: str
+    tinc_public_key_pem: str
+    peer: MeshPeer
+    server_names: tuple[str, ...]  # every hostname the web front answers for
+    proxied: bool
+    http_sources: tuple[str, ...]  # empty: 80/443 from anywhere; else only these CIDRs
+    certificates: CertificateSource
+    origin_certificate_pem: str | None = None
+    origin_private_key_pem: str | None = None
+    acme_email: str | None = None
+    acme_directory: str = LETS_ENCRYPT_DIRECTORY
+    app: App = field(default_factory=DemoApp)
+    app_secrets: tuple[tuple[str, str], ...] = ()
+    # Set only in the lab: an HTTP proxy for apt, and extra CA certificates to trust (the lab ACME CA).
+    apt_proxy: str | None = None
+    extra_ca_pem: str | None = None
+
+
+def mesh_network(site: str) -> ipaddress.IPv4Network:
+    """A /24 in 10.64.0.0/10 chosen from the site name: stable, and distinct between sites
+    unless two names collide in 14 bits (harmless: each site's tinc network is separate)."""
+    digest = int.from_bytes(hashlib.sha256(site.encode()).digest()[:2], "big") & 0x3FFF
+    base = int(ipaddress.IPv4Address("10.64.0.0")) + (digest << 8)
+    return ipaddress.IPv4Network((base, 24))
+
+
+def mesh_addresses(site: str) -> dict[Provider, str]:
+    """Node A (DigitalOcean) is .1, node B (Linode) is .2 in the site's mesh network."""
+    network = mesh_network(site)
+    return {"digitalocean": str(network[1]), "linode": str(network[2])}
+
+
+def tinc_node_name(site: str, provider: Provider) -> str:
+    return f"{site}_{provider}".replace("-", "_")
+
+
+NodeRole = Literal["a", "b"]
