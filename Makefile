@@ -1,6 +1,9 @@
 # Two commands do all set-up (see README): `make plan` and `make test`.
 # Both create the virtualenv from requirements.lock when it is missing or stale.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# This machine's pip config names local mirrors that may be absent; pip warns per package.
+QUIET_PIP := grep -v "^WARNING: Location .* is ignored" || true
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,8 +14,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.lock pyproject.toml scripts/ensure-host-packages
 	scripts/ensure-host-packages python
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | { $(QUIET_PIP); }
 	touch $@
 
 ## The main job on its embedded default: the offline plan of every stack file in the repo.

@@ -20,7 +20,7 @@ import base64
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -381,6 +381,9 @@ class SiteConfig(_AdminAccess):
     certificates: CertificateSource | None = None
     acme_email: Email | None = None
     platform_stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    # Where the platform's ops zone lives; must match the platform stack's dnsProvider (checked
+    # against its output at `pulumi up`). Decides which SDK the failover records use.
+    ops_dns: Literal["cloudflare", "route53"] = "cloudflare"
     digitalocean: DigitalOceanNode = Field(default_factory=lambda: DigitalOceanNode())
     linode: LinodeNode = Field(default_factory=lambda: LinodeNode())
     failover: Failover
@@ -421,6 +424,12 @@ class SiteConfig(_AdminAccess):
             problems.append("certificates 'acme' needs 'acmeEmail' (the ACME account contact)")
         if self.failover.mode == "cloudflare-lb" and not self.proxied:
             problems.append("failover mode 'cloudflare-lb' needs proxied: true")
+        if self.failover.mode == "cloudflare-lb" and self.ops_dns != "cloudflare":
+            problems.append("failover mode 'cloudflare-lb' needs opsDns: cloudflare")
+        if self.failover.mode == "route53" and self.ops_dns != "route53":
+            problems.append("failover mode 'route53' needs opsDns: route53 (the ops zone on Route 53)")
+        if self.proxied and self.ops_dns != "cloudflare":
+            problems.append("proxied needs opsDns: cloudflare (only Cloudflare records can be proxied)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -491,18 +500,28 @@ _STACK_ADAPTER: TypeAdapter[SiteConfig | PlatformConfig] = TypeAdapter(StackConf
 # Parsing
 
 
-def parse_config(raw: Mapping[str, Any]) -> SiteConfig | PlatformConfig:
+def parse_config(
+    raw: Mapping[str, Any],
+    secret_keys: Collection[str] = (),
+    declared_defaults: Mapping[str, Any] | None = None,
+) -> SiteConfig | PlatformConfig:
     """Validate the `twinhost:` namespace of a stack (keys without the namespace prefix).
 
     Values may be strings holding JSON (that is how Pulumi hands objects to a program); they are
-    decoded first. Raises ConfigError with every problem found.
+    decoded first. Raises ConfigError with every problem found; the values of `secret_keys` are
+    never shown in a message. A value equal to its `declared_defaults` entry (Pulumi.yaml's
+    "not set" default, which Pulumi hands to every stack) counts as not set.
     """
     issues: list[ConfigIssue] = []
     data: dict[str, Any] = {}
+    defaults = declared_defaults or {}
     for key, value in raw.items():
         if key in SECRET_KEYS:
             continue  # secrets are read by the stack as Outputs, never validated by value here
-        data[key] = _decode(value)
+        decoded = _decode(value)
+        if key in defaults and decoded == defaults[key]:
+            continue
+        data[key] = decoded
 
     role = data.get("role")
     if role not in ("site", "platform"):
@@ -520,6 +539,12 @@ def parse_config(raw: Mapping[str, Any]) -> SiteConfig | PlatformConfig:
     if "appSecrets" in raw and role == "site":
         issues.extend(_check_app_secrets(raw["appSecrets"]))
     if issues:
+        hidden = {f"{NAMESPACE}:{key}" for key in secret_keys}
+        issues = [
+            ConfigIssue(i.key, i.message, i.value, show_value=False)
+            if any(i.key == h or i.key.startswith((h + ".", h + "[")) for h in hidden) else i
+            for i in issues
+        ]
         raise ConfigError(issues)
     return config
 
@@ -539,7 +564,7 @@ def _decode(value: Any) -> Any:
 
 def _check_app_secrets(value: Any) -> list[ConfigIssue]:
     """appSecrets must be a JSON object of ENV_NAME: string; its values are never shown."""
-    if value == "[secret]":  # the offline plan cannot decrypt; shape is checked by `pulumi up`
+    if value in ("", "[secret]"):  # unset, or the offline plan (which cannot decrypt)
         return []
     decoded = _decode(value)
     key = f"{NAMESPACE}:appSecrets"

@@ -1,0 +1,109 @@
+"""The `twinhost` command: plan (offline), and the operator tools around the Pulumi program.
+
+`python -m infra` is deliberately not this CLI: with `main: infra/`, `infra/__main__.py` is the
+Pulumi program itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_CONFIG_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twinhost", description=__doc__.splitlines()[0])
+    parser.add_argument("--project-dir", type=Path, default=None,
+                        help="directory holding Pulumi.yaml (default: search upwards from here)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="what `pulumi up` would create, offline (Pulumi mocks)")
+    which = plan.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="stack name: plans Pulumi.<stack>.yaml")
+    which.add_argument("--all", action="store_true", help="plan every Pulumi.<stack>.yaml")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--build-dir", type=Path, default=None, help="where user data is written (default: build/)")
+    plan.add_argument("--addresses", type=Path, default=None,
+                      help="JSON map of the addresses the mocks hand out (the lab uses its own)")
+    plan.set_defaults(handler=_plan)
+
+    _register_optional(commands)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+def _register_optional(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Command groups that live in their own packages register themselves here."""
+    for module_name in ("infra.lab.cli", "infra.scaffold", "infra.failover_cli"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                raise
+            continue
+        module.register(commands)
+
+
+def find_project_dir(start: Path | None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").exists():
+            return candidate
+    raise SystemExit(f"twinhost: no Pulumi.yaml in {here} or above (use --project-dir)")
+
+
+def stack_files(project_dir: Path) -> list[Path]:
+    """Every stack file, the platform stacks first (sites reference them)."""
+    import yaml
+
+    files = sorted(project_dir.glob("Pulumi.*.yaml"))
+
+    def is_platform(path: Path) -> bool:
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        return config.get("twinhost:role") == "platform"
+
+    return sorted(files, key=lambda p: (not is_platform(p), p.name))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    # pulumi_cloudflare's import emits hundreds of DeprecationWarnings that say nothing to a user.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from infra.plan import report
+    from infra.plan.runner import is_config_error, run_plan
+
+    project_dir = find_project_dir(args.project_dir)
+    build_dir = args.build_dir or project_dir / "build"
+    addresses = json.loads(args.addresses.read_text()) if args.addresses else None
+    files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
+    plans = []
+    failed = False
+    outputs_by_stack: dict[str, dict] = {}
+    for path in files:
+        if not path.exists():
+            print(f"twinhost: no stack file {path}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+        try:
+            result = run_plan(path, addresses, stack_outputs=outputs_by_stack)
+        except Exception as exc:  # noqa: BLE001 - config errors become exit 2, others re-raise
+            config_error = is_config_error(exc)
+            if config_error is None:
+                raise
+            print(f"{path.name}: {config_error}", file=sys.stderr)
+            failed = True
+            continue
+        outputs_by_stack[result.stack] = result.outputs
+        paths = report.write_user_data(result, build_dir)
+        plans.append(report.to_dict(result, paths))
+    if args.json:
+        print(json.dumps(plans if args.all else (plans[0] if plans else None), indent=2))
+    else:
+        print("\n\n".join(report.render_text(plan) for plan in plans))
+    return EXIT_CONFIG_ERROR if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""One client site: node A on DigitalOcean, node B on Linode, and everything between them.
+
+Creation order matters because each node's first-boot data names its peer, and user data cannot
+change after creation:
+1. the reserved IP (node A's stable address) first, so node B's user data can name it;
+2. node B (Linode), whose public address node A's user data then names;
+3. node A (droplet), then the firewalls, which know every address by now;
+4. the failover name and, for proxied sites, the client's own records.
+
+Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, so node B's
+firewalls allow the tinc port from both of node A's addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+import pulumi_digitalocean as digitalocean
+import pulumi_tls as tls
+
+from infra import catalog
+from infra.bootstrap import render_user_data
+from infra.bootstrap.spec import MeshPeer, NodeSpec, mesh_addresses, mesh_network, tinc_node_name
+from infra.components.cloud_firewalls import (
+    DIGITALOCEAN_OUTBOUND,
+    DigitalOceanFirewall,
+    DigitalOceanFirewallArgs,
+    LinodeFirewall,
+    LinodeFirewallArgs,
+)
+from infra.components.digitalocean_node import DigitalOceanSiteNode, DigitalOceanSiteNodeArgs
+from infra.components.failover_dns import FailoverDns, FailoverDnsArgs, OpsZone
+from infra.components.firewall_rules import check_limits, node_inbound_rules
+from infra.components.linode_node import LinodeSiteNode, LinodeSiteNodeArgs
+from infra.components.origin_tls import OriginTls, OriginTlsArgs
+from infra.config import Provider, SiteConfig
+
+# tinc 1.0 authenticates peers with RSA keys; 3072 bits matches our floor for SSH keys.
+TINC_RSA_BITS = 3072
+# The client's apex A record points at the redirector; it rarely changes, so a longer TTL.
+APEX_TTL = 3600
+
+
+@dataclass
+class PlatformOutputs:
+    """What a site reads from the platform stack (see `infra/platform.py` exports)."""
+
+    redirector_address: pulumi.Input[str]
+    ops_zone: OpsZone
+
+
+@dataclass
+class SitePairArgs:
+    config: SiteConfig
+    platform: PlatformOutputs
+    app_secrets: pulumi.Input[dict[str, str]] | None = None
+
+
+class SitePair(pulumi.ComponentResource):
+    """Outputs: `failover_hostname`, `node_addresses` ({provider: address}), `client_dns`
+    (the records the client must set, as plain text)."""
+
+    def __init__(self, name: str, args: SitePairArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("twinhost:site:SitePair", name, None, opts)
+        self._config = args.config
+        self._args = args
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+
+        self.failover_hostname = pulumi.Output.concat(config.site, ".", args.platform.ops_zone.name)
+        self._create_tinc_keys()
+        self.reserved_ip = digitalocean.ReservedIp(
+            f"{name}-reserved-ip",
+            region=config.digitalocean.region,
+            # The address node A is known by (tinc peer, firewalls, DNS): it must outlive droplets.
+            opts=self._child.merge(pulumi.ResourceOptions(protect=True)),
+        )
+        self.origin_tls = (
+            OriginTls(f"{name}-origin-tls", OriginTlsArgs(config.site, self._server_names()), opts=self._child)
+            if config.certificate_source == "cloudflare-origin" else None
+        )
+        self.linode_node = LinodeSiteNode(
+            f"{name}-linode",
+            LinodeSiteNodeArgs(
+                site=config.site, settings=config.linode, debian=config.debian,
+                user_data=self._user_data("linode", peer_address=self.reserved_ip.ip_address),
+            ),
+            opts=self._child,
+        )
+        self.digitalocean_node = DigitalOceanSiteNode(
+            f"{name}-digitalocean",
+            DigitalOceanSiteNodeArgs(
+                site=config.site, settings=config.digitalocean, debian=config.debian,
+                reserved_ip=self.reserved_ip,
+                user_data=self._user_data("digitalocean", peer_address=self.linode_node.public_address),
+            ),
+            opts=self._child,
+        )
+        self._create_firewalls()
+        self.failover_dns = self._create_failover_dns()
+        self._create_client_records()
+
+        self.node_addresses = {
+            "digitalocean": self.digitalocean_node.public_address,
+            "linode": self.linode_node.public_address,
+        }
+        self.client_dns = self._client_instructions()
+        self.register_outputs({
+            "failover_hostname": self.failover_hostname,
+            "node_addresses": self.node_addresses,
+            "client_dns": self.client_dns,
+        })
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _create_tinc_keys(self) -> None:
+        self.tinc_keys = {
+            provider: tls.PrivateKey(
+                f"{self._name}-tinc-{provider}", algorithm="RSA", rsa_bits=TINC_RSA_BITS, opts=self._child,
+            )
+            for provider in ("digitalocean", "linode")
+        }
+
+    def _server_names(self) -> list[pulumi.Input[str]]:
+        """Every name the web front answers for: www.<each domain>, then the failover name."""
+        names: list[pulumi.Input[str]] = [f"www.{d.name}" for d in self._config.domains]
+        return [*names, self.failover_hostname]
+
+    def _http_sources(self) -> pulumi.Output[list[str]]:
+        """Who may reach 80/443: everyone, or Cloudflare's edge (+ the watcher) when proxied."""
+        if not self._config.proxied:
+            return pulumi.Output.from_input([])
+        ranges = catalog.cloudflare_ranges()
+        edge = [*ranges["ipv4"], *ranges["ipv6"]]
+        if self._config.failover.mode == "watchdog":
+            # The platform's watcher checks /health directly at the node, not through Cloudflare.
+            return pulumi.Output.from_input(self._args.platform.redirector_address).apply(
+                lambda address: [*edge, f"{address}/32"]
+            )
+        return pulumi.Output.from_input(edge)
+
+    def _user_data(self, provider: Provider, peer_address: pulumi.Input[str]) -> pulumi.Output[str]:
+        """Render one node's #cloud-config once every value it names is known. Secret: it holds
+        the node's tinc private key (and the origin key, and app secrets)."""
+        config = self._config
+        peer: Provider = "linode" if provider == "digitalocean" else "digitalocean"
+        origin = self.origin_tls
+        values: dict[str, Any] = {
+            "own_key": self.tinc_keys[provider].private_key_pem,
+            "own_public": self.tinc_keys[provider].public_key_pem,
+            "peer_public": self.tinc_keys[peer].public_key_pem,
+            "peer_address": peer_address,
+            "own_address": self.reserved_ip.ip_address if provider == "digitalocean" else None,
+            "server_names": pulumi.Output.all(*self._server_names()),
+            "http_sources": self._http_sources(),
+            "origin_cert": origin.certificate_pem if origin else None,
+            "origin_key": origin.private_key_pem if origin else None,
+            "app_secrets": self._args.app_secrets or {},
+        }
+        settings = config.digitalocean if provider == "digitalocean" else config.linode
+        mesh = mesh_addresses(config.site)
+
+        def render(resolved: dict[str, Any]) -> str:
+            spec = NodeSpec(
+                site=config.site,
+                provider=provider,
+                is_primary=provider == config.primary,
+                hostname=f"{config.site}-{'do' if provider == 'digitalocean' else 'linode'}",
+                debian=config.debian,
+                memory_mib=settings.memory_mib,
+                admin_user=config.admin_user,
+                ssh_keys=tuple(config.ssh_keys),
+                admin_cidrs=tuple(config.admin_cidrs),
+                # Linode learns its own address only at boot; the renderer reads it on the node.
+                public_address=resolved["own_address"] or "",
+                tinc_net=config.site.replace("-", "")[:15] or "twinhost",
+                tinc_node_name=tinc_node_name(config.site, provider),
+                mesh_address=mesh[provider],
+                mesh_prefix=mesh_network(config.site).prefixlen,
+                tinc_private_key_pem=resolved["own_key"],
+                tinc_public_key_pem=resolved["own_public"],
+                peer=MeshPeer(
+                    name=tinc_node_name(config.site, peer),
+                    public_address=resolved["peer_address"],
+                    mesh_address=mesh[peer],
+                    tinc_public_key_pem=resolved["peer_public"],
+                ),
+                server_names=tuple(resolved["server_names"]),
+                proxied=config.proxied,
+                http_sources=tuple(resolved["http_sources"]),
+                certificates=config.certificate_source,
+                origin_certificate_pem=resolved["origin_cert"],
+                origin_private_key_pem=resolved["origin_key"],
+                acme_email=config.acme_email,
+                app=config.app,
+                app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
+            )
+            return render_user_data(spec)
+
+        return pulumi.Output.secret(pulumi.Output.all(**values).apply(render))
+
+    def _create_firewalls(self) -> None:
+        config = self._config
+        admin = list(config.admin_cidrs)
+        web = self._http_sources()
+        # Node A (DigitalOcean) hears tinc from node B's address; node B from both of A's.
+        rules_a = pulumi.Output.all(web, self.linode_node.public_address).apply(
+            lambda v: node_inbound_rules(admin, v[0], [v[1]])
+        )
+        rules_b = pulumi.Output.all(
+            web, self.digitalocean_node.public_address, self.digitalocean_node.egress_address
+        ).apply(lambda v: node_inbound_rules(admin, v[0], [v[1], v[2]]))
+        # Check the provider limits with the largest rule set the config can produce, before
+        # any resource is created (the addresses only change the count of peer sources).
+        check_limits(
+            node_inbound_rules(admin, self._static_http_sources(), ["192.0.2.1", "192.0.2.2"]),
+            outbound_rule_count=len(DIGITALOCEAN_OUTBOUND),
+        )
+        DigitalOceanFirewall(
+            f"{self._name}-digitalocean-firewall",
+            DigitalOceanFirewallArgs(config.site, self.digitalocean_node.droplet_id, rules_a),
+            opts=self._child,
+        )
+        LinodeFirewall(
+            f"{self._name}-linode-firewall",
+            LinodeFirewallArgs(config.site, self.linode_node.instance_id, rules_b),
+            opts=self._child,
+        )
+
+    def _static_http_sources(self) -> list[str]:
+        if not self._config.proxied:
+            return []
+        ranges = catalog.cloudflare_ranges()
+        extra = ["192.0.2.3/32"] if self._config.failover.mode == "watchdog" else []
+        return [*ranges["ipv4"], *ranges["ipv6"], *extra]
+
+    def _create_failover_dns(self) -> FailoverDns:
+        config = self._config
+        return FailoverDns(
+            f"{self._name}-failover",
+            FailoverDnsArgs(
+                site=config.site,
+                mode=config.failover.mode,
+                zone=self._args.platform.ops_zone,
+                addresses={
+                    "digitalocean": self.digitalocean_node.public_address,
+                    "linode": self.linode_node.public_address,
+                },
+                primary=config.primary,
+                active=config.failover.active,
+                ttl=config.record_ttl,
+                proxied=config.proxied,
+                check_interval=config.failover.check_interval,
+                failures=config.failover.failures,
+                recoveries=config.failover.recoveries,
+                cloudflare_account_id=config.failover.account_id,
+            ),
+            opts=self._child,
+        )
+
+    def _create_client_records(self) -> None:
+        """Proxied sites keep their zone in the agency's Cloudflare account, so the stack sets the
+        client's records itself: www -> failover name (proxied), apex -> redirector (DNS-only)."""
+        for domain in self._config.domains:
+            if domain.cloudflare_zone_id is None:
+                continue
+            protect = pulumi.ResourceOptions(parent=self, protect=True)
+            cloudflare.DnsRecord(
+                f"{self._name}-{domain.name}-www",
+                zone_id=domain.cloudflare_zone_id,
+                name=f"www.{domain.name}",
+                type="CNAME",
+                content=self.failover_hostname,
+                proxied=self._config.proxied,
+                ttl=1 if self._config.proxied else (self._config.record_ttl or 60),
+                comment="twinhost: www follows the failover name",
+                opts=protect,
+            )
+            cloudflare.DnsRecord(
+                f"{self._name}-{domain.name}-apex",
+                zone_id=domain.cloudflare_zone_id,
+                name=domain.name,
+                type="A",
+                content=self._args.platform.redirector_address,
+                proxied=False,  # the redirector terminates TLS for the apex itself (ACME)
+                ttl=APEX_TTL,
+                comment="twinhost: apex -> redirector -> https://www",
+                opts=protect,
+            )
+
+    def _client_instructions(self) -> pulumi.Output[str]:
+        domains = [d.name for d in self._config.domains]
+        return pulumi.Output.all(self.failover_hostname, self._args.platform.redirector_address).apply(
+            lambda v: "\n".join(
+                line
+                for apex in domains
+                for line in (f"{apex}: www CNAME {v[0]}", f"{apex}: @ A {v[1]}")
+            )
+        )

@@ -1,0 +1,166 @@
+"""Pulumi mocks for the offline plan: what each cloud would answer, made up safely.
+
+Addresses come from the documentation ranges (RFC 5737) unless an address map is given (the lab
+gives its own). Keys and certificates are generated for real, so the rendered user data is
+exactly what a node would boot with; they live only in this process and in the node's own user
+data file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+# State keys use the wire (camelCase) names, as a provider would return them.
+# Stand-ins for the public addresses the providers would hand out (RFC 5737 documentation ranges).
+DEFAULT_ADDRESSES: dict[str, str] = {
+    "digitalocean_reserved_ip": "203.0.113.10",
+    "digitalocean_droplet": "203.0.113.20",
+    "linode": "198.51.100.20",
+    "redirector": "192.0.2.10",
+}
+
+
+@dataclass
+class PlanMocks(pulumi.runtime.Mocks):
+    """Answers resource creation and function calls for `twinhost plan`."""
+
+    addresses: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ADDRESSES))
+    stack_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(100001))
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        handler = _RESOURCE_HANDLERS.get(args.typ)
+        state = dict(args.inputs)
+        resource_id = str(next(self._ids))
+        if handler is not None:
+            state.update(handler(self, args))
+        if args.typ == "pulumi:pulumi:StackReference":
+            resource_id = args.inputs.get("name", args.name)
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        handler = _CALL_HANDLERS.get(args.token)
+        return (handler(self, args) if handler else {}), None
+
+
+def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = str(args.inputs.get("name", args.name))
+    stack = name.rsplit("/", 1)[-1]
+    outputs = mocks.stack_outputs.get(stack)
+    if outputs is None:
+        raise LookupError(
+            f"StackReference {name!r}: no stack file Pulumi.{stack}.yaml to plan it from; "
+            "add it, or fix platformStack"
+        )
+    return {"outputs": dict(outputs), "secretOutputNames": []}
+
+
+def _droplet(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    return {
+        "ipv4Address": mocks.addresses["digitalocean_droplet"],
+        "ipv4AddressPrivate": "10.110.0.2",
+        "status": "active",
+    }
+
+
+def _linode_instance(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    address = mocks.addresses["linode"]
+    return {"ipAddress": address, "ipv4s": [address], "status": "running"}
+
+
+def _private_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    algorithm = args.inputs.get("algorithm", "RSA")
+    if algorithm == "RSA":
+        key: Any = _rsa_key(int(args.inputs.get("rsaBits", 2048)), args.name)
+    else:
+        curve = {"P256": ec.SECP256R1(), "P384": ec.SECP384R1()}[args.inputs.get("ecdsaCurve", "P256")]
+        key = ec.generate_private_key(curve)
+    public = key.public_key()
+    return {
+        "privateKeyPem": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode(),
+        "publicKeyPem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
+        "publicKeyOpenssh": public.public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode(),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _rsa_key(bits: int, name: str) -> rsa.RSAPrivateKey:
+    # Cached per resource name: planning the same stack twice in one process (benchmarks) does
+    # not pay for key generation twice.
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _cert_request(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    return {"certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\n(plan)\n-----END CERTIFICATE REQUEST-----\n"}
+
+
+def _origin_certificate(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A self-signed stand-in for the Origin CA certificate, valid for the requested names."""
+    hostnames = [str(h) for h in args.inputs.get("hostnames", [])] or ["plan.invalid"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=5475))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "expiresOn": (now + datetime.timedelta(days=5475)).isoformat(),
+    }
+
+
+def _reserved_ip(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    return {"ipAddress": mocks.addresses["digitalocean_reserved_ip"]}
+
+
+def _eip(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    return {"publicIp": mocks.addresses["redirector"], "allocationId": "eipalloc-0plan"}
+
+
+def _ec2_instance(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    return {"privateIp": "172.31.0.10", "publicIp": mocks.addresses["redirector"], "arn": "arn:aws:ec2:plan"}
+
+
+def _get_ami(mocks: PlanMocks, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    return {"id": "ami-0123456789abcdef0", "name": "debian-12-arm64-plan", "architecture": "arm64"}
+
+
+Handler = Callable[[PlanMocks, Any], dict[str, Any]]
+_RESOURCE_HANDLERS: dict[str, Handler] = {
+    "pulumi:pulumi:StackReference": _stack_reference,
+    "digitalocean:index/droplet:Droplet": _droplet,
+    "digitalocean:index/reservedIp:ReservedIp": _reserved_ip,
+    "linode:index/instance:Instance": _linode_instance,
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "tls:index/certRequest:CertRequest": _cert_request,
+    "cloudflare:index/originCaCertificate:OriginCaCertificate": _origin_certificate,
+    "aws:ec2/eip:Eip": _eip,
+    "aws:ec2/instance:Instance": _ec2_instance,
+}
+_CALL_HANDLERS: dict[str, Handler] = {
+    "aws:ec2/getAmi:getAmi": _get_ami,
+}

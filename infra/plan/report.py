@@ -1,0 +1,151 @@
+"""Turning a PlanResult into what `twinhost plan` prints (text tree or JSON) and writes (user data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.plan.cost import monthly_cost
+from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, redact, reveal
+
+# Inputs worth showing per resource, by wire name, in this order; others are left out of the tree.
+KEY_SETTINGS = (
+    "name", "label", "region", "size", "type", "instanceType", "image", "ami", "backups",
+    "backupsEnabled", "monitoring", "ipv6", "ipAddress", "content", "records", "ttl", "proxied",
+    "setIdentifier", "failoverRoutingPolicies", "port", "resourcePath", "requestInterval",
+    "failureThreshold", "path", "interval", "expectedCodes", "steeringPolicy", "algorithm",
+    "rsaBits", "ecdsaCurve", "hostnames", "requestType", "requestedValidity", "domain",
+    "inboundPolicy", "outboundPolicy", "metadataOptions", "rootBlockDevice", "ingress",
+)
+_ANYWHERE = {"0.0.0.0/0", "::/0"}
+
+
+def key_settings(resource: RecordedResource) -> dict[str, Any]:
+    inputs = resource.inputs
+    shown: dict[str, Any] = {}
+    for key in KEY_SETTINGS:
+        if key in inputs and inputs[key] not in (None, [], {}):
+            shown[key] = redact(inputs[key])
+    if "inboundRules" in inputs:
+        shown["inbound"] = [_rule_summary(r.get("protocol"), r.get("portRange"), r.get("sourceAddresses", []))
+                            for r in reveal(inputs["inboundRules"])]
+    if "inbounds" in inputs:
+        shown["inbound"] = [_rule_summary(r.get("protocol"), r.get("ports"), [*r.get("ipv4s", []), *r.get("ipv6s", [])])
+                            for r in reveal(inputs["inbounds"])]
+    for key in ("userData", "metadatas"):
+        if key in inputs:
+            text = _user_data_text(inputs[key])
+            shown["userData"] = f"[secret] {len(text.encode())} bytes" if text is not None else "[secret]"
+    return shown
+
+
+def _rule_summary(protocol: Any, ports: Any, sources: list[str]) -> str:
+    where = "anywhere" if _ANYWHERE & set(sources) else f"{len(sources)} source(s)"
+    if len(sources) <= 2 and not (_ANYWHERE & set(sources)):
+        where = ", ".join(sources)
+    return f"{str(protocol).lower()}/{ports or 'all'} from {where}"
+
+
+def _user_data_text(value: Any) -> str | None:
+    import base64
+
+    plain = reveal(value)
+    if isinstance(plain, list) and plain and isinstance(plain[0], dict):
+        encoded = plain[0].get("userData")
+        return base64.b64decode(encoded).decode() if encoded else None
+    return plain if isinstance(plain, str) else None
+
+
+def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, Any]:
+    resources = []
+    for resource in result.resources:
+        resources.append({
+            "urn": resource.urn,
+            "type": resource.type,
+            "name": resource.name,
+            "parent": resource.parent,
+            "component": not resource.custom,
+            "protect": resource.protect,
+            "ignore_changes": resource.ignore_changes,
+            "settings": key_settings(resource),
+            "monthly_cost_usd": monthly_cost(resource) if resource.custom else 0.0,
+        })
+    return {
+        "stack": result.stack,
+        "role": result.role,
+        "resources": resources,
+        "outputs": result.outputs,
+        "monthly_cost_usd": round(sum(r["monthly_cost_usd"] for r in resources), 2),
+        "user_data": {node: {"path": str(path), "bytes": len(result.user_data[node].encode())}
+                      for node, path in user_data_paths.items()},
+    }
+
+
+def write_user_data(result: PlanResult, build_dir: Path) -> dict[str, Path]:
+    """Write each node's rendered #cloud-config to build/<stack>/<node>.yaml (mode 0600: it holds
+    that node's private keys, exactly as the provider would receive them)."""
+    target = build_dir / result.stack
+    target.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for node, text in result.user_data.items():
+        path = target / f"{node}.yaml"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(text, encoding="utf-8")
+        paths[node] = path
+    return paths
+
+
+def render_text(plan: dict[str, Any]) -> str:
+    lines = [f"Stack {plan['stack']} ({plan['role']}): {sum(1 for r in plan['resources'] if not r['component'])} "
+             f"resources in {sum(1 for r in plan['resources'] if r['component'])} components, "
+             f"${plan['monthly_cost_usd']:.2f}/month"]
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    urns = {r["urn"] for r in plan["resources"]}
+    for resource in plan["resources"]:
+        parent = resource["parent"] if resource["parent"] in urns else None
+        children.setdefault(parent, []).append(resource)
+
+    def walk(parent: str | None, depth: int) -> None:
+        for resource in children.get(parent, []):
+            flags = " [protected]" if resource["protect"] else ""
+            if resource["ignore_changes"]:
+                flags += f" [ignore_changes: {', '.join(resource['ignore_changes'])}]"
+            cost = f"  ${resource['monthly_cost_usd']:.2f}/mo" if resource["monthly_cost_usd"] else ""
+            lines.append(f"{'  ' * depth}+ {resource['name']}  ({resource['type']}){flags}{cost}")
+            for key, value in resource["settings"].items():
+                lines.append(f"{'  ' * (depth + 2)}{key}: {_short(value)}")
+            walk(resource["urn"], depth + 1)
+
+    walk(None, 1)
+    lines.append("Outputs:")
+    for name, value in plan["outputs"].items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        for i, part in enumerate(str(text).splitlines() or [""]):
+            lines.append(f"  {name if i == 0 else ' ' * len(name)}: {part}")
+    lines.append("Monthly cost (USD, list prices from infra/data/prices.yaml):")
+    for resource in plan["resources"]:
+        if resource["monthly_cost_usd"]:
+            lines.append(f"  {resource['monthly_cost_usd']:8.2f}  {resource['name']} ({resource['type'].split(':')[-1]})")
+    lines.append(f"  {plan['monthly_cost_usd']:8.2f}  total for stack {plan['stack']}")
+    for node, info in plan["user_data"].items():
+        lines.append(f"User data {node}: {info['path']} ({info['bytes']} bytes)")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the wire protocol carries every number as a float
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def contains_secret(value: Any) -> bool:
+    if is_secret_value(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False

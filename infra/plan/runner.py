@@ -1,0 +1,239 @@
+"""Run the real Pulumi program under mocks with a stack file's own config, and record everything.
+
+This is `twinhost plan`: no credentials, no network, no Pulumi CLI. The program is the same code
+`pulumi up` runs (`infra.stack.build_stack`); only the engine is replaced by
+`pulumi.runtime.set_mocks` with a monitor that also records what the engine would receive
+(parent, protect, ignore_changes), which the plain mocks do not see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as runtime_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
+from infra.plan.mocks import DEFAULT_ADDRESSES, PlanMocks
+
+SECRET_PLACEHOLDER = "[secret]"
+_SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    protect: bool
+    ignore_changes: list[str]
+    delete_before_replace: bool
+    inputs: dict[str, Any]  # secrets are still wrapped (see is_secret_value)
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    role: str
+    config: SiteConfig | PlatformConfig
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]  # secret outputs replaced by SECRET_PLACEHOLDER
+    user_data: dict[str, str] = field(default_factory=dict)  # node -> rendered #cloud-config
+
+
+class RecordingMonitor(runtime_mocks.MockMonitor):
+    """The SDK's mock monitor, plus a record of every registration request."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                ignore_changes=list(request.ignoreChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                inputs=rpc.deserialize_properties(request.object),
+            ))
+        return response
+
+
+def is_secret_value(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG) == rpc._special_secret_sig  # noqa: SLF001
+
+
+def reveal(value: Any) -> Any:
+    """The value with secret wrappers removed (for writing a node's own user data only)."""
+    if is_secret_value(value):
+        return reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """The value with every secret replaced by SECRET_PLACEHOLDER (for anything shown)."""
+    if is_secret_value(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack files
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """A stack file's config as Pulumi hands it to a program: every value a string (objects and
+    lists as JSON), `secure:` values replaced by a placeholder and listed as secret keys, and
+    Pulumi.yaml's declared defaults applied under the stack's values."""
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    section: Mapping[str, Any] = document.get("config") or {}
+    project_defaults = _project_defaults(path.parent / "Pulumi.yaml")
+    config: dict[str, str] = {f"{NAMESPACE}:{k}": _as_config_string(v) for k, v in project_defaults.items()}
+    secret_keys: list[str] = []
+    for key, value in section.items():
+        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            config[full_key] = SECRET_PLACEHOLDER
+            secret_keys.append(full_key)
+        else:
+            config[full_key] = _as_config_string(value)
+    return config, secret_keys
+
+
+def _project_defaults(project_file: Path) -> dict[str, Any]:
+    if not project_file.exists():
+        return {}
+    with open(project_file, encoding="utf-8") as handle:
+        project = yaml.safe_load(handle) or {}
+    return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
+            if isinstance(spec, dict) and "default" in spec}
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def stack_name_of(path: Path) -> str:
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run_plan(
+    stack_file: Path,
+    addresses: Mapping[str, str] | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PlanResult:
+    """Plan one stack file. Raises ConfigError for invalid config (before any resource exists).
+
+    `stack_outputs` answers StackReferences by stack name; when a site references a platform
+    stack that is not given, the platform's stack file beside it is planned first.
+    """
+    from infra.stack import build_stack, load_config
+
+    stack = stack_name_of(stack_file)
+    config_values, secret_keys = read_stack_file(stack_file)
+    references = dict(stack_outputs or {})
+
+    _reset_runtime()
+    pulumi.runtime.set_all_config(config_values, secret_keys)
+    config = load_config()  # ConfigError here: nothing has been declared yet
+    if isinstance(config, SiteConfig):
+        referenced = config.platform_stack.rsplit("/", 1)[-1]
+        if referenced not in references:
+            platform_file = stack_file.parent / f"Pulumi.{referenced}.yaml"
+            if platform_file.exists():
+                references[referenced] = run_plan(platform_file, addresses).outputs
+            # Re-install this stack's config: planning the platform replaced it.
+            _reset_runtime()
+            pulumi.runtime.set_all_config(config_values, secret_keys)
+
+    mocks = PlanMocks(addresses=dict(addresses or DEFAULT_ADDRESSES), stack_outputs=references)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="twinhost", stack=stack, preview=False, monitor=monitor)
+    _sync_await(run_pulumi_func(build_stack))
+
+    root = settings.get_root_resource()
+    outputs = {name: _resolve_output(value) for name, value in (getattr(root, "outputs", {}) or {}).items()}
+    result = PlanResult(stack, config.role, config, monitor.recorded, outputs)
+    result.user_data = extract_user_data(monitor.recorded)
+    return result
+
+
+def _reset_runtime() -> None:
+    """Forget the previous program's stack and pending work, so stacks can be planned in turn."""
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+
+
+def _resolve_output(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    resolved = _sync_await(output.future())
+    return SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
+
+
+# Which resources carry a node's first-boot user data, and under what node name.
+_USER_DATA_FIELDS = {
+    "digitalocean:index/droplet:Droplet": ("digitalocean", "userData"),
+    "linode:index/instance:Instance": ("linode", "metadatas"),
+    "aws:ec2/instance:Instance": ("redirector", "userData"),
+}
+
+
+def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
+    import base64
+
+    found: dict[str, str] = {}
+    for resource in resources:
+        if resource.type not in _USER_DATA_FIELDS:
+            continue
+        node, key = _USER_DATA_FIELDS[resource.type]
+        value = reveal(resource.inputs.get(key))
+        if key == "metadatas" and value:
+            encoded = value[0].get("userData")
+            value = base64.b64decode(encoded).decode() if encoded else None
+        if isinstance(value, str):
+            found[node] = value
+    return found
+
+
+def is_config_error(exc: BaseException) -> ConfigError | None:
+    """The ConfigError behind an exception, if that is what it is (it may arrive wrapped)."""
+    current: BaseException | None = exc
+    visited: set[int] = set()
+    while current is not None and id(current) not in visited:  # chains can loop
+        if isinstance(current, ConfigError):
+            return current
+        visited.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

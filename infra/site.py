@@ -1,0 +1,62 @@
+"""A site stack: read the platform, build the pair, export what operators and clients need."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+from infra.components.failover_dns import OpsZone
+from infra.components.site_pair import PlatformOutputs, SitePair, SitePairArgs
+from infra.config import NAMESPACE, SiteConfig
+
+
+def build_site(config: SiteConfig) -> dict[str, Any]:
+    platform_ref = pulumi.StackReference(config.platform_stack)
+    provider = platform_ref.require_output("opsDnsProvider").apply(
+        lambda actual: _same_dns_provider(config.ops_dns, actual)
+    )
+    platform = PlatformOutputs(
+        redirector_address=platform_ref.require_output("redirectorAddress"),
+        ops_zone=OpsZone(
+            provider=config.ops_dns,
+            # Depends on the provider check, so a mismatch fails before records are declared.
+            zone_id=pulumi.Output.all(provider, platform_ref.require_output("opsZoneId")).apply(lambda v: v[1]),
+            name=platform_ref.require_output("opsZone"),
+        ),
+    )
+    pair = SitePair(config.site, SitePairArgs(config, platform, app_secrets=_app_secrets()))
+    return {
+        "site": config.site,
+        "failoverHostname": pair.failover_hostname,
+        "failoverMode": config.failover.mode,
+        "nodeAddresses": pair.node_addresses,
+        "clientDns": pair.client_dns,
+        "domains": [d.name for d in config.domains],
+    }
+
+
+def _same_dns_provider(expected: str, actual: str) -> str:
+    if expected != actual:
+        raise ValueError(
+            f"{NAMESPACE}:opsDns is {expected!r} but the platform stack's ops zone is on {actual!r}; "
+            f"set {NAMESPACE}:opsDns to {actual!r}"
+        )
+    return actual
+
+
+def _app_secrets() -> pulumi.Output[dict[str, str]] | None:
+    """`appSecrets` (a secret JSON object) as an Output secret; never read into plain values."""
+    raw = pulumi.Config(NAMESPACE).get_secret("appSecrets")
+    if raw is None:
+        return None
+    return pulumi.Output.secret(raw.apply(_decode_secret_object))
+
+
+def _decode_secret_object(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}  # the offline plan cannot decrypt secrets; `pulumi up` sees the real JSON
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

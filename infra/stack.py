@@ -1,0 +1,33 @@
+"""Config -> components -> exports, for both stack roles.
+
+`pulumi up` runs this through `infra/__main__.py`; `twinhost plan` runs the same function under
+mocks. Config is read and validated before any resource is declared, so an invalid stack config
+creates nothing.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.config import NAMESPACE, PlatformConfig, SiteConfig, parse_config
+from infra.pulumi_config import declared_defaults, read_namespace
+
+
+def load_config() -> SiteConfig | PlatformConfig:
+    """Read the whole `twinhost:` namespace of the running stack and validate it (ConfigError)."""
+    values, secret_keys = read_namespace(NAMESPACE)
+    return parse_config(values, secret_keys, declared_defaults())
+
+
+def build_stack() -> None:
+    config = load_config()
+    if isinstance(config, SiteConfig):
+        from infra.site import build_site  # imports only the SDKs a site needs
+
+        exports = build_site(config)
+    else:
+        from infra.platform import build_platform
+
+        exports = build_platform(config)
+    for name, value in exports.items():
+        pulumi.export(name, value)
