@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml (default: search upwards from here)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    plan = commands.add_parser("plan", help="what `pulumi up` would create, offline (Pulumi mocks)")
+    plan = commands.add_parser("plan", help="what `pulumi up` would create, offline (Pulumi mocks)",
+                               parents=[project_dir_option()])
     which = plan.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="stack name: plans Pulumi.<stack>.yaml")
     which.add_argument("--all", action="store_true", help="plan every Pulumi.<stack>.yaml")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.handler(args))
 
 
-def _register_optional(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Command groups that live in their own packages register themselves here."""
     for module_name in ("infra.lab.cli", "infra.scaffold", "infra.failover_cli"):
         try:
@@ -46,6 +47,14 @@ def _register_optional(commands: argparse._SubParsersAction) -> None:  # type: i
                 raise
             continue
         module.register(commands)
+
+
+def project_dir_option() -> argparse.ArgumentParser:
+    """`--project-dir` accepted after the subcommand too (SUPPRESS keeps the global value)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--project-dir", type=Path, default=argparse.SUPPRESS,
+                        help="directory holding Pulumi.yaml (default: search upwards from here)")
+    return parent
 
 
 def find_project_dir(start: Path | None) -> Path:

@@ -7,6 +7,8 @@ so the plan has real user data to size and write.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from infra.bootstrap.spec import NodeSpec
@@ -15,7 +17,7 @@ __all__ = ["render_user_data"]
 
 
 def render_user_data(spec: NodeSpec) -> str:
-    document = {
+    document: dict[str, Any] = {
         "hostname": spec.hostname,
         "locale": "C.UTF-8",
         "users": [{
@@ -30,4 +32,9 @@ def render_user_data(spec: NodeSpec) -> str:
             "content": spec.tinc_private_key_pem,
         }],
     }
+    if spec.origin_certificate_pem and spec.origin_private_key_pem:
+        document["write_files"] += [
+            {"path": "/etc/twinhost/tls/origin.pem", "permissions": "0644", "content": spec.origin_certificate_pem},
+            {"path": "/etc/twinhost/tls/origin.key", "permissions": "0600", "content": spec.origin_private_key_pem},
+        ]
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)

@@ -60,7 +60,7 @@ class NodeSpec:
     origin_private_key_pem: str | None = None
     acme_email: str | None = None
     acme_directory: str = LETS_ENCRYPT_DIRECTORY
-    app: App = field(default_factory=DemoApp)
+    app: App = field(default_factory=lambda: DemoApp())
     app_secrets: tuple[tuple[str, str], ...] = ()
     # Set only in the lab: an HTTP proxy for apt, and extra CA certificates to trust (the lab ACME CA).
     apt_proxy: str | None = None

@@ -85,7 +85,7 @@ class FailoverDns(pulumi.ComponentResource):
         active = self._args.active
         if active == "both":
             return list(self._order)
-        return [self._order[0] if active is None else active]  # type: ignore[list-item]
+        return [provider for provider in self._order if provider == (active or self._order[0])]
 
     def _protected(self, watched: bool = False, fields: tuple[str, ...] = ()) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(

@@ -5,7 +5,8 @@ change after creation:
 1. the reserved IP (node A's stable address) first, so node B's user data can name it;
 2. node B (Linode), whose public address node A's user data then names;
 3. node A (droplet), then the firewalls, which know every address by now;
-4. the failover name and, for proxied sites, the client's own records.
+4. the failover name, the apex registration the redirector reads, and, for proxied sites, the
+   client's own records.
 
 Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, so node B's
 firewalls allow the tinc port from both of node A's addresses.
@@ -24,6 +25,7 @@ import pulumi_tls as tls
 from infra import catalog
 from infra.bootstrap import render_user_data
 from infra.bootstrap.spec import MeshPeer, NodeSpec, mesh_addresses, mesh_network, tinc_node_name
+from infra.components.apex_registration import ApexRegistration, ApexRegistrationArgs
 from infra.components.cloud_firewalls import (
     DIGITALOCEAN_OUTBOUND,
     DigitalOceanFirewall,
@@ -102,6 +104,11 @@ class SitePair(pulumi.ComponentResource):
         )
         self._create_firewalls()
         self.failover_dns = self._create_failover_dns()
+        ApexRegistration(
+            f"{name}-apex-registration",
+            ApexRegistrationArgs(config.site, [d.name for d in config.domains], args.platform.ops_zone),
+            opts=self._child,
+        )
         self._create_client_records()
 
         self.node_addresses = {

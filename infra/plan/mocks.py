@@ -82,7 +82,10 @@ def _linode_instance(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
 def _private_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     algorithm = args.inputs.get("algorithm", "RSA")
     if algorithm == "RSA":
-        key: Any = _rsa_key(int(args.inputs.get("rsaBits", 2048)), args.name)
+        # One key per role suffix ("...-tinc-digitalocean"), shared across stacks in a process:
+        # the two nodes of a pair differ, and planning 50 sites does not generate 100 RSA keys
+        # (at `pulumi up` the tls provider makes each stack its own keys).
+        key: Any = _rsa_key(int(args.inputs.get("rsaBits", 2048)), args.name.rsplit("-", 1)[-1])
     else:
         curve = {"P256": ec.SECP256R1(), "P384": ec.SECP384R1()}[args.inputs.get("ecdsaCurve", "P256")]
         key = ec.generate_private_key(curve)
@@ -102,9 +105,7 @@ def _private_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dic
 
 
 @functools.lru_cache(maxsize=64)
-def _rsa_key(bits: int, name: str) -> rsa.RSAPrivateKey:
-    # Cached per resource name: planning the same stack twice in one process (benchmarks) does
-    # not pay for key generation twice.
+def _rsa_key(bits: int, role: str) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 

@@ -58,7 +58,7 @@ def _user_data_text(value: Any) -> str | None:
 
 
 def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, Any]:
-    resources = []
+    resources: list[dict[str, Any]] = []
     for resource in result.resources:
         resources.append({
             "urn": resource.urn,
@@ -76,7 +76,7 @@ def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, A
         "role": result.role,
         "resources": resources,
         "outputs": result.outputs,
-        "monthly_cost_usd": round(sum(r["monthly_cost_usd"] for r in resources), 2),
+        "monthly_cost_usd": round(sum(float(r["monthly_cost_usd"]) for r in resources), 2),
         "user_data": {node: {"path": str(path), "bytes": len(result.user_data[node].encode())}
                       for node, path in user_data_paths.items()},
     }

@@ -1,0 +1,58 @@
+"""Tell the platform's redirector which apex domains belong to this site.
+
+The redirector obtains a certificate for an apex on demand, and must refuse names that are not
+our clients' (anyone can point a domain at the Elastic IP). It asks DNS: a TXT record
+`<apex>._apex.<ops zone>` exists only for registered client apexes, and only site stacks create
+them. So `pulumi up` of a site is the whole registration; nothing is done on the redirector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_cloudflare as cloudflare
+
+from infra.components.failover_dns import OpsZone
+
+APEX_LABEL = "_apex"
+REGISTRATION_TTL = 300
+
+
+def registration_name(apex: str, ops_zone: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.concat(apex, f".{APEX_LABEL}.", ops_zone)
+
+
+@dataclass
+class ApexRegistrationArgs:
+    site: str
+    apexes: list[str]
+    zone: OpsZone
+
+
+class ApexRegistration(pulumi.ComponentResource):
+    """One protected TXT record per client apex in the ops zone. Output: `names`."""
+
+    def __init__(self, name: str, args: ApexRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("twinhost:site:ApexRegistration", name, None, opts)
+        content = f"twinhost site={args.site}"
+        names = []
+        for apex in args.apexes:
+            record_name = registration_name(apex, args.zone.name)
+            names.append(record_name)
+            options = pulumi.ResourceOptions(parent=self, protect=True)
+            if args.zone.provider == "cloudflare":
+                cloudflare.DnsRecord(
+                    f"{name}-{apex}", zone_id=args.zone.zone_id, name=record_name, type="TXT",
+                    content=f'"{content}"', ttl=REGISTRATION_TTL, proxied=False,
+                    comment=f"twinhost {args.site}: redirector may issue a certificate for {apex}",
+                    opts=options,
+                )
+            else:
+                aws.route53.Record(
+                    f"{name}-{apex}", zone_id=args.zone.zone_id, name=record_name, type="TXT",
+                    ttl=REGISTRATION_TTL, records=[content], opts=options,
+                )
+        self.names = pulumi.Output.all(*names)
+        self.register_outputs({"names": self.names})

@@ -1,0 +1,40 @@
+"""Shared test helpers. Tests are named after the rule they enforce."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def stack_file_values(name: str) -> dict[str, Any]:
+    """The `twinhost:` keys of a shipped stack file, namespace stripped, as plain YAML values."""
+    config = yaml.safe_load((REPO / f"Pulumi.{name}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("twinhost:")}
+
+
+@pytest.fixture
+def site_values() -> dict[str, Any]:
+    return copy.deepcopy(stack_file_values("harbourlaw"))
+
+
+@pytest.fixture
+def platform_values() -> dict[str, Any]:
+    return copy.deepcopy(stack_file_values("prod"))
+
+
+def write_stack(directory: Path, name: str, values: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """A stack file in a scratch project (with the repo's Pulumi.yaml and platform stack)."""
+    (directory / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    if not (directory / "Pulumi.prod.yaml").exists() and name != "prod":
+        (directory / "Pulumi.prod.yaml").write_text((REPO / "Pulumi.prod.yaml").read_text())
+    config = {f"twinhost:{k}": v for k, v in values.items()}
+    config.update(extra or {})
+    path = directory / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return path

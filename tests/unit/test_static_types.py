@@ -1,0 +1,26 @@
+"""infra/ type-checks against the provider SDKs: a wrong argument name or type fails here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+PROVIDER_CALL = re.compile(r"\b(digitalocean|linode|aws|cloudflare|tls|random)\.[A-Za-z_.]+\(")
+
+
+def test_infra_passes_mypy_against_the_provider_sdks():
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_type_ignores_on_provider_calls():
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in (REPO / "infra").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "type: ignore" in line and PROVIDER_CALL.search(line)
+    ]
+    assert offenders == []
