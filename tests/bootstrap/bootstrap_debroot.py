@@ -43,6 +43,10 @@ TOOL_PACKAGES = (
     "dash",
     "bash",
     "coreutils",
+    "grep",
+    "sed",
+    "diffutils",
+    "util-linux",
 )
 
 
