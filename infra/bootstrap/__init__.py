@@ -7,12 +7,12 @@ Public entry points:
 """
 
 from infra.bootstrap.hardening import FirewallRule, hardening_parts
-from infra.bootstrap.parts import File, Parts, merge
+from infra.bootstrap.parts import File, Parts, compact, merge
 from infra.bootstrap.render import (
     USER_DATA_LIMITS, render_parts, render_user_data, secret_values,
 )
 
 __all__ = [
-    "File", "FirewallRule", "Parts", "USER_DATA_LIMITS", "hardening_parts", "merge",
+    "File", "FirewallRule", "Parts", "USER_DATA_LIMITS", "compact", "hardening_parts", "merge",
     "render_parts", "render_user_data", "secret_values",
 ]

@@ -214,3 +214,28 @@ def replace(parts: Parts, **changes: Any) -> Parts:
 def files_of(parts: Parts, predicate: Sequence[str] | None = None) -> dict[str, File]:
     """Files by target path (tests and tools read rendered files through this)."""
     return {f.path: f for f in parts.files if predicate is None or f.path in predicate}
+
+
+# Comment-looking lines that are directives: apt's "#clear", sudoers' "#include", shebangs.
+_KEEP_PREFIXES = ("#!", "#clear", "#include", "@include")
+
+
+def compact(parts: Parts) -> Parts:
+    """The same parts with comment-only and blank lines removed from every file.
+
+    For hosts whose user data limit is tight (AWS: 16 KiB). The commented originals stay in the
+    repository's cloudinit/ tree; on the host the files behave the same."""
+
+    def strip(text: str) -> str:
+        kept = []
+        for line in text.splitlines():
+            bare = line.strip()
+            if not bare:
+                continue
+            if bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES):
+                continue
+            kept.append(line)
+        return "\n".join(kept) + "\n"
+
+    return dataclasses.replace(
+        parts, files=tuple(dataclasses.replace(f, content=strip(f.content)) for f in parts.files))
