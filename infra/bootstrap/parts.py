@@ -142,7 +142,7 @@ def cloud_config(parts: Parts, base: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-class FlowList(list):  # type: ignore[type-arg]
+class FlowList(list[str]):
     """A short list of words, dumped on one line: `[systemctl, enable, --now, nginx.service]`."""
 
 

@@ -12,11 +12,12 @@ from infra.bootstrap.render import node_parts
 from test_golden import redirector_user_data
 
 
+@pytest.mark.parametrize("app", ["demo", "container", "deb", "command"])
 @pytest.mark.parametrize("provider", ["digitalocean", "linode"])
-def test_user_data_fits_the_provider_limit_with_every_option_on(provider, keys):
-    size = len(render_user_data(make_spec(keys=keys, **everything_on(provider))).encode())
+def test_user_data_fits_the_provider_limit_with_every_option_on(provider, app, keys):
+    size = len(render_user_data(make_spec(keys=keys, **{**everything_on(provider), "app": app})).encode())
     limit = USER_DATA_LIMITS[provider]
-    print(f"{provider} everything on: {size} bytes of {limit}")
+    print(f"{provider} {app} everything on: {size} bytes of {limit}")
     assert size <= limit, f"{size} bytes > {limit}"
 
 
