@@ -1,40 +1,18 @@
-"""Node bootstrap: renders a node's #cloud-config from a NodeSpec.
+"""Node bootstrap: cloud-init user data renderers (see docs/bootstrap.md).
 
-PROVISIONAL: the full renderers (hardening, tinc, GlusterFS, app, web front) are issue 5 and
-replace this module. Until then this renders only the admin user and the tinc keys' placement,
-so the plan has real user data to size and write.
+Public entry points:
+- `render_user_data(spec: NodeSpec) -> str`: a site node's `#cloud-config`.
+- `hardening_parts(...) -> Parts`: the hardening alone, for other hosts (the redirector),
+  merged with their own parts by `merge` and dumped by `render_parts`.
 """
 
-from __future__ import annotations
+from infra.bootstrap.hardening import FirewallRule, hardening_parts
+from infra.bootstrap.parts import File, Parts, compact, merge
+from infra.bootstrap.render import (
+    USER_DATA_LIMITS, render_parts, render_user_data, secret_values,
+)
 
-from typing import Any
-
-import yaml
-
-from infra.bootstrap.spec import NodeSpec
-
-__all__ = ["render_user_data"]
-
-
-def render_user_data(spec: NodeSpec) -> str:
-    document: dict[str, Any] = {
-        "hostname": spec.hostname,
-        "locale": "C.UTF-8",
-        "users": [{
-            "name": spec.admin_user,
-            "groups": ["sudo"],
-            "shell": "/bin/bash",
-            "ssh_authorized_keys": list(spec.ssh_keys),
-        }],
-        "write_files": [{
-            "path": f"/etc/tinc/{spec.tinc_net}/rsa_key.priv",
-            "permissions": "0600",
-            "content": spec.tinc_private_key_pem,
-        }],
-    }
-    if spec.origin_certificate_pem and spec.origin_private_key_pem:
-        document["write_files"] += [
-            {"path": "/etc/twinhost/tls/origin.pem", "permissions": "0644", "content": spec.origin_certificate_pem},
-            {"path": "/etc/twinhost/tls/origin.key", "permissions": "0600", "content": spec.origin_private_key_pem},
-        ]
-    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)
+__all__ = [
+    "File", "FirewallRule", "Parts", "USER_DATA_LIMITS", "compact", "hardening_parts", "merge",
+    "render_parts", "render_user_data", "secret_values",
+]

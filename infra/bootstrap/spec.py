@@ -49,7 +49,7 @@ class NodeSpec:
     tinc_node_name: str
     mesh_address: str
     mesh_prefix: int
-    tinc_private_key_pem: str
+    tinc_private_key_pem: str = field(repr=False)  # secret: never in a repr or log line
     tinc_public_key_pem: str
     peer: MeshPeer
     server_names: tuple[str, ...]  # every hostname the web front answers for
@@ -57,14 +57,21 @@ class NodeSpec:
     http_sources: tuple[str, ...]  # empty: 80/443 from anywhere; else only these CIDRs
     certificates: CertificateSource
     origin_certificate_pem: str | None = None
-    origin_private_key_pem: str | None = None
+    origin_private_key_pem: str | None = field(default=None, repr=False)  # secret
     acme_email: str | None = None
     acme_directory: str = LETS_ENCRYPT_DIRECTORY
     app: App = field(default_factory=lambda: DemoApp())
-    app_secrets: tuple[tuple[str, str], ...] = ()
+    app_secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # secret values
     # Set only in the lab: an HTTP proxy for apt, and extra CA certificates to trust (the lab ACME CA).
     apt_proxy: str | None = None
     extra_ca_pem: str | None = None
+    # Added by the bootstrap (all optional):
+    # Sources that may reach 80/443 even when `http_sources` limits them (the platform's
+    # watcher, a health checker): in proxied mode only Cloudflare could reach /health otherwise.
+    health_check_sources: tuple[str, ...] = ()
+    # "HH:MM": reboot automatically after a kernel/libc update at that time (give the two nodes
+    # different times). None: never reboot automatically.
+    reboot_time: str | None = None
 
 
 def mesh_network(site: str) -> ipaddress.IPv4Network:

@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+"""twinhost demo app: the default when a site configures no app.
+
+Serves /health (JSON, 200) and a page showing this node, the deployed version, and the files
+under /srv/shared/demo/ (each node writes one when it mounts the shared volume, so a page that
+lists both proves replication). Python's standard library only; listens on 127.0.0.1:$PORT.
+"""
+
+import html
+import json
+import os
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SHARED = Path(os.environ.get("SHARED_DIR", "/srv/shared")) / "demo"
+VERSION = os.environ.get("APP_VERSION", "unknown")
+NODE = socket.gethostname()
+
+
+def shared_files() -> dict[str, str]:
+    try:
+        return {p.name: p.read_text(errors="replace")[:1000] for p in sorted(SHARED.glob("*.txt"))}
+    except OSError as exc:  # the volume is not mounted (yet)
+        return {"(shared volume)": f"not readable: {exc.strerror}"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "twinhost-demo"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/health":
+            self.reply(200, "application/json",
+                       json.dumps({"status": "ok", "node": NODE, "version": VERSION}))
+            return
+        if self.path != "/":
+            self.reply(404, "text/plain; charset=utf-8", "not found\n")
+            return
+        items = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>"
+                        for name, text in shared_files().items())
+        page = (f"<!doctype html><title>twinhost demo</title><h1>twinhost demo</h1>"
+                f"<p>Served by <b>{html.escape(NODE)}</b>, version <b>{html.escape(VERSION)}</b>.</p>"
+                f"<h2>Files on the shared volume</h2><ul>{items}</ul>")
+        self.reply(200, "text/html; charset=utf-8", page)
+
+    def reply(self, status: int, content_type: str, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # nginx logs requests; the journal stays quiet
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()

@@ -1,0 +1,143 @@
+"""The client's app as a hardened systemd service, deployable blue/green without a new node.
+
+Four kinds (infra.config): the built-in demo (default), a container image run by podman, a
+Debian package, or a command. Each runs as `twinhost-app@<slot>` (blue or green) listening on
+127.0.0.1:$PORT; the web front proxies to the active slot. `/usr/local/sbin/twinhost-deploy
+VERSION` starts a version in the idle slot, health-checks it, switches nginx and stops the old
+slot, rolling back on any failure.
+
+Settings (`app.env`) and secrets (`spec.app_secrets`) go into one 0600 environment file read by
+systemd; secrets never appear on a command line or in the unit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.spec import NodeSpec
+from infra.config import CommandApp, ContainerApp, DebApp, DemoApp
+
+APP_DIR = "/etc/twinhost/app"
+STATE_DIR = "/var/lib/twinhost/app"
+APP_USER = "twinapp"
+# A fixed UID on both nodes: files the app writes on the shared volume have the same owner on
+# either node. Above Debian's system range and far above the first human users.
+APP_UID = 4000
+ENV_MODE = 0o600
+SCRIPT_MODE = 0o755
+HEALTH_PATH = "/health"
+HEALTH_TIMEOUT_SECONDS = 60
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RESERVED_ENV = ("PORT", "APP_VERSION", "APP_IMAGE_REF", "SHARED_DIR")
+
+
+def slot_ports(port: int) -> tuple[int, int]:
+    """(blue, green): the configured port and its neighbour."""
+    return port, (port + 1 if port < 65535 else port - 1)
+
+
+def image_repository(image: str) -> str:
+    """`registry/name` of an image reference, without tag or digest."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return name
+
+
+def image_reference(image: str, version: str) -> str:
+    """What the first boot runs: the configured reference when it has a tag or digest, else
+    `<image>:<version>`."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if "@" in image or ":" in last:
+        return image
+    return f"{image}:{version}"
+
+
+def env_file_line(name: str, value: str) -> str:
+    """KEY="value" in systemd's EnvironmentFile syntax (\\, ", $ and ` escaped)."""
+    escaped = re.sub(r'([\\"$`])', r"\\\1", value)
+    return f'{name}="{escaped}"\n'
+
+
+def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
+    app = spec.app
+    problems = []
+    settings = dict(app.env)
+    secrets = dict(spec.app_secrets)
+    for name, value in {**settings, **secrets}.items():
+        if not _ENV_NAME.match(name) or name in RESERVED_ENV:
+            problems.append(f"{name!r} is not usable as an environment variable name here")
+        if any(ch in value for ch in "\n\r\0"):
+            problems.append(f"the value of {name} holds a line break or NUL")
+    overlap = sorted(set(settings) & set(secrets))
+    if overlap:
+        problems.append(f"{overlap} set both as settings and as secrets")
+    if problems:
+        raise ValueError("app: " + "; ".join(problems))
+
+    blue, green = slot_ports(app.port)
+    version = getattr(app, "version", "latest")
+    environment = ["# twinhost app settings and secrets (read by systemd; root only).\n"]
+    environment += [env_file_line(k, v) for k, v in sorted(settings.items())]
+    environment += [env_file_line(k, v) for k, v in sorted(secrets.items())]
+
+    slot = [f"PORT={blue}\n", f"APP_VERSION={version}\n"]
+    deploy = {
+        "APP_KIND": app.kind, "BLUE_PORT": str(blue), "GREEN_PORT": str(green),
+        "HEALTH_PATH": HEALTH_PATH, "HEALTH_TIMEOUT": str(HEALTH_TIMEOUT_SECONDS),
+        "SERVER_NAME": server_name, "APP_IMAGE": "", "APP_PACKAGE": "",
+    }
+    unit_values: dict[str, object] = {"kind": app.kind, "env_names": sorted({*settings, *secrets}),
+                                      "container_port": app.port, "exec_start": ""}
+    files: list[File] = []
+    packages: list[str] = []
+    runcmd: list[tuple[str, ...]] = []
+    if isinstance(app, DemoApp):
+        files.append(File("/usr/local/lib/twinhost/demo-app.py",
+                          static("usr/local/lib/twinhost/demo-app.py"), SCRIPT_MODE))
+        unit_values["exec_start"] = "/usr/bin/python3 /usr/local/lib/twinhost/demo-app.py"
+        packages.append("python3")
+    elif isinstance(app, ContainerApp):
+        reference = image_reference(app.image, app.version)
+        slot.append(f"APP_IMAGE_REF={reference}\n")
+        deploy["APP_IMAGE"] = image_repository(app.image)
+        packages += ["podman", "netavark"] + (["nftables"] if spec.debian >= 13 else [])
+        # Pull before the first start: the unit itself never waits on a registry.
+        runcmd.append(("podman", "pull", reference))
+    elif isinstance(app, (DebApp, CommandApp)):
+        files.append(File("/usr/local/lib/twinhost/app-run",
+                          template("usr/local/lib/twinhost/app-run.j2", command=app.command),
+                          SCRIPT_MODE))
+        unit_values["exec_start"] = "/usr/local/lib/twinhost/app-run"
+        if isinstance(app, DebApp):
+            deploy["APP_PACKAGE"] = app.package
+            packages.append(app.package if app.version == "latest" else f"{app.package}={app.version}")
+    files += [
+        File(f"{APP_DIR}/environment", "".join(environment), ENV_MODE, secret=bool(secrets)),
+        File(f"{APP_DIR}/slot-blue.env", "".join(slot)),
+        File(f"{APP_DIR}/deploy.env",
+             "# twinhost-deploy settings (from the stack, at first boot).\n"
+             + "".join(f"{k}={_shell_word(v)}\n" for k, v in deploy.items())),
+        File(f"{STATE_DIR}/active", "blue\n"),
+        File("/etc/systemd/system/twinhost-app@.service",
+             template("etc/systemd/system/twinhost-app@.service.j2", **unit_values)),
+        File("/usr/local/sbin/twinhost-deploy", static("usr/local/sbin/twinhost-deploy"), SCRIPT_MODE),
+    ]
+    runcmd += [
+        ("systemctl", "daemon-reload"),
+        ("systemctl", "enable", "--now", "twinhost-app@blue.service"),
+    ]
+    user = {
+        "name": APP_USER, "uid": APP_UID, "system": True, "no_create_home": True,
+        "homedir": "/nonexistent", "shell": "/usr/sbin/nologin", "lock_passwd": True,
+    }
+    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd),
+                 config={"users": [user]})
+
+
+def _shell_word(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_./:@%+=,-]*", value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"

@@ -1,0 +1,241 @@
+"""The pieces every bootstrap concern returns, and how they merge into one `#cloud-config`.
+
+Each concern (hardening, tinc, GlusterFS, the app, the web front) is a pure function of plain
+values returning a `Parts`: files to write, packages, commands for first boot, and the few
+cloud-config keys that only cloud-init's own modules can do well (users, swap, CA certificates).
+`merge` concatenates them in the order given, and `cloud_config_document` dumps the result with
+yaml; nothing is string-glued.
+
+Ordering on a node (Debian's cloud.cfg): `bootcmd` and `write_files` run early in the init stage
+(before users, before packages); packages are installed in the final stage; then `runcmd` runs,
+in list order. Files owned by a user that a package creates must be `deferred` (written after the
+packages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+# Files that land on a node live in the repository's `cloudinit/` tree, mirroring their target
+# paths. It is data, not a Python package (cloud-init's own package is called `cloudinit`).
+CLOUDINIT_DIR = Path(__file__).resolve().parents[2] / "cloudinit"
+
+Command = str | tuple[str, ...]
+"""A runcmd/bootcmd entry: an argv tuple (run without a shell) or a shell string."""
+
+
+@dataclass(frozen=True)
+class File:
+    """One file for cloud-init's `write_files`."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+    owner: str = "root:root"
+    # Written after packages are installed (needed when `owner` is created by a package).
+    deferred: bool = False
+    # Appended to an existing file instead of replacing it (e.g. /etc/fstab).
+    append: bool = False
+    # True for files holding private keys or secrets: tests check where these end up.
+    secret: bool = False
+
+    def as_cloud_config(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": self.path, "content": self.content}
+        entry["permissions"] = f"0{self.mode:o}"
+        entry["owner"] = self.owner
+        if self.deferred:
+            entry["defer"] = True
+        if self.append:
+            entry["append"] = True
+        return entry
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What one concern contributes to a node's first boot."""
+
+    files: tuple[File, ...] = ()
+    packages: tuple[str, ...] = ()
+    bootcmd: tuple[Command, ...] = ()
+    runcmd: tuple[Command, ...] = ()
+    # Top-level cloud-config keys handled by cloud-init modules (users, swap, ca_certs, ...).
+    # Two parts may not set the same key: merging refuses instead of silently overwriting.
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MergeError(ValueError):
+    pass
+
+
+# Every top-level key twinhost may emit. cloud-init 22.4 (Debian 12) silently ignores a key it
+# does not know (a typo would just do nothing), so `cloud_config` refuses anything else; the tests
+# check that both Debian releases' schemas know each of these.
+ALLOWED_KEYS = frozenset({
+    "hostname", "fqdn", "manage_etc_hosts", "locale", "package_update", "package_upgrade", "apt",
+    "users", "disable_root", "ssh_pwauth", "ssh_deletekeys", "ssh_genkeytypes", "swap",
+    "ca_certs", "bootcmd", "write_files", "packages", "runcmd",
+})
+
+# Cloud-config keys whose lists are concatenated across parts (each part adds its own users).
+LIST_KEYS = frozenset({"users"})
+
+
+def merge(parts: Iterable[Parts]) -> Parts:
+    """Concatenate parts in order; packages are de-duplicated keeping the first position.
+
+    Refuses two files with the same path and two parts setting the same cloud-config key.
+    """
+    files: list[File] = []
+    packages: list[str] = []
+    bootcmd: list[Command] = []
+    runcmd: list[Command] = []
+    config: dict[str, Any] = {}
+    problems: list[str] = []
+    seen_paths: set[str] = set()
+    for part in parts:
+        for item in part.files:
+            if item.path in seen_paths and not item.append:
+                problems.append(f"two parts write {item.path}")
+            seen_paths.add(item.path)
+            files.append(item)
+        packages.extend(p for p in part.packages if p not in packages)
+        bootcmd.extend(part.bootcmd)
+        runcmd.extend(part.runcmd)
+        for key, value in part.config.items():
+            if key in LIST_KEYS and isinstance(value, list):
+                config[key] = [*config.get(key, []), *value]
+                continue
+            if key in config:
+                problems.append(f"two parts set the cloud-config key {key!r}")
+            config[key] = value
+    if problems:
+        raise MergeError("; ".join(problems))
+    return Parts(tuple(files), tuple(packages), tuple(bootcmd), tuple(runcmd), config)
+
+
+def cloud_config(parts: Parts, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The cloud-config mapping: `base` keys first, then the merged parts."""
+    doc: dict[str, Any] = dict(base)
+    for key, value in parts.config.items():
+        if key in doc:
+            raise MergeError(f"the cloud-config key {key!r} is set twice")
+        doc[key] = value
+    if parts.bootcmd:
+        doc["bootcmd"] = [_command(c) for c in parts.bootcmd]
+    if parts.files:
+        doc["write_files"] = [f.as_cloud_config() for f in parts.files]
+    if parts.packages:
+        doc["packages"] = list(parts.packages)
+    if parts.runcmd:
+        doc["runcmd"] = [_command(c) for c in parts.runcmd]
+    unknown = sorted(set(doc) - ALLOWED_KEYS)
+    if unknown:
+        raise MergeError(f"unknown cloud-config keys {unknown}; allowed: {sorted(ALLOWED_KEYS)}")
+    return doc
+
+
+class FlowList(list[str]):
+    """A short list of words, dumped on one line: `[systemctl, enable, --now, nginx.service]`."""
+
+
+def _command(command: Command) -> str | list[str]:
+    if isinstance(command, str):
+        return command
+    if all("\n" not in word for word in command):
+        return FlowList(command)
+    return list(command)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block scalars for multi-line strings, so files stay readable in the user data."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if "\n" in value:
+        # A block scalar cannot carry trailing spaces on a line or tabs cleanly; fall back then.
+        if not any(line != line.rstrip(" ") for line in value.splitlines()):
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+def _flow_representer(dumper: yaml.SafeDumper, value: FlowList) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", list(value), flow_style=True)
+
+
+_Dumper.add_representer(str, _str_representer)
+_Dumper.add_representer(FlowList, _flow_representer)
+
+
+def dump_cloud_config(doc: Mapping[str, Any]) -> str:
+    """`#cloud-config` + YAML, keys in insertion order, long lines not folded."""
+    body = yaml.dump(dict(doc), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True,
+                     default_flow_style=False)
+    return "#cloud-config\n" + body
+
+
+# ---------------------------------------------------------------------------------------------
+# Files from the cloudinit/ tree
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(CLOUDINIT_DIR)),
+        undefined=jinja2.StrictUndefined,  # a missing value is a bug, never an empty string
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def template(source: str, /, **values: Any) -> str:
+    """Render `cloudinit/<source>` (a Jinja2 template, `.j2`) with `values`."""
+    return _environment().get_template(source).render(**values)
+
+
+def static(name: str) -> str:
+    """The text of `cloudinit/<name>`, as it lands on the node."""
+    return (CLOUDINIT_DIR / name).read_text(encoding="utf-8")
+
+
+def replace(parts: Parts, **changes: Any) -> Parts:
+    return dataclasses.replace(parts, **changes)
+
+
+def files_of(parts: Parts, predicate: Sequence[str] | None = None) -> dict[str, File]:
+    """Files by target path (tests and tools read rendered files through this)."""
+    return {f.path: f for f in parts.files if predicate is None or f.path in predicate}
+
+
+# Comment-looking lines that are directives: apt's "#clear", sudoers' "#include", shebangs.
+_KEEP_PREFIXES = ("#!", "#clear", "#include", "@include")
+
+
+def compact(parts: Parts) -> Parts:
+    """The same parts with comment-only and blank lines removed from every file.
+
+    For hosts whose user data limit is tight (AWS: 16 KiB). The commented originals stay in the
+    repository's cloudinit/ tree; on the host the files behave the same."""
+
+    def strip(text: str) -> str:
+        kept = []
+        for line in text.splitlines():
+            bare = line.strip()
+            if not bare:
+                continue
+            if bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES):
+                continue
+            kept.append(line)
+        return "\n".join(kept) + "\n"
+
+    return dataclasses.replace(
+        parts, files=tuple(dataclasses.replace(f, content=strip(f.content)) for f in parts.files))

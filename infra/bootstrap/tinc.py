@@ -1,0 +1,98 @@
+"""The tinc 1.0 mesh between a site's two nodes.
+
+One tinc network per site (`spec.tinc_net`), router mode, a /32 Subnet per node inside the site's
+mesh prefix. Keys are made by Pulumi (`pulumi_tls` RSA): this node's private key only in its own
+user data, each node's public key in both host files. Both nodes `ConnectTo` each other, so the
+mesh forms whichever boots first.
+
+On DigitalOcean, a droplet's outgoing traffic leaves from its own public IP, not its reserved
+IP. The peer's firewall therefore also allows the droplet's own address
+(`MeshPeer.other_source_addresses`), and on the droplet a small unit routes traffic for the peer
+through the anchor gateway when DigitalOcean's metadata service is present (skipped elsewhere),
+so that it leaves from the reserved IP.
+"""
+
+from __future__ import annotations
+
+import re
+
+from infra.bootstrap.hardening import FirewallRule
+from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.spec import TINC_PORT, NodeSpec
+
+MESH_INTERFACE = "tinc0"  # interface names are at most 15 characters; one mesh per node
+PRIVATE_KEY_MODE = 0o600
+SCRIPT_MODE = 0o755
+_TINC_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_NET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def tinc_dir(spec: NodeSpec) -> str:
+    return f"/etc/tinc/{spec.tinc_net}"
+
+
+def tinc_parts(spec: NodeSpec) -> Parts:
+    """tinc 1.0 configuration, keys and host files; `tinc@<net>` enabled and started."""
+    problems = [
+        f"{label} {value!r} may only hold letters, digits and _"
+        for label, value in (("tinc_node_name", spec.tinc_node_name), ("peer.name", spec.peer.name))
+        if not _TINC_NAME.match(value)
+    ]
+    if not _NET_NAME.match(spec.tinc_net):
+        problems.append(f"tinc_net {spec.tinc_net!r} may only hold letters, digits, _ and -")
+    if problems:
+        raise ValueError("tinc: " + "; ".join(problems))
+    base = tinc_dir(spec)
+    own_host = template(
+        "etc/tinc/NET/hosts/NODE.j2", name=spec.tinc_node_name, address=spec.public_address,
+        port=TINC_PORT, subnet=f"{spec.mesh_address}/32",
+        public_key_pem=spec.tinc_public_key_pem.strip(),
+    )
+    peer_host = template(
+        "etc/tinc/NET/hosts/NODE.j2", name=spec.peer.name, address=spec.peer.public_address,
+        port=TINC_PORT, subnet=f"{spec.peer.mesh_address}/32",
+        public_key_pem=spec.peer.tinc_public_key_pem.strip(),
+    )
+    files = [
+        File(f"{base}/tinc.conf", template(
+            "etc/tinc/NET/tinc.conf.j2", site=spec.site, name=spec.tinc_node_name,
+            net=spec.tinc_net, interface=MESH_INTERFACE, peer_name=spec.peer.name)),
+        File(f"{base}/rsa_key.priv", spec.tinc_private_key_pem.strip() + "\n", PRIVATE_KEY_MODE,
+             secret=True),
+        File(f"{base}/hosts/{spec.tinc_node_name}", own_host),
+        File(f"{base}/hosts/{spec.peer.name}", peer_host),
+        File(f"{base}/tinc-up", template("etc/tinc/NET/tinc-up.j2", address=spec.mesh_address,
+                                         prefix=spec.mesh_prefix), SCRIPT_MODE),
+        File(f"{base}/tinc-down", template("etc/tinc/NET/tinc-down.j2", address=spec.mesh_address,
+                                           prefix=spec.mesh_prefix), SCRIPT_MODE),
+    ]
+    runcmd: list[tuple[str, ...]] = []
+    if spec.provider == "digitalocean":
+        files += [
+            File("/etc/twinhost/peer-route.env",
+                 f"# twinhost-peer-route: the peer's public addresses.\n"
+                 f"PEER_ADDRESSES=\"{' '.join(peer_addresses(spec))}\"\n"),
+            File("/usr/local/sbin/twinhost-peer-route", static("usr/local/sbin/twinhost-peer-route"),
+                 SCRIPT_MODE),
+            File("/etc/systemd/system/twinhost-peer-route.service",
+                 static("etc/systemd/system/twinhost-peer-route.service")),
+        ]
+        runcmd.append(("systemctl", "enable", "--now", "twinhost-peer-route.service"))
+    runcmd += [
+        ("systemctl", "enable", "tinc.service", f"tinc@{spec.tinc_net}.service"),
+        ("systemctl", "start", f"tinc@{spec.tinc_net}.service"),
+    ]
+    return Parts(files=tuple(files), packages=("tinc", "iproute2"), runcmd=tuple(runcmd))
+
+
+def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
+    return (spec.peer.public_address, *spec.peer.other_source_addresses)
+
+
+def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
+    """tinc's port from the peer's addresses only; everything arriving on the mesh interface."""
+    return (
+        FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"),
+                     sources=peer_addresses(spec)),
+        FirewallRule("everything over the tinc mesh", interface=MESH_INTERFACE),
+    )

@@ -1,0 +1,36 @@
+"""Rendered files of a node, and chroot copies of Debian's tools to check them with."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from bootstrap_debroot import scratch_copy, tool_root, write_fresh
+from infra.bootstrap.parts import File
+from infra.bootstrap.render import node_parts
+from infra.bootstrap.spec import NodeSpec
+
+
+def rendered_files(spec: NodeSpec) -> dict[str, File]:
+    return {f.path: f for f in node_parts(spec).files}
+
+
+def install(root: Path, files: dict[str, File], paths: list[str] | None = None) -> None:
+    """Write rendered files at their target paths inside a scratch root."""
+    for path, item in files.items():
+        if paths is None or path in paths:
+            target = root / path.lstrip("/")
+            if item.append and target.exists():
+                write_fresh(target, target.read_text() + item.content, item.mode)
+            else:
+                write_fresh(target, item.content, item.mode)
+
+
+def scratch_root(debian: int, into: Path) -> Path:
+    return scratch_copy(tool_root(debian), into)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,191 @@
+"""Rules for the rendered hardening, firewall, GlusterFS and app files (one test per rule)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bootstrap_debroot import chroot
+from bootstrap_nodes import install, rendered_files, scratch_root
+from bootstrap_specs import ADMIN_CIDRS, make_spec
+from infra.bootstrap.glusterfs import fstab_line
+from infra.bootstrap.render import node_parts
+from infra.bootstrap.webfront import cloudflare_ranges
+
+
+def firewall(**kwargs) -> str:
+    return rendered_files(make_spec(**kwargs))["/usr/local/sbin/twinhost-firewall"].content
+
+
+def test_firewall_denies_incoming_by_default_and_limits_ssh_to_admin_networks():
+    text = firewall()
+    assert "$ufw default deny incoming" in text
+    ssh = [line for line in text.splitlines() if "port 22 " in line]
+    assert ssh and all(line.startswith("$ufw limit in proto tcp from ") for line in ssh)
+    assert {line.split(" from ")[1].split(" ")[0] for line in ssh} == set(ADMIN_CIDRS)
+    assert text.rstrip().endswith("$ufw --force enable")
+
+
+def test_web_is_open_to_all_when_dns_only_and_to_cloudflare_and_health_checkers_when_proxied():
+    assert "allow in proto tcp from any to any port 80,443" in firewall(proxied=False)
+    # make_spec gives no http_sources (the Pulumi side fills them); with them, only those open:
+    spec = make_spec(proxied=True)
+    from dataclasses import replace
+    restricted = replace(spec, http_sources=cloudflare_ranges())
+    text = rendered_files(restricted)["/usr/local/sbin/twinhost-firewall"].content
+    web = {line.split(" from ")[1].split(" ")[0] for line in text.splitlines() if "port 80,443" in line}
+    assert web == set(cloudflare_ranges()) | {"192.0.2.200/32"}
+
+
+def test_everything_on_the_mesh_interface_is_allowed():
+    assert "$ufw allow in on tinc0 comment" in firewall()
+
+
+def test_firewall_script_is_valid_shell():
+    result = subprocess.run(["sh", "-n"], input=firewall(proxied=True), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_services_cannot_start_before_the_firewall_is_up():
+    parts = node_parts(make_spec())
+    assert parts.files[0].path == "/usr/sbin/policy-rc.d" and "exit 101" in parts.files[0].content
+    runcmd = list(parts.runcmd)
+    firewall_at = runcmd.index(("/usr/local/sbin/twinhost-firewall",))
+    unblock_at = runcmd.index(("rm", "-f", "/usr/sbin/policy-rc.d"))
+    assert firewall_at < unblock_at
+    starts = [i for i, c in enumerate(runcmd) if c[:1] == ("systemctl",) and ("--now" in c or "start" in c)]
+    assert all(i > unblock_at for i in starts)
+
+
+@pytest.mark.parametrize("debian", [12, 13])
+def test_fail2ban_config_is_accepted_and_reads_sshd_from_the_journal(debian, tmp_path):
+    root = scratch_root(debian, tmp_path / "root")
+    install(root, rendered_files(make_spec(debian=debian)), ["/etc/fail2ban/jail.d/twinhost.local"])
+    result = chroot(root, ["fail2ban-client", "--dp", "-t"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    dump = chroot(root, ["fail2ban-client", "-d"]).stdout
+    assert "['add', 'sshd', 'systemd']" in dump, dump[-2000:]
+    assert "iptables-multiport" in dump
+
+
+@pytest.mark.parametrize("debian", [12, 13])
+def test_admin_sudoers_file_is_valid_and_root_only(debian, tmp_path):
+    root = scratch_root(debian, tmp_path / "root")
+    files = rendered_files(make_spec(debian=debian))
+    install(root, files, ["/etc/sudoers.d/90-twinhost-admin"])
+    assert files["/etc/sudoers.d/90-twinhost-admin"].mode == 0o440
+    result = chroot(root, ["visudo", "-c", "-f", "/etc/sudoers.d/90-twinhost-admin"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sysctl_kernel_keys_are_split_from_net_keys_and_may_fail_in_a_container():
+    files = rendered_files(make_spec())
+    net = files["/etc/sysctl.d/60-twinhost-net.conf"].content
+    kernel = files["/etc/sysctl.d/61-twinhost-kernel.conf"].content
+    net_keys = [l.split("=")[0].strip() for l in net.splitlines() if "=" in l and not l.startswith("#")]
+    kernel_keys = [l.split("=")[0].strip() for l in kernel.splitlines() if "=" in l and not l.startswith("#")]
+    assert net_keys and all(k.startswith("net.") for k in net_keys)
+    assert kernel_keys and all(k.startswith("-") for k in kernel_keys)
+    for text in (net, kernel):  # a reason above every key
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if "=" in line and not line.startswith("#"):
+                above = [l for l in lines[:i] if l.strip()]
+                assert above and (above[-1].startswith("#") or "=" in above[-1]), line
+
+
+def test_small_nodes_get_swap_and_big_ones_do_not():
+    assert "swap" in node_parts(make_spec(memory_mib=1024)).config
+    assert "swap" not in node_parts(make_spec(memory_mib=2048)).config
+
+
+def test_sudo_is_never_left_to_cloud_inits_stub_sudoers():
+    admin = node_parts(make_spec()).config["users"][0]
+    assert "sudo" not in admin and "sudo" in admin["groups"] and admin["lock_passwd"] is True
+
+
+def test_security_repository_is_added_only_when_missing():
+    (bootcmd,) = node_parts(make_spec(debian=13)).bootcmd
+    assert bootcmd[:3] == ("cloud-init-per", "once", "twinhost-security-repo")
+    assert "&& exit 0" in bootcmd[-1] and "Suites: trixie-security" in bootcmd[-1]
+
+
+def test_only_the_primary_creates_the_gluster_volume():
+    a = rendered_files(make_spec("digitalocean"))["/etc/twinhost/gluster.env"].content
+    b = rendered_files(make_spec("linode"))["/etc/twinhost/gluster.env"].content
+    assert "ROLE=primary" in a and "ROLE=secondary" in b
+    script = rendered_files(make_spec())["/usr/local/sbin/twinhost-gluster-volume"].content
+    create = script.index("volume create")
+    assert script.index('if [ "$ROLE" = primary ]') > script.index("create_volume() {")
+    assert "replica 2" in script[create:create + 200]
+    result = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_gluster_quorum_is_chosen_deliberately():
+    script = rendered_files(make_spec())["/usr/local/sbin/twinhost-gluster-volume"].content
+    for option in ("cluster.quorum-type fixed", "cluster.quorum-count 1",
+                   "cluster.server-quorum-type none", "cluster.favorite-child-policy mtime",
+                   "network.ping-timeout 10"):
+        assert f'"{option}"' in script
+
+
+def test_shared_volume_mount_survives_reboot_and_loss_of_either_server():
+    spec = make_spec("linode")
+    line = fstab_line(spec)
+    source, mountpoint, fstype, options, *_ = line.split()
+    assert (source, mountpoint, fstype) == ("localhost:/shared", "/srv/shared", "glusterfs")
+    opts = options.split(",")
+    assert f"backup-volfile-servers={spec.peer.mesh_address}" in opts
+    assert {"_netdev", "x-systemd.automount", "nofail"} <= set(opts)
+    fstab = rendered_files(spec)["/etc/fstab"]
+    assert fstab.append and fstab.content == line
+
+
+@pytest.mark.parametrize("kind", ["demo", "deb", "command"])
+def test_app_unit_is_sandboxed(kind):
+    unit = rendered_files(make_spec(app=kind))["/etc/systemd/system/twinhost-app@.service"].content
+    for directive in ("DynamicUser=yes", "User=twinapp", "ProtectSystem=strict", "ProtectHome=yes",
+                      "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+                      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "Restart=always",
+                      "EnvironmentFile=/etc/twinhost/app/environment"):
+        assert directive in unit.splitlines(), directive
+
+
+def test_app_environment_file_escapes_values_for_systemd(keys):
+    from infra.bootstrap.app import env_file_line
+    assert env_file_line("A", 'x"y$z\\w`') == 'A="x\\"y\\$z\\\\w\\`"\n'
+    env = rendered_files(make_spec(keys=keys))["/etc/twinhost/app/environment"]
+    assert env.mode == 0o600 and f'SHOP_API_TOKEN="{keys.app_secret}"' in env.content
+
+
+def test_demo_app_serves_health_and_reads_the_shared_volume(tmp_path):
+    import json
+    import socket
+    import sys
+    import time
+    import urllib.request
+    script = rendered_files(make_spec())["/usr/local/lib/twinhost/demo-app.py"].content
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "node-a.txt").write_text("hello from node a")
+    (tmp_path / "app.py").write_text(script)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "app.py")],
+                            env={"PORT": str(port), "APP_VERSION": "7", "SHARED_DIR": str(tmp_path)})
+    try:
+        for _ in range(50):
+            try:
+                health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2))
+                break
+            except OSError:
+                time.sleep(0.1)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait()
+    assert health["status"] == "ok" and health["version"] == "7"
+    assert "hello from node a" in page
