@@ -9,7 +9,7 @@ import pulumi
 
 from infra.components.failover_dns import OpsZone
 from infra.components.site_pair import PlatformOutputs, SitePair, SitePairArgs
-from infra.config import NAMESPACE, SiteConfig
+from infra.config import NAMESPACE, ConfigError, ConfigIssue, SiteConfig
 
 
 def build_site(config: SiteConfig) -> dict[str, Any]:
@@ -39,10 +39,11 @@ def build_site(config: SiteConfig) -> dict[str, Any]:
 
 def _same_dns_provider(expected: str, actual: str) -> str:
     if expected != actual:
-        raise ValueError(
-            f"{NAMESPACE}:opsDns is {expected!r} but the platform stack's ops zone is on {actual!r}; "
-            f"set {NAMESPACE}:opsDns to {actual!r}"
-        )
+        raise ConfigError([ConfigIssue(
+            f"{NAMESPACE}:opsDns",
+            f"does not match the platform stack, whose ops zone is on {actual!r}; set it to {actual!r}",
+            expected,
+        )])
     return actual
 
 
