@@ -164,6 +164,7 @@ class SitePair(pulumi.ComponentResource):
             "own_address": self.reserved_ip.ip_address if provider == "digitalocean" else None,
             "server_names": pulumi.Output.all(*self._server_names()),
             "http_sources": self._http_sources(),
+            "watcher": self._args.platform.redirector_address,
             "origin_cert": origin.certificate_pem if origin else None,
             "origin_key": origin.private_key_pem if origin else None,
             "app_secrets": self._args.app_secrets or {},
@@ -198,7 +199,14 @@ class SitePair(pulumi.ComponentResource):
                 ),
                 server_names=tuple(resolved["server_names"]),
                 proxied=config.proxied,
-                http_sources=tuple(resolved["http_sources"]),
+                # The node's ufw separates Cloudflare's edge from the watcher's health checks.
+                http_sources=tuple(s for s in resolved["http_sources"] if s != f"{resolved['watcher']}/32"),
+                health_check_sources=(
+                    (f"{resolved['watcher']}/32",)
+                    if config.proxied and config.failover.mode == "watchdog" else ()
+                ),
+                # Unattended reboots after kernel updates, never both nodes at once.
+                reboot_time="03:30" if provider == "digitalocean" else "04:30",
                 certificates=config.certificate_source,
                 origin_certificate_pem=resolved["origin_cert"],
                 origin_private_key_pem=resolved["origin_key"],

@@ -117,6 +117,8 @@ def test_proxied_watchdog_sites_also_let_the_watcher_check_health(tmp_path, site
     web = [r for r in reveal(one(result, "digitalocean:index/firewall:Firewall").inputs["inboundRules"])
            if r.get("portRange") == "443"]
     assert "192.0.2.10/32" in web[0]["sourceAddresses"]
+    # ...and each node's own firewall lets the watcher through too.
+    assert all("192.0.2.10/32" in text for text in result.user_data.values())
 
 
 def _is_whole_number(value: Any) -> bool:
