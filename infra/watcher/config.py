@@ -373,6 +373,10 @@ def _issues(exc: ValidationError) -> list[Issue]:
             message = "must be one of 'cloudflare', 'route53', 'rfc2136'"
             value = value.get("backend") if isinstance(value, dict) else value
             key += ".backend"
+        elif kind in ("too_short", "too_long"):
+            ctx = error.get("ctx", {})
+            bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+            message = f"must have {'at least' if kind == 'too_short' else 'at most'} {bound} item(s), has {ctx.get('actual_length')}"
         elif kind == "union_tag_not_found":
             message, value = "needs 'backend': 'cloudflare', 'route53' or 'rfc2136'", None
         elif message.startswith("Input should be "):
