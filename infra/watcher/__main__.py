@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
         log.emit("watcher_stopping", signal=signal.Signals(signum).name)
         clock.stopping.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     log.emit("watcher_started", version=VERSION, once=args.once, sites=[s.site for s in config.sites],
              interval=config.interval, failures=config.failures, recoveries=config.recoveries, timeout=config.timeout)
     try:
@@ -92,6 +91,8 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
         else:
             engine.run(clock.stopping.is_set)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if notifier is not None:
             # Give queued messages their retries, but never hang a stop for long.
             notifier.close(timeout=min(config.notify.attempts * (config.notify.timeout + 2), 30))

@@ -156,3 +156,13 @@ class Harness:
 def both_up(tmp_path: Any) -> Harness:
     """Both nodes in the record and healthy: the normal state."""
     return Harness(tmp_path, [A, B])
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory):
+    """One real Knot DNS server on 127.0.0.1 for the whole run (installed if missing)."""
+    from .knot import start_knot, stop_knot
+
+    server = start_knot(tmp_path_factory.mktemp("knot"))
+    yield server
+    stop_knot(server)

@@ -9,16 +9,9 @@ from infra.watcher.backends import DnsError
 from infra.watcher.backends.rfc2136 import Rfc2136Backend
 
 from .conftest import A, B, Harness
-from .knot import ZONE, Knot, free_port, start_knot, stop_knot
+from .knot import ZONE, Knot, free_port
 
 NAME = f"acme.{ZONE}"
-
-
-@pytest.fixture(scope="module")
-def knot(tmp_path_factory: pytest.TempPathFactory):
-    server = start_knot(tmp_path_factory.mktemp("knot"))
-    yield server
-    stop_knot(server)
 
 
 def backend(knot: Knot, name: str = NAME, key: str = "watcher", secret: str | None = None, port: int | None = None) -> Rfc2136Backend:
