@@ -292,7 +292,7 @@ class WatcherConfig(_Model):
     reconcile_interval: float = Field(60.0, ge=1, le=86400)
     state_dir: AbsolutePath = DEFAULT_STATE_DIR
     secrets_dir: AbsolutePath = DEFAULT_SECRETS_DIR
-    notify: Notify = Field(default_factory=lambda: Notify())
+    notify: Notify = Field(default_factory=lambda: Notify.model_validate({}))
     sites: list[Site] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ from infra.watcher.clock import Clock
 from infra.watcher.config import Node, Site, WatcherConfig
 from infra.watcher.health import Checker, Result, Target
 from infra.watcher.log import EventLog
-from infra.watcher.state import NodeState, SiteState, State, StateStore
+from infra.watcher.state import NodeState, SiteState, State, StateStore, Status
 
 
 class Notifier(Protocol):
@@ -78,7 +78,10 @@ class Engine:
         ]
         results = self.checker(targets)
         for site in self.config.sites:
-            self._site_tick(site, results)
+            try:
+                self._site_tick(site, results)
+            except Exception as exc:  # noqa: BLE001 - one site's surprise must not stop the others
+                self.log.emit("site_error", "error", site=site.site, error=_describe(exc))
         self._save()
 
     # -----------------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ class Engine:
             return False  # cannot judge new nodes without the record; try again next tick
         now = self.clock.now()
         for node in new:
-            status = "up" if node.address in current else "down"
+            status: Status = "up" if node.address in current else "down"
             state.nodes[node.name] = NodeState(address=node.address, status=status, since=now)
             self.log.emit("node_tracked", site=site.site, node=node.name, address=node.address, status=status,
                           reason="in the record" if status == "up" else "not in the record: must pass checks first")
@@ -162,8 +165,8 @@ class Engine:
             return
         try:
             self.backends[site.site].set(healthy, site.record_ttl)
-        except DnsError as exc:
-            self._dns_failed(site, state, "set", exc)
+        except Exception as exc:  # noqa: BLE001 - as in _read
+            self._dns_failed(site, state, "set", exc if isinstance(exc, DnsError) else DnsError(_describe(exc)))
             return
         state.published = healthy
         state.dns_failures, state.dns_alerted = 0, False
@@ -177,8 +180,8 @@ class Engine:
     def _read(self, site: Site, state: SiteState) -> list[str] | None:
         try:
             current = self.backends[site.site].get()
-        except DnsError as exc:
-            self._dns_failed(site, state, "get", exc)
+        except Exception as exc:  # noqa: BLE001 - DnsError, or a library's surprise: same handling
+            self._dns_failed(site, state, "get", exc if isinstance(exc, DnsError) else DnsError(_describe(exc)))
             return None
         if state.published is not None and sorted(set(current)) != sorted(set(state.published)):
             self.log.emit("record_differs", "warning", site=site.site, record=site.record,
@@ -227,6 +230,11 @@ class Engine:
         if text != self._saved:  # steady state writes nothing: no disk churn every 5 s
             self.store.save(self.state)
             self._saved = text
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected exception, for the log: its type and a bounded message."""
+    return f"{exc.__class__.__name__}: {str(exc)[:300]}"
 
 
 def _fmt(addresses: list[str] | None) -> str:

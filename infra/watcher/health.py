@@ -91,6 +91,8 @@ class HttpsChecker:
             ok, detail = False, f"connect: {exc.strerror or exc.__class__.__name__}"
         except ValueError as exc:  # a malformed answer
             ok, detail = False, f"http: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a check that breaks is a failed check, not a dead watcher
+            ok, detail = False, f"error: {exc.__class__.__name__}"
         return Result(ok, detail, time.monotonic() - start)
 
     async def _exchange(self, target: Target) -> tuple[str, bool]:

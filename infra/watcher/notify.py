@@ -66,7 +66,7 @@ class WebhookNotifier:
 
     def _deliver(self, message: dict[str, Any]) -> None:
         body = json.dumps(message).encode("utf-8")
-        fields = {"notice": message.get("event"), "site": message.get("site")}
+        fields: dict[str, Any] = {"notice": message.get("event"), "site": message.get("site")}
         for attempt in range(1, self._attempts + 1):
             try:
                 status = self._post(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -267,3 +268,33 @@ def test_a_node_with_a_new_address_is_judged_afresh(tmp_path) -> None:
     assert tracked[0]["status"] == "down", "the new address is not in the record yet"
     h.ticks(1)
     assert h.backend.addresses == [A, "198.51.100.21"]
+
+
+def test_an_unexpected_backend_exception_is_handled_like_a_dns_error(both_up: Harness) -> None:
+    h = both_up
+    h.checker.health["linode"] = False
+    h.ticks(2)
+    h.backend.fail_next = [KeyError("result")]  # e.g. an SDK meeting an answer it cannot parse
+    h.ticks(1)
+    assert h.events.named("dns_error")[0]["error"] == "KeyError: 'result'"
+    h.ticks(1)
+    assert h.backend.addresses == [A]
+
+
+def test_one_broken_site_does_not_stop_the_others(tmp_path) -> None:
+    from .conftest import MemoryBackend
+
+    data = site_config().model_dump(by_alias=True)
+    other = copy.deepcopy(data["sites"][0])
+    other.update(site="globex", record="globex.ops.example.net")
+    data["sites"].append(other)
+    from infra.watcher.config import parse_config
+
+    h = Harness(tmp_path, [A, B], config=parse_config(data))
+    globex = MemoryBackend([A, B])
+    h.engine.backends = {"acme": h.backend, "globex": globex}
+    h.engine.checker = lambda targets: {k: v for k, v in h.checker(targets).items() if k[0] != "acme"}  # acme's results lost
+    h.checker.health["linode"] = False
+    h.ticks(3)
+    assert h.events.named("site_error")[0]["site"] == "acme"
+    assert globex.addresses == [A], "globex still moved"

@@ -7,9 +7,11 @@ disk). botocore's retries are off for the same reason as Cloudflare's: the loop 
 
 from __future__ import annotations
 
-import boto3
-import botocore.config
-import botocore.exceptions
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import botocore.config  # type: ignore[import-untyped]
+import botocore.exceptions  # type: ignore[import-untyped]
 
 from infra.watcher.backends import DnsError, RateLimited
 
@@ -65,7 +67,7 @@ class Route53Backend:
             },
         )
 
-    def _call(self, what: str, method, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
         try:
             return method(**kwargs)
         except botocore.exceptions.ClientError as exc:
