@@ -19,6 +19,7 @@ from infra.watcher.engine import Engine
 from infra.watcher.health import Checker, HttpsChecker
 from infra.watcher.log import EventLog
 from infra.watcher.notify import WebhookNotifier
+from infra.watcher.sdnotify import SystemdNotifier
 from infra.watcher.state import StateStore
 
 DEFAULT_CONFIG = "/etc/twinhost/watcher.json"
@@ -77,12 +78,15 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     else:
         log.emit("notify_disabled", "warning", reason=f"no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL")
     engine = build_engine(config, clock=clock, log=log, backends=backends, notifier=notifier, state_dir=args.state_dir)
+    systemd = SystemdNotifier()
+    engine.heartbeat = systemd.watchdog
 
     def stop(signum: int, _frame: object) -> None:
         log.emit("watcher_stopping", signal=signal.Signals(signum).name)
         clock.stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    systemd.ready()
     log.emit("watcher_started", version=VERSION, once=args.once, sites=[s.site for s in config.sites],
              interval=config.interval, failures=config.failures, recoveries=config.recoveries, timeout=config.timeout)
     try:
@@ -91,6 +95,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
         else:
             engine.run(clock.stopping.is_set)
     finally:
+        systemd.stopping()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if notifier is not None:

@@ -33,7 +33,8 @@ class Notifier(Protocol):
 
 class Engine:
     def __init__(self, config: WatcherConfig, backends: dict[str, DnsBackend], checker: Checker,
-                 store: StateStore, log: EventLog, clock: Clock, notifier: Notifier | None = None):
+                 store: StateStore, log: EventLog, clock: Clock, notifier: Notifier | None = None,
+                 heartbeat: Callable[[], None] = lambda: None):
         self.config = config
         self.backends = backends
         self.checker = checker
@@ -41,6 +42,7 @@ class Engine:
         self.log = log
         self.clock = clock
         self.notifier = notifier
+        self.heartbeat = heartbeat  # called after every round and site: systemd's watchdog
         self.state, warning = store.load()
         if warning:
             log.emit("state_reset", "warning", reason=warning)
@@ -82,7 +84,9 @@ class Engine:
                 self._site_tick(site, results)
             except Exception as exc:  # noqa: BLE001 - one site's surprise must not stop the others
                 self.log.emit("site_error", "error", site=site.site, error=_describe(exc))
+            self.heartbeat()
         self._save()
+        self.heartbeat()
 
     # -----------------------------------------------------------------------------------------
     # One site

@@ -141,3 +141,24 @@ def test_sigterm_stops_the_service_cleanly(world) -> None:
     assert time.monotonic() - start < 5, "a stop must not wait for the next tick"
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert events[-2:] == ["watcher_stopping", "watcher_stopped"] or events[-1] == "watcher_stopped"
+
+
+def test_systemd_is_told_ready_then_pinged_every_round_then_stopping(world, tmp_path, monkeypatch) -> None:
+    import socket as socket_module
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(1)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    try:
+        assert run("--config", str(world["config"]), "--once")[0] == 0
+        messages = []
+        while True:
+            try:
+                messages.append(sock.recv(256).decode())
+            except TimeoutError:
+                break
+    finally:
+        sock.close()
+    assert messages == ["READY=1", "WATCHDOG=1", "WATCHDOG=1", "STOPPING=1"]  # one site, one round
