@@ -30,6 +30,13 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO = PACKAGE_DIR.parents[1]
 LOCK_FILE = REPO / "requirements.lock"
+# SHA-256 of every wheel the node may install, for `pip install --require-hashes`: a tampered or
+# swapped wheel on the index fails the install. Refresh after a lock change:
+#   .venv/bin/python -m infra.watcher.install --refresh-hashes
+HASH_FILE = PACKAGE_DIR / "node-wheels.sha256"
+# The redirector: arm64 (t4g) or x86_64, Debian 12 (Python 3.11) or 13 (Python 3.13).
+NODE_PLATFORMS = (("manylinux2014_aarch64", "3.11"), ("manylinux2014_x86_64", "3.11"),
+                  ("manylinux2014_aarch64", "3.13"), ("manylinux2014_x86_64", "3.13"))
 UNIT_FILE = REPO / "cloudinit/etc/systemd/system/twinhost-watcher.service"
 
 ROOT = "/opt/twinhost-watcher"
@@ -105,13 +112,56 @@ def locked_versions(lock: Path = LOCK_FILE) -> dict[str, str]:
     return versions
 
 
-def requirements(backends: Iterable[str]) -> str:
-    """The node's requirements.txt: exact pins for core + the given backends."""
+def node_pins(backends: Iterable[str]) -> list[tuple[str, str]]:
+    """(distribution, locked version) for core + the given backends."""
     versions = locked_versions()
     names: list[str] = []
     for part in ("core", *sorted(set(backends))):
         names.extend(n for n in NODE_DISTRIBUTIONS[part] if n not in names)
-    return "".join(f"{name}=={versions[_normal(name)]}\n" for name in names)
+    return [(name, versions[_normal(name)]) for name in names]
+
+
+def wheel_hashes() -> dict[str, list[str]]:
+    """"name==version" -> the sha256 of each of its wheels, from HASH_FILE."""
+    hashes: dict[str, list[str]] = {}
+    for line in HASH_FILE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            pin, digest = line.split()
+            hashes.setdefault(pin, []).append(digest)
+    return hashes
+
+
+def requirements(backends: Iterable[str]) -> str:
+    """The node's requirements.txt: exact pins with their wheels' hashes (pip's hash mode)."""
+    hashes = wheel_hashes()
+    lines = []
+    for name, version in node_pins(backends):
+        pin = f"{_normal(name)}=={version}"
+        if pin not in hashes:
+            raise KeyError(f"no wheel hashes for {pin}: run python -m infra.watcher.install --refresh-hashes")
+        lines.append(f"{name}=={version} " + " ".join(f"--hash={h}" for h in hashes[pin]))
+    return "\n".join(lines) + "\n"
+
+
+def refresh_hashes(download_dir: Path) -> None:
+    """Download every node wheel for every node platform (PyPI) and record their SHA-256."""
+    import subprocess
+    import sys
+
+    pins = [f"{name}=={version}" for name, version in node_pins(NODE_DISTRIBUTIONS)]
+    for platform, python in NODE_PLATFORMS:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             "--platform", platform, "--python-version", python, "--dest", str(download_dir), *pins],
+            check=True,
+        )
+    lines = []
+    for wheel in sorted(download_dir.glob("*.whl")):
+        name, version = wheel.name.split("-")[:2]
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        lines.append(f"{_normal(name)}=={version} sha256:{digest}")
+    HASH_FILE.write_text("# Written by `python -m infra.watcher.install --refresh-hashes`; do not edit.\n"
+                         + "\n".join(sorted(set(lines))) + "\n")
 
 
 def node_install(config_json: str, backends: Iterable[str], *, bucket: str, key: str,
@@ -133,7 +183,7 @@ def node_install(config_json: str, backends: Iterable[str], *, bucket: str, key:
         ("tar", "-xzf", archive, "-C", f"{ROOT}/lib", "--no-same-owner"),
         ("python3", "-m", "venv", f"{ROOT}/venv"),
         (f"{ROOT}/venv/bin/pip", "install", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--require-virtualenv", "-r", f"{ROOT}/requirements.txt"),
+         "--require-hashes", "--require-virtualenv", "-r", f"{ROOT}/requirements.txt"),
         (f"{ROOT}/venv/bin/python", "-m", "compileall", "-q", f"{ROOT}/lib"),
         ("systemctl", "daemon-reload"),
         ("systemctl", "enable", "--now", "twinhost-watcher.service"),
@@ -143,3 +193,15 @@ def node_install(config_json: str, backends: Iterable[str], *, bucket: str, key:
 
 def _normal(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m infra.watcher.install")
+    parser.add_argument("--refresh-hashes", action="store_true", help=f"rewrite {HASH_FILE.name} from PyPI")
+    if parser.parse_args().refresh_hashes:
+        with tempfile.TemporaryDirectory() as tmp:
+            refresh_hashes(Path(tmp))
+        print(f"wrote {HASH_FILE}")

@@ -123,6 +123,18 @@ def test_node_install_writes_secrets_0600_and_keeps_them_out_of_the_config() -> 
     assert token.mode == 0o600 and token.secret
     assert "tok-xyz" not in by_path[install.CONFIG_PATH].content
     pins = by_path[f"{install.ROOT}/requirements.txt"].content
-    assert "cloudflare==5.9.0\n" in pins and "boto3" not in pins and "pydantic==" in pins
+    assert "cloudflare==5.9.0 --hash=sha256:" in pins and "boto3" not in pins and "pydantic==" in pins
+    assert any("--require-hashes" in c for c in plan.runcmd if isinstance(c, tuple))
     assert any("sha256sum --check" in c for c in plan.runcmd if isinstance(c, str))
     assert plan.runcmd[-1] == ("systemctl", "enable", "--now", "twinhost-watcher.service")
+
+
+def test_every_node_pin_has_the_hashes_of_its_wheels_for_every_node_platform() -> None:
+    text = install.requirements(install.NODE_DISTRIBUTIONS)
+    lines = text.splitlines()
+    assert len(lines) == sum(len(v) for v in install.NODE_DISTRIBUTIONS.values())
+    for line in lines:
+        assert "--hash=sha256:" in line, line
+    # The one compiled distribution: a wheel per architecture and Python (3.11 and 3.13).
+    [core] = [line for line in lines if line.startswith("pydantic_core==")]
+    assert core.count("--hash=") == len(install.NODE_PLATFORMS)
