@@ -44,7 +44,7 @@ def build_engine(config: WatcherConfig, *, clock: Clock, log: EventLog, checker:
                  notifier: WebhookNotifier | None = None, state_dir: str | None = None) -> Engine:
     """The engine with its real parts, each replaceable (tests, drills)."""
     if backends is None:
-        backends = {site.site: backend_for(site, config, timeout=config.timeout) for site in config.sites}
+        backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
     return Engine(
         config, backends, checker or HttpsChecker(config.timeout), StateStore(state_dir or config.state_dir),
         log, clock, notifier,
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     log = EventLog(clock.now, out)
     try:
         config = load_config(args.config)
-        backends = {site.site: backend_for(site, config, timeout=config.timeout) for site in config.sites}
+        backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
         url = webhook_url(config)
     except (WatcherConfigError, SecretError, DnsError) as exc:
         print(f"twinhost-watcher: {exc}", file=err)

@@ -287,6 +287,9 @@ class WatcherConfig(_Model):
     failures: int = Field(3, ge=1, le=10)
     recoveries: int = Field(2, ge=1, le=10)
     timeout: float = Field(3.0, gt=0, le=60)
+    # One DNS API call; longer than a health check: provider APIs are slower than a /health page,
+    # and a call that times out is only retried next round.
+    dns_timeout: float = Field(10.0, gt=0, le=60)
     # How often the record is read back even when nothing changed, to repair drift (someone edited
     # the record by hand). Reads are cheap but rate-limited at the providers: not every tick.
     reconcile_interval: float = Field(60.0, ge=1, le=86400)
