@@ -1,0 +1,22 @@
+"""The failover watcher: health-checks every node of every watchdog site, moves the site's failover
+A record to the healthy nodes through the DNS provider's API, and notifies a webhook on every move.
+
+It runs on the redirector (a third location, neither DigitalOcean nor Linode), installed by the
+redirector's cloud-init into its own virtualenv and run by a hardened systemd unit. It is
+self-contained on purpose: nothing here imports the rest of `infra` (Pulumi, the provider SDKs), so
+the node only needs this package, pydantic, and the one DNS client library its sites use.
+
+Modules:
+- `config`   the JSON config file, validated whole (every error names the key and the value)
+- `health`   concurrent HTTPS checks of `/health`, with bounded timeouts, CA bundle or pinned cert
+- `engine`   hysteresis, the decision (never the last address, never flap) and read-before-write
+- `state`    the on-disk state (atomic write) that a restart resumes from
+- `notify`   the webhook notifier: a background thread, retried briefly, never blocks the loop
+- `backends` one small interface, three DNS providers: Cloudflare, Route 53, RFC 2136
+- `install`  the files and commands that put the watcher on the redirector
+
+What it deliberately does not do: AAAA records, per-site check intervals, or Cloudflare Load
+Balancing / Route 53 health checks (those are other failover modes, with no code of ours).
+"""
+
+VERSION = "0.1.0"

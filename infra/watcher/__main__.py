@@ -1,0 +1,109 @@
+"""`python -m infra.watcher --config /etc/twinhost/watcher.json [--once | --check-config]`
+
+Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config or a missing/unsafe secret (nothing
+was checked or changed), 1 an unexpected error (systemd restarts the service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Sequence, TextIO
+
+from infra.watcher import VERSION
+from infra.watcher.backends import DnsBackend, DnsError, backend_for
+from infra.watcher.clock import Clock, SystemClock
+from infra.watcher.config import SecretError, WatcherConfig, WatcherConfigError, load_config, webhook_url
+from infra.watcher.engine import Engine
+from infra.watcher.health import Checker, HttpsChecker
+from infra.watcher.log import EventLog
+from infra.watcher.notify import WebhookNotifier
+from infra.watcher.sdnotify import SystemdNotifier
+from infra.watcher.state import StateStore
+
+DEFAULT_CONFIG = "/etc/twinhost/watcher.json"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.watcher", description="twinhost failover watcher")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"the JSON config file (default {DEFAULT_CONFIG})")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true",
+                      help="one round of checks and decisions, then exit (state is kept: repeated runs "
+                           "accumulate towards failures/recoveries, as ticks do)")
+    mode.add_argument("--check-config", action="store_true",
+                      help="validate the config and that every secret is readable, print a summary, exit")
+    parser.add_argument("--state-dir", help="override the config's stateDir")
+    parser.add_argument("--version", action="version", version=f"twinhost-watcher {VERSION}")
+    return parser.parse_args(argv)
+
+
+def build_engine(config: WatcherConfig, *, clock: Clock, log: EventLog, checker: Checker | None = None,
+                 backends: dict[str, DnsBackend] | None = None,
+                 notifier: WebhookNotifier | None = None, state_dir: str | None = None) -> Engine:
+    """The engine with its real parts, each replaceable (tests, drills)."""
+    if backends is None:
+        backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
+    return Engine(
+        config, backends, checker or HttpsChecker(config.timeout), StateStore(state_dir or config.state_dir),
+        log, clock, notifier,
+    )
+
+
+def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    args = parse_args(argv)
+    clock = clock or SystemClock()
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    log = EventLog(clock.now, out)
+    try:
+        config = load_config(args.config)
+        backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
+        url = webhook_url(config)
+    except (WatcherConfigError, SecretError, DnsError) as exc:
+        print(f"twinhost-watcher: {exc}", file=err)
+        return 2
+
+    if args.check_config:
+        for site in config.sites:
+            nodes = ", ".join(f"{n.name}={n.address}" for n in site.nodes)
+            print(f"{site.site}: {site.record} via {site.dns.backend}, ttl {site.record_ttl}; nodes {nodes}", file=out)
+        print(f"notifications: {'on' if url else 'off'}; state in {args.state_dir or config.state_dir}", file=out)
+        return 0
+
+    notifier = None
+    if url:
+        notifier = WebhookNotifier(url, log, timeout=config.notify.timeout, attempts=config.notify.attempts, sleep=clock.sleep)
+    else:
+        log.emit("notify_disabled", "warning", reason=f"no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL")
+    engine = build_engine(config, clock=clock, log=log, backends=backends, notifier=notifier, state_dir=args.state_dir)
+    systemd = SystemdNotifier()
+    engine.heartbeat = systemd.watchdog
+
+    def stop(signum: int, _frame: object) -> None:
+        log.emit("watcher_stopping", signal=signal.Signals(signum).name)
+        clock.stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    systemd.ready()
+    log.emit("watcher_started", version=VERSION, once=args.once, sites=[s.site for s in config.sites],
+             interval=config.interval, failures=config.failures, recoveries=config.recoveries, timeout=config.timeout)
+    try:
+        if args.once:
+            engine.tick()
+        else:
+            engine.run(clock.stopping.is_set)
+    finally:
+        systemd.stopping()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if notifier is not None:
+            # Give queued messages their retries, but never hang a stop for long.
+            notifier.close(timeout=min(config.notify.attempts * (config.notify.timeout + 2), 30))
+    log.emit("watcher_stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The watcher as it lands on the redirector: the hardened unit, the source archive, the pins."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from infra.watcher import config as watcher_config
+from infra.watcher import install
+
+UNIT = install.UNIT_FILE
+
+
+def unit_directives() -> list[tuple[str, str, str]]:
+    """(section, key, value) for every directive of the unit."""
+    section, out = "", []
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.append((section, key, value))
+    return out
+
+
+def test_every_directive_of_the_unit_has_a_reason_comment_above_it() -> None:
+    lines = UNIT.read_text().splitlines()
+    missing = [
+        line for index, line in enumerate(lines)
+        if line and not line.startswith(("#", "[", "Description=")) and not lines[index - 1].startswith("#")
+    ]
+    assert missing == [], f"directives without a reason: {missing}"
+
+
+def test_the_unit_keeps_the_hardening_the_watcher_was_designed_for() -> None:
+    service = {key: value for section, key, value in unit_directives() if section == "Service"}
+    expected = {
+        "DynamicUser": "yes", "StateDirectory": "twinhost-watcher", "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "PrivateTmp": "yes", "PrivateDevices": "yes",
+        "ProtectHome": "yes", "MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native",
+        "Restart": "always", "UMask": "0077",
+    }
+    assert {k: service.get(k) for k in expected} == expected
+
+
+def test_the_unit_agrees_with_the_package_on_paths_and_credentials() -> None:
+    service = [(k, v) for s, k, v in unit_directives() if s == "Service"]
+    values = dict(service)
+    assert values["ExecStart"] == f"{install.ROOT}/venv/bin/python -m infra.watcher --config {install.CONFIG_PATH}"
+    assert "/var/lib/" + values["StateDirectory"] == watcher_config.DEFAULT_STATE_DIR
+    credential_id, _, path = values["LoadCredential"].partition(":")
+    assert path == watcher_config.DEFAULT_SECRETS_DIR == install.SECRETS_DIR
+    assert f"{credential_id}_" == watcher_config.CREDENTIAL_PREFIX
+    assert f"PYTHONPATH={install.ROOT}/lib" in [v for k, v in service if k == "Environment"]
+
+
+def test_systemd_rates_the_unit_ok_and_knows_every_directive() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    result = subprocess.run([analyze, "security", "--offline=yes", str(UNIT)], capture_output=True, text=True)
+    assert "Unknown key" not in result.stderr and "Unknown" not in result.stdout, result.stderr
+    score = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout).group(1))
+    print(f"systemd-analyze security exposure: {score}")
+    assert score <= 2.0
+
+
+def test_the_source_archive_is_reproducible_and_runs_on_its_own(tmp_path) -> None:
+    archive = install.source_archive()
+    assert archive == install.source_archive()
+    lib = tmp_path / "lib"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = tar.getnames()
+        tar.extractall(lib, filter="data")
+    assert "infra/watcher/engine.py" in names and "infra/watcher/backends/rfc2136.py" in names
+    assert "infra/config.py" not in names and "infra/watcher/install.py" not in names
+    print(f"watcher source archive: {len(archive)} bytes")
+    # The unpacked tree alone (no repo, no infra.config, no Pulumi) validates a config.
+    config = tmp_path / "watcher.json"
+    data = json.loads((install.REPO / "cloudinit/etc/twinhost/watcher.example.json").read_text())
+    data["sites"] = [data["sites"][2]]  # route53: needs no secret file
+    data["notify"] = {}
+    config.write_text(json.dumps(data))
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); from infra.watcher.__main__ import main; "
+         "import infra; assert infra.__file__.startswith(sys.argv[1]), infra.__file__; "
+         "sys.exit(main(['--config', sys.argv[2], '--check-config']))", str(lib), str(config)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "initech: initech.ops.example.org via route53" in result.stdout
+
+
+@pytest.mark.parametrize("part", sorted(install.NODE_DISTRIBUTIONS))
+def test_the_node_pins_are_a_closed_set_at_the_locked_versions(part: str) -> None:
+    names = {install._normal(n) for n in install.NODE_DISTRIBUTIONS["core"] + install.NODE_DISTRIBUTIONS[part]}
+    locked = install.locked_versions()
+    for name in names:
+        assert importlib.metadata.version(name) == locked[name], name
+        for spec in importlib.metadata.requires(name) or []:
+            requirement = Requirement(spec)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue  # optional extras and other platforms
+            assert install._normal(requirement.name) in names, f"{name} needs {requirement.name}, not pinned for the node"
+
+
+def test_node_install_writes_secrets_0600_and_keeps_them_out_of_the_config() -> None:
+    plan = install.node_install('{"sites": []}', ["cloudflare"], bucket="b", key="watcher/abc.tar.gz",
+                                archive_sha256="ab" * 32, secrets={"cloudflare-token": "tok-xyz"})
+    by_path = {f.path: f for f in plan.files}
+    token = by_path["/etc/twinhost/watcher-secrets/cloudflare-token"]
+    assert token.mode == 0o600 and token.secret
+    assert "tok-xyz" not in by_path[install.CONFIG_PATH].content
+    pins = by_path[f"{install.ROOT}/requirements.txt"].content
+    assert "cloudflare==5.9.0 --hash=sha256:" in pins and "boto3" not in pins and "pydantic==" in pins
+    assert any("--require-hashes" in c for c in plan.runcmd if isinstance(c, tuple))
+    assert any("sha256sum --check" in c for c in plan.runcmd if isinstance(c, str))
+    assert plan.runcmd[-1] == ("systemctl", "enable", "--now", "twinhost-watcher.service")
+
+
+def test_every_node_pin_has_the_hashes_of_its_wheels_for_every_node_platform() -> None:
+    text = install.requirements(install.NODE_DISTRIBUTIONS)
+    lines = text.splitlines()
+    assert len(lines) == sum(len(v) for v in install.NODE_DISTRIBUTIONS.values())
+    for line in lines:
+        assert "--hash=sha256:" in line, line
+    # The one compiled distribution: a wheel per architecture and Python (3.11 and 3.13).
+    [core] = [line for line in lines if line.startswith("pydantic_core==")]
+    assert core.count("--hash=") == len(install.NODE_PLATFORMS)
