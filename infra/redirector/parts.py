@@ -161,6 +161,8 @@ def caddy_part(spec: RedirectorSpec) -> Part:
 
 def render_caddyfile(spec: RedirectorSpec, acme_ca_root: str | None = None) -> str:
     """The redirector's Caddyfile for `spec` (also used by the tests to run the real Caddy)."""
+    if not spec.acme_challenges:
+        raise ValueError("acme_challenges must allow http-01, tls-alpn-01 or both")
     return shipped(_template(CADDYFILE).render(
         admin=spec.admin,
         http_port=spec.http_port,
@@ -170,5 +172,6 @@ def render_caddyfile(spec: RedirectorSpec, acme_ca_root: str | None = None) -> s
         issuer=spec.issuer,
         acme_directory=spec.acme_directory,
         acme_ca_root=acme_ca_root,
+        acme_challenges=spec.acme_challenges,
         ask_port=spec.ask_port,
     ))

@@ -18,6 +18,7 @@ ASK_PORT = 9180
 # Caddy's admin API as a unix socket in its runtime directory: only root and caddy reach it,
 # unlike the default TCP localhost:2019 that any local user could reconfigure Caddy through.
 ADMIN_SOCKET = "unix//run/caddy/admin.sock"
+AcmeChallenge = Literal["http-01", "tls-alpn-01"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class RedirectorSpec:
     issuer: Literal["acme", "internal"] = "acme"
     acme_directory: str = LETS_ENCRYPT_DIRECTORY
     acme_ca_root_pem: str | None = None  # a lab ACME server's root, trusted for the directory only
+    # ACME challenge types Caddy may answer: HTTP-01 on port 80, TLS-ALPN-01 on port 443. Both
+    # by default, so either port alone still renews; the tests pin one to prove each path.
+    acme_challenges: tuple[AcmeChallenge, ...] = ("http-01", "tls-alpn-01")
     resolvers: tuple[str, ...] = DEFAULT_RESOLVERS
     resolver_port: int = 53
     ask_port: int = ASK_PORT

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import shutil
 import subprocess
 from typing import Any
 
@@ -215,3 +217,33 @@ def test_certificates_are_on_demand_gated_by_ask_and_rate_limited(host_packages:
     assert {issuer["email"] for issuer in issuers} == {"hosting@brightpixel.agency"}
     assert config["admin"]["listen"] == "unix//run/caddy/admin.sock"
     assert all(server["protocols"] == ["h1", "h2"] for server in config["apps"]["http"]["servers"].values())
+
+
+def test_acme_challenges_can_be_pinned_to_one_type(host_packages: None, tmp_path: Any) -> None:
+    default = _adapted(SPEC, tmp_path)
+    (policy,) = default["apps"]["tls"]["automation"]["policies"]
+    assert all("challenges" not in issuer for issuer in policy["issuers"])  # both allowed
+    pinned = _adapted(RedirectorSpec(**{**SPEC.__dict__, "acme_challenges": ("http-01",)}), tmp_path)
+    (policy,) = pinned["apps"]["tls"]["automation"]["policies"]
+    assert [issuer["challenges"] for issuer in policy["issuers"]] == [{"tls-alpn": {"disabled": True}}]
+    assert policy["on_demand"] is True
+
+
+def test_systemd_units_and_drop_ins_are_valid(host_packages: None, tmp_path: Any) -> None:
+    """systemd's own parser on the shipped units (with Debian's caddy.service under the drop-in):
+    an unknown or misspelt directive would be silently ignored on the node."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    files = _files(_document(render_user_data(SPEC)))
+    for path, entry in files.items():
+        if path.startswith("/etc/systemd/system/"):
+            target = tmp_path / path.removeprefix("/etc/systemd/system/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_content(entry))
+    shutil.copy("/lib/systemd/system/caddy.service", tmp_path / "caddy.service")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "twinhost-apex-ask.service", "caddy.service"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
