@@ -49,6 +49,11 @@ FailoverMode = Literal["manual", "watchdog", "route53", "cloudflare-lb"]
 CertificateSource = Literal["acme", "cloudflare-origin"]
 DebianRelease = Literal[12, 13]
 
+# The redirector's defaults (see AwsRedirector). Two independent public resolvers (Cloudflare,
+# Quad9): the apex registry lookup keeps working when one of them is down.
+DEFAULT_RESOLVERS = ("1.1.1.1", "9.9.9.9")
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
 # DNS-only record TTLs: below 60 s many resolvers clamp anyway; above a day a failover is useless.
 TTL_MIN, TTL_MAX = 60, 86400
 DEFAULT_TTL = 60
@@ -192,6 +197,22 @@ def _cloudflare_id(value: str) -> str:
 def _route53_zone_id(value: str) -> str:
     if not _ROUTE53_ZONE_ID.match(value):
         raise ValueError("must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
+    return value
+
+
+def _resolver_address(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be the IP address of a DNS resolver, e.g. 1.1.1.1") from None
+    if address.is_unspecified or address.is_multicast:
+        raise ValueError("must be the unicast IP address of a DNS resolver, e.g. 1.1.1.1")
+    return str(address)
+
+
+def _https_url(value: str) -> str:
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?", value):
+        raise ValueError("must be an https:// URL (an ACME directory)")
     return value
 
 
@@ -452,11 +473,18 @@ class SiteConfig(_AdminAccess):
 
 
 class AwsRedirector(_Model):
-    """The redirector's EC2 instance."""
+    """The redirector: its EC2 instance, and where its apex registry check and ACME point."""
 
     region: Annotated[str, AfterValidator(_one_of(catalog.providers()["aws"]["regions"], "AWS region"))] = "eu-west-1"
     instance_type: Annotated[str, AfterValidator(_one_of(list(catalog.providers()["aws"]["instance_types"]), "EC2 instance type"))] = "t4g.nano"
     volume_gib: int = Field(8, ge=8, le=64)
+    # The resolvers the redirector asks whether a name is a registered client apex (a TXT record
+    # in the ops zone). Public resolvers by default; the lab points them at its own DNS server.
+    resolvers: list[Annotated[str, AfterValidator(_resolver_address)]] = Field(
+        default_factory=lambda: list(DEFAULT_RESOLVERS), min_length=1, max_length=4
+    )
+    # Where the redirector's certificates come from (ACME, HTTP-01). Let's Encrypt by default.
+    acme_directory: Annotated[str, AfterValidator(_https_url)] = LETS_ENCRYPT_DIRECTORY
 
     @property
     def architecture(self) -> str:

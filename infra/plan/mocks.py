@@ -51,7 +51,8 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handler = _CALL_HANDLERS.get(args.token)
-        return (handler(self, args) if handler else {}), None
+        # No check failures: an empty list (the SDK's mock monitor iterates it; None fails).
+        return (handler(self, args) if handler else {}), []
 
 
 def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -147,7 +148,16 @@ def _ec2_instance(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> di
 
 
 def _get_ami(mocks: PlanMocks, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-    return {"id": "ami-0123456789abcdef0", "name": "debian-12-arm64-plan", "architecture": "arm64"}
+    """The image the lookup asked for: its name filter with the date part made up."""
+    filters = {f.get("name"): list(f.get("values") or []) for f in args.args.get("filters") or []}
+    pattern = (filters.get("name") or ["debian-12-arm64-*"])[0]
+    architecture = (filters.get("architecture") or ["arm64"])[0]
+    return {
+        "id": "ami-0123456789abcdef0",
+        "name": pattern.replace("*", "20261101-plan"),
+        "architecture": architecture,
+        "ownerId": (args.args.get("owners") or ["136693071363"])[0],
+    }
 
 
 Handler = Callable[[PlanMocks, Any], dict[str, Any]]

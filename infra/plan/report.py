@@ -16,7 +16,7 @@ KEY_SETTINGS = (
     "setIdentifier", "failoverRoutingPolicies", "port", "resourcePath", "requestInterval",
     "failureThreshold", "path", "interval", "expectedCodes", "steeringPolicy", "algorithm",
     "rsaBits", "ecdsaCurve", "hostnames", "requestType", "requestedValidity", "domain",
-    "inboundPolicy", "outboundPolicy", "metadataOptions", "rootBlockDevice", "ingress",
+    "inboundPolicy", "outboundPolicy", "metadataOptions", "rootBlockDevice",
 )
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -33,11 +33,24 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
     if "inbounds" in inputs:
         shown["inbound"] = [_rule_summary(r.get("protocol"), r.get("ports"), [*r.get("ipv4s", []), *r.get("ipv6s", [])])
                             for r in reveal(inputs["inbounds"])]
+    for key, label in (("ingress", "inbound"), ("egress", "outbound")):
+        if isinstance(inputs.get(key), list):  # AWS security group rules
+            shown[label] = [
+                _rule_summary(r.get("protocol"), _port_range(r.get("fromPort"), r.get("toPort")),
+                              [*r.get("cidrBlocks", []), *r.get("ipv6CidrBlocks", [])])
+                .replace(" from ", " from " if key == "ingress" else " to ", 1)
+                for r in reveal(inputs[key])
+            ]
     for key in ("userData", "metadatas"):
         if key in inputs:
             text = _user_data_text(inputs[key])
             shown["userData"] = f"[secret] {len(text.encode())} bytes" if text is not None else "[secret]"
     return shown
+
+
+def _port_range(start: Any, end: Any) -> str:
+    first, last = int(start or 0), int(end or 0)
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def _rule_summary(protocol: Any, ports: Any, sources: list[str]) -> str:
