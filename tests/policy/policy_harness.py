@@ -101,6 +101,15 @@ class Plans:
         (scratch / "Pulumi.prod.yaml").write_text(PLATFORM.read_text())
         _write_variant(PLATFORM, scratch / "Pulumi.prod53.yaml", ROUTE53_PLATFORM)
 
+    @property
+    def scratch(self) -> Path:
+        """The scratch project directory (Pulumi.yaml and the platform stack beside the variants)."""
+        return self._scratch
+
+    def file(self, path: Path) -> Plan:
+        """Plan any stack file in the scratch directory."""
+        return self._plan(path)
+
     def shipped(self, stack: str) -> Plan:
         return self._plan(PROJECT_DIR / f"Pulumi.{stack}.yaml")
 

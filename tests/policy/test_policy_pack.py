@@ -38,6 +38,16 @@ def test_every_failover_mode_passes_every_policy(plans: Plans, variant: str) -> 
     assert _all_violations(plans.variant(variant)) == []
 
 
+@pytest.mark.parametrize("flags", [{"primary": "linode", "failover_mode": "manual"}])
+def test_a_stack_made_by_new_site_passes_every_policy(plans: Plans, flags: dict) -> None:
+    from infra.scaffold import SiteRequest, build_scaffold, write_scaffold
+
+    name = "newsite" + str(len(flags))
+    scaffold = build_scaffold(plans.scratch, SiteRequest(name=name, domains=[f"{name}.example"], copy_from="prod", **flags))
+    write_scaffold(scaffold)
+    assert _all_violations(plans.file(scaffold.path)) == []
+
+
 def test_every_rule_is_served_and_all_but_the_override_notice_are_mandatory() -> None:
     served = {policy.name: policy for policy in POLICIES}
     assert len(served) == len(POLICIES), "policy names must be unique"
