@@ -95,7 +95,7 @@ class Scaffold:
 # Command line
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Add `new-site` to the `twinhost` command (called by infra.cli)."""
     parser = commands.add_parser(
         "new-site",
