@@ -82,8 +82,16 @@ class Plan:
         assert found, f"{self.stack_file.name} declares no {resource_type}"
         return found
 
+    def first(self, resource_type: str) -> RecordedResource:
+        """Any one resource of the type (for rules that hold for each of them)."""
+        found = self.of_type(resource_type)
+        assert found, f"no {resource_type}"
+        return found[0]
+
     def one(self, resource_type: str) -> RecordedResource:
-        return self.of_type(resource_type)[0]
+        found = self.of_type(resource_type)
+        assert len(found) == 1, f"expected one {resource_type}, found {[r.name for r in found]}"
+        return found[0]
 
     def install_config(self, drop: tuple[str, ...] = ()) -> None:
         """Make this stack's config what the rules read (as the CLI does for a policy pack)."""

@@ -27,12 +27,13 @@ def test_program_records_have_allowed_ttls(plans: Plans, stack: str) -> None:
 def test_failover_record_ttl_over_300_is_refused(plans: Plans) -> None:
     # twinhost:ttl 600 is valid config (60..86400) but too slow for a failover to be seen.
     plan = plans.variant("longttl")
-    found = violations(validate_dns_ttl, resource_args(plan.one(CLOUDFLARE_DNS_RECORD)))
+    failover = next(r for r in plan.of_type(CLOUDFLARE_DNS_RECORD) if r.inputs.get("type") == "A")
+    found = violations(validate_dns_ttl, resource_args(failover))
     assert len(found) == 1 and "TTL 600" in found[0]
 
 
 def test_route53_record_ttl_under_60_is_refused(plans: Plans) -> None:
-    record = plans.variant("route53").one(ROUTE53_RECORD)
+    record = next(r for r in plans.variant("route53").of_type(ROUTE53_RECORD) if r.inputs.get("type") == "A")
     found = violations(validate_dns_ttl, resource_args(record, edit=lambda i: i.update(ttl=30)))
     assert len(found) == 1 and "TTL 30" in found[0]
 

@@ -37,7 +37,7 @@ def test_program_protects_every_address_and_record(plans: Plans, stack: str, kin
 
 @pytest.mark.parametrize("stack, kind, resource_type", CASES)
 def test_unprotected_address_or_record_is_refused(plans: Plans, stack: str, kind: str, resource_type: str) -> None:
-    resource = _plan(plans, stack, kind).one(resource_type)
+    resource = _plan(plans, stack, kind).first(resource_type)
     found = violations(validate_protected, resource_args(resource, protect=False))
     assert len(found) == 1 and "not protected" in found[0] and resource.name in found[0]
 
