@@ -106,7 +106,8 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
             "token with DNS edit on the ops zone only; set it with "
             "`pulumi config set --secret twinhost:watcherDnsToken <token>`",
         )])
-    organization, project = pulumi.get_organization(), pulumi.get_project()
+    # "organization" is what Pulumi itself calls the org of a self-managed (DIY) backend.
+    organization, project = pulumi.get_organization() or "organization", pulumi.get_project()
     references = [
         pulumi.StackReference(PlatformConfig.site_stack_name(name, organization, project))
         for name in config.sites

@@ -68,7 +68,7 @@ def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
     if outputs is None:
         raise LookupError(
             f"StackReference {name!r}: no stack file Pulumi.{stack}.yaml to plan it from; "
-            "add it, or fix platformStack"
+            "add it, or fix platformStack (site) / sites (platform)"
         )
     return {"outputs": dict(outputs), "secretOutputNames": []}
 
