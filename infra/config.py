@@ -59,7 +59,7 @@ TTL_MIN, TTL_MAX = 60, 86400
 DEFAULT_TTL = 60
 # RSA keys under this size are below today's recommendations (NIST SP 800-57: 128-bit security).
 MIN_RSA_BITS = 3072
-SECRET_KEYS = ("appSecrets", "notifyWebhook")
+SECRET_KEYS = ("appSecrets", "notifyWebhook", "watcherDnsToken")
 ANYWHERE_OVERRIDE = "dangerouslyAllowSshFromAnywhere"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -67,6 +67,10 @@ _CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _ROUTE53_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_STACK_PART = r"[A-Za-z0-9_.-]+"
+# A known site: its stack name (a DNS label, read as <this org>/<this project>/<name>), or a
+# fully qualified `<org>/<project>/<stack>` for a site stack in another project or org.
+_SITE_STACK = re.compile(rf"^({_STACK_PART}/{_STACK_PART}/)?{_STACK_PART}$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +241,17 @@ def _linode_region_has_metadata(value: str) -> str:
     return value
 
 
+def _site_stack(value: str) -> str:
+    if not _SITE_STACK.match(value):
+        raise ValueError(
+            "must be a site stack's name such as 'harbourlaw' (same org and project as this "
+            "stack) or '<org>/<project>/<stack>'"
+        )
+    return value
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+SiteStack = Annotated[str, AfterValidator(_site_stack)]
 ApexDomain = Annotated[str, AfterValidator(_apex_domain)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
@@ -510,14 +524,30 @@ class PlatformConfig(_AdminAccess):
     acme_email: Email
     aws: AwsRedirector = Field(default_factory=lambda: AwsRedirector())
     watcher: Watcher = Field(default_factory=lambda: Watcher())
+    # The site stacks this platform reads (StackReference) to generate the watcher's config.
+    # Only the watchdog-mode ones are watched; the others are read and skipped.
+    sites: list[SiteStack] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
     def _zone_for_provider(self) -> PlatformConfig:
+        problems = []
         if self.dns_provider == "cloudflare" and self.cloudflare_zone_id is None:
-            raise ValueError("dnsProvider 'cloudflare' needs cloudflareZoneId (the ops zone's id)")
+            problems.append("dnsProvider 'cloudflare' needs cloudflareZoneId (the ops zone's id)")
         if self.dns_provider == "route53" and self.route53_zone_id is None:
-            raise ValueError("dnsProvider 'route53' needs route53ZoneId (the ops zone's hosted zone id)")
+            problems.append("dnsProvider 'route53' needs route53ZoneId (the ops zone's hosted zone id)")
+        stacks = [self.site_stack_name(name, "o", "p") for name in self.sites]
+        repeated = sorted({name for name, full in zip(self.sites, stacks) if stacks.count(full) > 1})
+        if repeated:
+            problems.append(f"sites lists {repeated} more than once")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    @staticmethod
+    def site_stack_name(name: str, organization: str, project: str) -> str:
+        """The fully qualified stack a `sites` entry names: a bare name is read in this stack's
+        own organization and project (the convention `twinhost new-site` follows)."""
+        return name if "/" in name else f"{organization}/{project}/{name}"
 
 
 StackConfig = Annotated[Union[SiteConfig, PlatformConfig], Field(discriminator="role")]

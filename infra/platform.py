@@ -7,7 +7,12 @@
 3. the outputs site stacks read through their StackReference (names below are a contract).
 
 How a client apex becomes known: a site stack writes `<apex>._apex.<ops zone>` TXT (see
-`infra.redirector.registry`); nothing here changes per site.
+`infra.redirector.registry`); nothing here changes per site for that.
+
+The failover watcher: the platform reads every site stack in `twinhost:sites` (StackReference),
+generates the watcher's config from the watchdog-mode ones, and publishes it with the code and
+the secrets for the redirector to fetch (`infra/components/watcher_delivery.py`). Adding a site
+changes only those objects, never the instance.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import catalog
+from infra import platform_watcher as pw
+from infra.bootstrap import Parts
 from infra.components.redirector import Redirector, RedirectorArgs
-from infra.config import NAMESPACE, PlatformConfig
-from infra.redirector import Part, RedirectorSpec, render_user_data
+from infra.components.watcher_delivery import WatcherDelivery, WatcherDeliveryArgs
+from infra.config import NAMESPACE, ConfigError, ConfigIssue, PlatformConfig
+from infra.redirector import RedirectorSpec, render_user_data, user_data_base64
 from infra.redirector.registry import CONTENT_PREFIX, registry_suffix
 
 REDIRECTOR_HOSTNAME = "twinhost-redirector"
@@ -36,6 +45,12 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         # depends on how the redirector is built.
         opts=pulumi.ResourceOptions(provider=provider, protect=True),
     )
+    zone_id = config.cloudflare_zone_id if config.dns_provider == "cloudflare" else config.route53_zone_id
+    webhook = _set_secret("notifyWebhook")
+    delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
+    user_data = delivery.bucket.apply(lambda bucket: user_data_base64(redirector_user_data(
+        config, extra_parts=(pw.node_parts(bucket=bucket, region=config.aws.region,
+                                           backends=[config.dns_provider]),))))
     redirector = Redirector(
         "redirector",
         RedirectorArgs(
@@ -43,13 +58,12 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             debian=config.debian,
             admin_cidrs=list(config.admin_cidrs),
             address=address,
-            user_data=redirector_user_data(config),
+            user_data_base64=user_data,
+            instance_profile=delivery.instance_profile,
             resolvers=list(config.aws.resolvers),
         ),
         opts=pulumi.ResourceOptions(providers={"aws": provider}),
     )
-    zone_id = config.cloudflare_zone_id if config.dns_provider == "cloudflare" else config.route53_zone_id
-    webhook = pulumi.Config(NAMESPACE).get_secret("notifyWebhook")
     # Whether a webhook is set (Pulumi.yaml's default "" means unset): a plain bool derived from
     # the secret, which itself never leaves this stack's config.
     notify = pulumi.Output.unsecret(webhook.apply(bool)) if webhook is not None else False
@@ -74,8 +88,73 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             "recoveries": config.watcher.recoveries,
             # Whether failover events are posted anywhere; the URL itself stays a secret here.
             "notifications": notify,
+            # Where the watcher's config, code and release index live (read by the redirector).
+            "bucket": delivery.bucket,
         },
     }
+
+
+def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Output[str] | None,
+                      provider: aws.Provider) -> WatcherDelivery:
+    """Read the known site stacks, generate the watcher config, publish it (see module doc)."""
+    token = _set_secret("watcherDnsToken")
+    if config.sites and config.dns_provider == "cloudflare" and token is None:
+        # Refused before any resource exists: a watcher without a token could never move a record.
+        raise ConfigError([ConfigIssue(
+            f"{NAMESPACE}:watcherDnsToken",
+            "is required when sites are listed and the ops zone is on Cloudflare: a Cloudflare API "
+            "token with DNS edit on the ops zone only; set it with "
+            "`pulumi config set --secret twinhost:watcherDnsToken <token>`",
+        )])
+    # "organization" is what Pulumi itself calls the org of a self-managed (DIY) backend.
+    organization, project = pulumi.get_organization() or "organization", pulumi.get_project()
+    references = [
+        pulumi.StackReference(PlatformConfig.site_stack_name(name, organization, project))
+        for name in config.sites
+    ]
+    outputs = [
+        pulumi.Output.all(*[ref.get_output(key) for key in _SITE_OUTPUTS]).apply(
+            lambda values: dict(zip(_SITE_OUTPUTS, values)))
+        for ref in references
+    ]
+    sites = pulumi.Output.all(*outputs).apply(lambda found: [
+        pw.WatchedSite.from_outputs(values, default_zone=config.ops_zone) for values in found
+    ])
+    generated = sites.apply(lambda watched: pw.watcher_config(
+        config.watcher, watched, dns_provider=config.dns_provider, zone_id=zone_id,
+        notify=webhook is not None))
+    secrets: dict[str, pulumi.Input[str]] = {}
+    if config.sites and token is not None and config.dns_provider == "cloudflare":
+        secrets[pw.DNS_TOKEN_SECRET] = token
+    if webhook is not None:
+        secrets[pw.WEBHOOK_SECRET] = webhook
+    return WatcherDelivery(
+        "watcher",
+        WatcherDeliveryArgs(
+            stack=pulumi.get_stack(),
+            region=config.aws.region,
+            config=generated,
+            secrets=secrets,
+            dns_provider=config.dns_provider,
+            route53_zone_id=config.route53_zone_id,
+            records=sites.apply(lambda watched: sorted(s.record for s in watched if s.mode == "watchdog")),
+        ),
+        opts=pulumi.ResourceOptions(providers={"aws": provider}),
+    )
+
+
+def _set_secret(key: str) -> pulumi.Output[str] | None:
+    """A secret config value, or None when it is not set. Pulumi.yaml's default "" is handed to
+    every stack as a plain value; a value set with `--secret` is marked secret. Only that mark is
+    looked at here, never the value."""
+    if not pulumi.runtime.is_config_secret(f"{NAMESPACE}:{key}"):
+        return None
+    return pulumi.Config(NAMESPACE).get_secret(key)
+
+
+# What the platform reads from each site stack (infra/site.py exports them).
+_SITE_OUTPUTS = ("site", "failoverHostname", "failoverMode", "nodeAddresses", "opsZone",
+                 "failoverTtl", "proxied", "primary", "certificates")
 
 
 def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
@@ -84,6 +163,8 @@ def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
         debian=config.debian,
         admin_user=config.admin_user,
         ssh_keys=tuple(config.ssh_keys),
+        admin_cidrs=tuple(config.admin_cidrs),
+        memory_mib=int(catalog.providers()["aws"]["instance_memory_mib"][config.aws.instance_type]),
         ops_zone=config.ops_zone,
         acme_email=config.acme_email,
         acme_directory=config.aws.acme_directory,
@@ -91,7 +172,7 @@ def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
     )
 
 
-def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Part, ...] = ()) -> str:
-    """The redirector's #cloud-config. `extra_parts` is the hook for the failover watcher
-    (issue 7): its part (package, config, unit) is added here, after the redirector's own."""
+def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Parts, ...] = ()) -> str:
+    """The redirector's readable #cloud-config: shared hardening, its own parts, then
+    `extra_parts` (the failover watcher). Delivered gzip-compressed (infra.redirector)."""
     return render_user_data(redirector_spec(config), extra_parts=extra_parts)

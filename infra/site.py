@@ -34,6 +34,12 @@ def build_site(config: SiteConfig) -> dict[str, Any]:
         "nodeAddresses": pair.node_addresses,
         "clientDns": pair.client_dns,
         "domains": [d.name for d in config.domains],
+        # Read by the platform stack to generate the failover watcher's config.
+        "opsZone": platform.ops_zone.name,
+        "failoverTtl": config.record_ttl,  # None when proxied (Cloudflare's automatic TTL)
+        "proxied": config.proxied,
+        "primary": config.primary,
+        "certificates": config.certificate_source,
     }
 
 

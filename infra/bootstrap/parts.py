@@ -80,6 +80,7 @@ class MergeError(ValueError):
 # check that both Debian releases' schemas know each of these.
 ALLOWED_KEYS = frozenset({
     "hostname", "fqdn", "manage_etc_hosts", "locale", "package_update", "package_upgrade", "apt",
+    "package_reboot_if_required",
     "users", "disable_root", "ssh_pwauth", "ssh_deletekeys", "ssh_genkeytypes", "swap",
     "ca_certs", "bootcmd", "write_files", "packages", "runcmd",
 })

@@ -38,8 +38,11 @@ class RedirectorArgs:
     admin_cidrs: list[str]
     # Created and protected by the platform; the component only associates it.
     address: aws.ec2.Eip
-    # First-boot only (see the instance's ignore_changes); passed on as a secret.
-    user_data: pulumi.Input[str]
+    # First-boot only (see the instance's ignore_changes); passed on as a secret. The gzip of
+    # the #cloud-config, base64: the readable document is ~20 KB, over EC2's 16 KB.
+    user_data_base64: pulumi.Input[str]
+    # The IAM instance profile (the watcher's least-privilege role); None: no role.
+    instance_profile: pulumi.Input[str] | None = None
     # The ask service's DNS resolvers: the only DNS egress the security group allows (the VPC's
     # own resolver, used by the system, is not filtered by security groups).
     resolvers: list[str] = field(default_factory=list)
@@ -197,11 +200,14 @@ class Redirector(pulumi.ComponentResource):
             # Burstable instances default to "unlimited" credits on t4g/t3: a stuck process
             # would then bill CPU surplus. "standard" throttles instead; a redirector idles.
             credit_specification=aws.ec2.InstanceCreditSpecificationArgs(cpu_credits="standard"),
-            user_data=pulumi.Output.secret(self._args.user_data),
+            user_data_base64=pulumi.Output.secret(self._args.user_data_base64),
             user_data_replace_on_change=False,
+            # Changing the profile is an in-place association, never a replacement.
+            iam_instance_profile=self._args.instance_profile,
             tags={"Name": "twinhost-redirector", **self._tags},
             # User data runs once, at first boot; a newer Debian image appears every few weeks.
             # Neither may replace the serving instance on a routine `pulumi up`: rebuilding it
             # (new image, new user data) is `pulumi up --replace <instance urn>` (docs/platform.md).
-            opts=self._child.merge(pulumi.ResourceOptions(ignore_changes=["user_data", "ami"])),
+            opts=self._child.merge(pulumi.ResourceOptions(
+                ignore_changes=["user_data", "user_data_base64", "ami"])),
         )

@@ -57,6 +57,12 @@ def _hosted_zone(inputs: dict[str, Any]) -> float:
     return float(catalog.prices()["aws"]["route53_hosted_zone"])
 
 
+def _watcher_bucket(inputs: dict[str, Any]) -> float:
+    # Storage is a few hundred KB (well under a cent); the requests are the refresh timer's.
+    table = catalog.prices()["aws"]
+    return float(table["watcher_refresh_gets_month"]) * float(table["s3_get_per_1000"]) / 1000
+
+
 _PRICERS: dict[str, Callable[[dict[str, Any]], float]] = {
     "digitalocean:index/droplet:Droplet": _droplet,
     "digitalocean:index/reservedIp:ReservedIp": _reserved_ip,
@@ -65,5 +71,6 @@ _PRICERS: dict[str, Callable[[dict[str, Any]], float]] = {
     "aws:ec2/eip:Eip": _eip,
     "aws:route53/healthCheck:HealthCheck": _health_check,
     "aws:route53/zone:Zone": _hosted_zone,
+    "aws:s3/bucket:Bucket": _watcher_bucket,
     "cloudflare:index/loadBalancer:LoadBalancer": _load_balancer,
 }

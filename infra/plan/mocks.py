@@ -13,6 +13,7 @@ import functools
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -37,6 +38,9 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     addresses: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ADDRESSES))
     stack_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Where the stack files are: a StackReference to a SITE stack not planned yet is answered
+    # from its stack file (the platform plans first; a real plan of the site would be a cycle).
+    project_dir: Path | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100001))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -59,12 +63,54 @@ def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
     name = str(args.inputs.get("name", args.name))
     stack = name.rsplit("/", 1)[-1]
     outputs = mocks.stack_outputs.get(stack)
+    if outputs is None and mocks.project_dir is not None:
+        outputs = _site_outputs_from_stack_file(mocks, mocks.project_dir / f"Pulumi.{stack}.yaml")
     if outputs is None:
         raise LookupError(
             f"StackReference {name!r}: no stack file Pulumi.{stack}.yaml to plan it from; "
-            "add it, or fix platformStack"
+            "add it, or fix platformStack (site) / sites (platform)"
         )
     return {"outputs": dict(outputs), "secretOutputNames": []}
+
+
+def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any] | None:
+    """What `pulumi up` of a site stack would export (infra/site.py), from its stack file and
+    this plan's address map: the outputs the platform reads, deterministically."""
+    from infra.config import SiteConfig
+
+    if not path.exists():
+        return None
+    config = _parsed(path)
+    if not isinstance(config, SiteConfig):
+        return None
+    platform_file = path.parent / f"Pulumi.{config.platform_stack.rsplit('/', 1)[-1]}.yaml"
+    platform = _parsed(platform_file) if platform_file.exists() else None
+    ops_zone = str(getattr(platform, "ops_zone", "ops.invalid"))
+    return {
+        "site": config.site,
+        "failoverHostname": f"{config.site}.{ops_zone}",
+        "failoverMode": config.failover.mode,
+        # The droplet is reached on its reserved IP (infra/components/digitalocean_node.py).
+        "nodeAddresses": {"digitalocean": mocks.addresses["digitalocean_reserved_ip"],
+                          "linode": mocks.addresses["linode"]},
+        "domains": [d.name for d in config.domains],
+        "opsZone": ops_zone,
+        "failoverTtl": config.record_ttl,
+        "proxied": config.proxied,
+        "primary": config.primary,
+        "certificates": config.certificate_source,
+    }
+
+
+def _parsed(path: Path) -> Any:
+    from infra.config import NAMESPACE, parse_config
+    from infra.plan.runner import _project_defaults, read_stack_file
+
+    values, secret_keys = read_stack_file(path)
+    prefix = NAMESPACE + ":"
+    raw = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+    return parse_config(raw, [k[len(prefix):] for k in secret_keys],
+                        declared_defaults=_project_defaults(path.parent / "Pulumi.yaml"))
 
 
 def _droplet(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -147,6 +193,30 @@ def _ec2_instance(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> di
     return {"privateIp": "172.31.0.10", "publicIp": mocks.addresses["redirector"], "arn": "arn:aws:ec2:plan"}
 
 
+PLAN_ACCOUNT = "123456789012"  # AWS's documentation account id
+PLAN_REGION = "eu-west-1"
+
+
+def _bucket(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = args.inputs.get("bucket") or f"{args.name}-0plan"  # AWS autonames with a suffix
+    return {"bucket": name, "arn": f"arn:aws:s3:::{name}", "id": name}
+
+
+def _ssm_parameter(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = str(args.inputs.get("name"))
+    return {"arn": f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter{name}", "version": 1}
+
+
+def _iam_role(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = args.inputs.get("name") or f"{args.name}-0plan"
+    return {"name": name, "arn": f"arn:aws:iam::{PLAN_ACCOUNT}:role/{name}"}
+
+
+def _instance_profile(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = args.inputs.get("name") or f"{args.name}-0plan"
+    return {"name": name, "arn": f"arn:aws:iam::{PLAN_ACCOUNT}:instance-profile/{name}"}
+
+
 def _get_ami(mocks: PlanMocks, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
     """The image the lookup asked for: its name filter with the date part made up."""
     filters = {f.get("name"): list(f.get("values") or []) for f in args.args.get("filters") or []}
@@ -171,6 +241,10 @@ _RESOURCE_HANDLERS: dict[str, Handler] = {
     "cloudflare:index/originCaCertificate:OriginCaCertificate": _origin_certificate,
     "aws:ec2/eip:Eip": _eip,
     "aws:ec2/instance:Instance": _ec2_instance,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:ssm/parameter:Parameter": _ssm_parameter,
+    "aws:iam/role:Role": _iam_role,
+    "aws:iam/instanceProfile:InstanceProfile": _instance_profile,
 }
 _CALL_HANDLERS: dict[str, Handler] = {
     "aws:ec2/getAmi:getAmi": _get_ami,

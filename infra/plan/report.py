@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,16 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
         if key in inputs:
             text = _user_data_text(inputs[key])
             shown["userData"] = f"[secret] {len(text.encode())} bytes" if text is not None else "[secret]"
+    if "userDataBase64" in inputs:
+        packed = reveal(inputs["userDataBase64"])
+        if isinstance(packed, str):
+            from infra.redirector import decompress
+
+            raw = base64.b64decode(packed)
+            shown["userData"] = (f"[secret] {len(raw)} bytes gzip "
+                                 f"({len(decompress(raw).encode())} bytes as cloud-init reads it)")
+        else:
+            shown["userData"] = "[secret]"
     return shown
 
 

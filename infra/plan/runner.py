@@ -177,7 +177,8 @@ def run_plan(
             _reset_runtime()
             pulumi.runtime.set_all_config(config_values, secret_keys)
 
-    mocks = PlanMocks(addresses=dict(addresses or DEFAULT_ADDRESSES), stack_outputs=references)
+    mocks = PlanMocks(addresses=dict(addresses or DEFAULT_ADDRESSES), stack_outputs=references,
+                      project_dir=stack_file.parent)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="twinhost", stack=stack, preview=False, monitor=monitor)
     _sync_await(run_pulumi_func(build_stack))
@@ -206,7 +207,7 @@ def _resolve_output(value: Any) -> Any:
 _USER_DATA_FIELDS = {
     "digitalocean:index/droplet:Droplet": ("digitalocean", "userData"),
     "linode:index/instance:Instance": ("linode", "metadatas"),
-    "aws:ec2/instance:Instance": ("redirector", "userData"),
+    "aws:ec2/instance:Instance": ("redirector", "userDataBase64"),
 }
 
 
@@ -222,6 +223,11 @@ def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
         if key == "metadatas" and value:
             encoded = value[0].get("userData")
             value = base64.b64decode(encoded).decode() if encoded else None
+        if key == "userDataBase64" and isinstance(value, str):
+            # gzip for the redirector (EC2's 16 KB): written out as cloud-init reads it.
+            from infra.redirector import decompress
+
+            value = decompress(base64.b64decode(value))
         if isinstance(value, str):
             found[node] = value
     return found

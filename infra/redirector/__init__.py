@@ -1,45 +1,85 @@
 """The redirector's first-boot user data: Debian + Caddy redirecting every client apex to www.
 
-`render_user_data(spec)` merges the parts of `infra.redirector.parts` into one #cloud-config.
-Two hooks keep other concerns out of this package:
-- `hardening`: the function that makes the admin user and hardens sshd (default: this
-  package's minimal `admin_part`; `infra.bootstrap`'s shared hardening replaces it);
-- `extra_parts`: more parts after the redirector's own, e.g. the failover watcher (issue 7).
+`render_user_data(spec)` merges the shared node hardening (`infra.bootstrap.hardening_parts`:
+admin user, sshd, ufw, fail2ban, unattended upgrades, rkhunter, sysctl, swap) with the
+redirector's own parts (`infra.redirector.parts`) and any `extra_parts` (the failover watcher),
+in that boot order, into one #cloud-config.
+
+That document is about 18 KB before the watcher, over EC2's 16 KB user data limit, so it is
+delivered gzip-compressed (`compressed_user_data`; cloud-init recognises the gzip magic and
+decompresses it). The limit is checked on the compressed bytes, before any resource exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+import gzip
+from collections.abc import Sequence
 
-from infra.redirector.cloud_config import Part, dump, merge
-from infra.redirector.parts import admin_part, apex_ask_part, base_part, caddy_part
+from infra.bootstrap import FirewallRule, Parts, compact, hardening_parts, merge, render_parts
+from infra.bootstrap.parts import File
+from infra.redirector.cloud_config import Part
+from infra.redirector.parts import apex_ask_part, base_part, caddy_part
 from infra.redirector.spec import RedirectorSpec
 
-__all__ = ["AWS_USER_DATA_LIMIT", "RedirectorSpec", "Part", "render_user_data", "user_data_parts"]
+__all__ = [
+    "AWS_USER_DATA_LIMIT", "RedirectorSpec", "Part", "compressed_user_data", "decompress",
+    "render_user_data", "to_parts", "user_data_parts",
+]
 
 # EC2 refuses user data over 16 KB (16384 bytes) before base64 encoding.
 AWS_USER_DATA_LIMIT = 16384
+GZIP_MAGIC = b"\x1f\x8b"
+WEB_RULE = FirewallRule("web from anywhere: redirects and ACME", "80,443")
 
 
-def user_data_parts(
-    spec: RedirectorSpec,
-    hardening: Callable[[RedirectorSpec], Part] = admin_part,
-    extra_parts: Sequence[Part] = (),
-) -> list[Part]:
-    """The parts in boot order: base, hardening, the ask service before Caddy, then extras."""
-    return [base_part(spec), hardening(spec), apex_ask_part(spec), caddy_part(spec), *extra_parts]
+def to_parts(part: Part) -> Parts:
+    """A redirector `Part` as the shared bootstrap's `Parts`. Per-file gz+b64 is dropped: the
+    whole document is gzipped, and gzip inside base64 inside gzip only costs bytes."""
+    files = tuple(
+        File(f.path, f.content, int(f.permissions, 8), f.owner, deferred=f.defer) for f in part.files
+    )
+    return Parts(files=files, packages=part.packages, runcmd=part.commands, config=dict(part.other))
 
 
-def render_user_data(
-    spec: RedirectorSpec,
-    hardening: Callable[[RedirectorSpec], Part] = admin_part,
-    extra_parts: Sequence[Part] = (),
-) -> str:
-    """The #cloud-config text. Raises ValueError when it would exceed EC2's 16 KB limit."""
-    text = dump(merge(user_data_parts(spec, hardening, extra_parts)))
-    size = len(text.encode())
+def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = ()) -> Parts:
+    """The merged parts in boot order: hardening (firewall up, then services may start), the
+    redirector's base, the ask service before Caddy, then the extras (the watcher)."""
+    hardening = hardening_parts(
+        admin_user=spec.admin_user, ssh_keys=spec.ssh_keys, admin_cidrs=spec.admin_cidrs,
+        debian=spec.debian, memory_mib=spec.memory_mib, open_ports=[WEB_RULE],
+        apt_proxy=spec.apt_proxy,
+        # No automatic reboot: one instance serves every apex and runs the watcher.
+        reboot_time=None,
+    )
+    own = [to_parts(p) for p in (base_part(spec), apex_ask_part(spec), caddy_part(spec))]
+    extras = [p if isinstance(p, Parts) else to_parts(p) for p in extra_parts]
+    # compact: comment lines stay in the repo (cloudinit/), not in the 16 KB.
+    return compact(merge([hardening, *own, *extras]))
+
+
+def render_user_data(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = ()) -> str:
+    """The readable #cloud-config. Raises ValueError when its gzip would exceed EC2's limit."""
+    text = render_parts(user_data_parts(spec, extra_parts), hostname=spec.hostname)
+    size = len(compressed_user_data(text))
     if size > AWS_USER_DATA_LIMIT:
         raise ValueError(
-            f"redirector user data is {size} bytes; EC2 accepts at most {AWS_USER_DATA_LIMIT}"
+            f"redirector user data is {size} bytes gzip-compressed ({len(text.encode())} raw); "
+            f"EC2 accepts at most {AWS_USER_DATA_LIMIT}"
         )
     return text
+
+
+def compressed_user_data(text: str) -> bytes:
+    """gzip of the document, reproducible (no timestamp): same text, same bytes, no diff."""
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+
+def user_data_base64(text: str) -> str:
+    """What EC2's `user_data_base64` takes (the API base64-decodes it back to the gzip)."""
+    return base64.b64encode(compressed_user_data(text)).decode("ascii")
+
+
+def decompress(data: bytes) -> str:
+    """User data bytes as cloud-init reads them: gunzipped when gzip, else as they are."""
+    return (gzip.decompress(data) if data[:2] == GZIP_MAGIC else data).decode()

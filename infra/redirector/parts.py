@@ -1,9 +1,10 @@
 """The redirector's user data parts: pure functions from a `RedirectorSpec` to a `Part`.
 
-- `base_part`: hostname, locale, apt (first-boot upgrade, retries), unattended upgrades.
-- `admin_part`: the admin user and an sshd drop-in. A MINIMAL stand-in for the shared node
-  hardening (`infra.bootstrap`, issue 5): `render_user_data(spec, hardening=...)` takes that
-  part instead once it exists.
+- `base_part`: what the redirector adds to the shared hardening's first boot (apt retries, a
+  reboot when the first-boot upgrade needs one). Hostname, locale, apt sources, upgrades, the
+  admin user, sshd, ufw, fail2ban come from `infra.bootstrap.hardening_parts`.
+- `admin_part`: the pre-hardening stand-in (admin user + sshd drop-in), kept only for callers
+  that render the redirector without the shared hardening; the platform no longer uses it.
 - `apex_ask_part`: the registry check Caddy asks (`twinhost-apex-ask`), its config and unit.
 - `caddy_part`: Debian's caddy with the redirector's Caddyfile.
 
@@ -64,27 +65,21 @@ def _template(target_path: str) -> jinja2.Template:
     return environment.from_string(source(target_path + ".j2"))
 
 
+APT_RETRIES = "/etc/apt/apt.conf.d/80twinhost-retries"
+
+
 def base_part(spec: RedirectorSpec) -> Part:
-    apt: dict[str, object] = {
-        # The Elastic IP is associated seconds after launch, which changes the public address
-        # mid-download if apt is already running: retry instead of failing the first boot.
-        "conf": 'Acquire::Retries "5";\n',
-    }
-    if spec.apt_proxy:
-        apt["proxy"] = spec.apt_proxy
+    """On top of the shared hardening (which sets hostname, locale, apt, package upgrade)."""
     return Part(
         "base",
-        packages=("unattended-upgrades",),
+        # The Elastic IP is associated seconds after launch, which changes the public address
+        # mid-download if apt is already running: retry instead of failing the first boot.
+        # (A file, not cloud-config `apt.conf`: the hardening owns the `apt` key.)
+        files=(WriteFile(APT_RETRIES, 'Acquire::Retries "5";\n'),),
         other={
-            "hostname": spec.hostname,
-            # Debian's images have no `locales`: anything else fails cloud-init's locale module.
-            "locale": "C.UTF-8",
-            "package_update": True,
-            # An internet-facing host: today's security fixes before it serves, reboot if a
-            # kernel needs it (the redirect is down for a minute, once, at creation).
-            "package_upgrade": True,
+            # An internet-facing host: the hardening upgrades to today's security fixes before
+            # it serves; reboot if a kernel needs it (down for a minute, once, at creation).
             "package_reboot_if_required": True,
-            "apt": apt,
         },
     )
 

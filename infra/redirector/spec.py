@@ -31,6 +31,10 @@ class RedirectorSpec:
     ssh_keys: tuple[str, ...]
     ops_zone: str
     acme_email: str
+    # For the shared hardening (infra.bootstrap): ufw lets SSH in only from these networks (the
+    # security group does too: two independent layers), and small machines get a swap file.
+    admin_cidrs: tuple[str, ...] = ()
+    memory_mib: int = 512
     # "acme": certificates from `acme_directory` (HTTP-01). "internal": Caddy's own local CA
     # (tests, or a lab without an ACME server); never for the real redirector.
     issuer: Literal["acme", "internal"] = "acme"

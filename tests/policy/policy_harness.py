@@ -107,6 +107,8 @@ class Plans:
         self._cache: dict[str, Plan] = {}
         (scratch / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
         (scratch / "Pulumi.prod.yaml").write_text(PLATFORM.read_text())
+        # The platform reads the sites it lists (twinhost:sites) when it is planned first.
+        (scratch / EXAMPLE_SITE.name).write_text(EXAMPLE_SITE.read_text())
         _write_variant(PLATFORM, scratch / "Pulumi.prod53.yaml", ROUTE53_PLATFORM)
 
     @property

@@ -206,7 +206,7 @@ def test_instance_is_the_configured_smallest_type_with_capped_cpu_credits(plan: 
 
 
 def test_user_data_is_secret(plan: PlanResult) -> None:
-    assert is_secret_value(one(plan, INSTANCE).inputs["userData"])
+    assert is_secret_value(one(plan, INSTANCE).inputs["userDataBase64"])
 
 
 def test_user_data_and_image_never_replace_the_instance(plan: PlanResult) -> None:
@@ -218,9 +218,12 @@ def test_user_data_and_image_never_replace_the_instance(plan: PlanResult) -> Non
 
 
 def test_user_data_is_under_16_kb(plan: PlanResult) -> None:
-    text = plan.user_data["redirector"]
+    import base64
+
+    text = plan.user_data["redirector"]  # decompressed by the plan, as cloud-init reads it
     assert text.startswith("#cloud-config\n")
-    assert len(text.encode()) <= AWS_USER_DATA_LIMIT
+    packed = base64.b64decode(reveal(one(plan, INSTANCE).inputs["userDataBase64"]))
+    assert len(packed) <= AWS_USER_DATA_LIMIT  # EC2 counts the gzip bytes
 
 
 def test_user_data_has_the_stack_admin_keys_and_ops_zone_registry(plan: PlanResult) -> None:
@@ -250,7 +253,8 @@ def test_outputs_keep_what_site_stacks_read(plan: PlanResult) -> None:
     assert outputs["apexRecordPrefix"] == "twinhost site="
     assert outputs["acmeEmail"] == "hosting@brightpixel.agency"
     assert outputs["watcher"] == {"sourceAddress": "192.0.2.10", "interval": 5, "failures": 3,
-                                  "recoveries": 2, "notifications": False}
+                                  "recoveries": 2, "notifications": False,
+                                  "bucket": "watcher-bucket-0plan"}
 
 
 def test_outputs_hold_no_secret(plan: PlanResult) -> None:
