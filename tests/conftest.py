@@ -33,6 +33,11 @@ def write_stack(directory: Path, name: str, values: dict[str, Any], extra: dict[
     (directory / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
     if not (directory / "Pulumi.prod.yaml").exists() and name != "prod":
         (directory / "Pulumi.prod.yaml").write_text((REPO / "Pulumi.prod.yaml").read_text())
+    # The platform watches the sites it lists (twinhost:sites), so their stack files come along.
+    for site in stack_file_values("prod").get("sites", []):
+        target = directory / f"Pulumi.{site}.yaml"
+        if site != name and not target.exists():
+            target.write_text((REPO / f"Pulumi.{site}.yaml").read_text())
     config = {f"twinhost:{k}": v for k, v in values.items()}
     config.update(extra or {})
     path = directory / f"Pulumi.{name}.yaml"

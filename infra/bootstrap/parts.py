@@ -225,9 +225,13 @@ def compact(parts: Parts) -> Parts:
     """The same parts with comment-only and blank lines removed from every file.
 
     For hosts whose user data limit is tight (AWS: 16 KiB). The commented originals stay in the
-    repository's cloudinit/ tree; on the host the files behave the same."""
+    repository's cloudinit/ tree; on the host the files behave the same. Executable scripts
+    (a `#!` first line) are left whole: a "comment" line inside one of their string literals
+    or here-documents is content, and cutting it would change what the script does."""
 
     def strip(text: str) -> str:
+        if text.startswith("#!"):
+            return text
         kept = []
         for line in text.splitlines():
             bare = line.strip()

@@ -54,7 +54,8 @@ def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = 
     )
     own = [to_parts(p) for p in (base_part(spec), apex_ask_part(spec), caddy_part(spec))]
     extras = [p if isinstance(p, Parts) else to_parts(p) for p in extra_parts]
-    # compact: comment lines stay in the repo (cloudinit/), not in the 16 KB.
+    # compact: comment lines of config files stay in the repo (cloudinit/), not in the 16 KB;
+    # scripts are shipped whole (see compact).
     return compact(merge([hardening, *own, *extras]))
 
 

@@ -23,7 +23,14 @@ CHECKER = Path(__file__).with_name("cloudinit_schema_check.py")
 
 @pytest.fixture(scope="session")
 def rendered(keys) -> dict[str, str]:
-    return {name: render_user_data(make_spec(keys=keys, **kwargs)) for name, kwargs in all_variants().items()}
+    documents = {name: render_user_data(make_spec(keys=keys, **kwargs)) for name, kwargs in all_variants().items()}
+    # The redirector's user data as the platform stack renders it (the plan decompresses the gzip
+    # EC2 receives, exactly as cloud-init does), watcher included.
+    from infra.plan.runner import run_plan
+    from tests.conftest import REPO
+
+    documents["redirector-prod"] = run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"]
+    return documents
 
 
 @pytest.fixture(scope="session", params=sorted(CODENAMES))

@@ -66,6 +66,9 @@ def one(plan: PlanResult, type_token: str) -> RecordedResource:
 def variant(tmp_path: Path) -> Iterator[Any]:
     """Plan Pulumi.prod.yaml with some `twinhost:` keys changed (a stack file in tmp_path)."""
     shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    # The platform reads the site stacks it watches (twinhost:sites).
+    for site in yaml.safe_load(PROD.read_text())["config"].get("twinhost:sites", []):
+        shutil.copy(REPO / f"Pulumi.{site}.yaml", tmp_path / f"Pulumi.{site}.yaml")
 
     def make(**changes: Any) -> tuple[PlanResult, list[dict[str, Any]]]:
         document = yaml.safe_load(PROD.read_text())

@@ -284,18 +284,16 @@ def test_refresh_units_pass_systemd_analyze_verify(plan: PlanResult, tmp_path: P
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")
     files = _node_files(plan)
-    for path, content in files.items():
-        if path.startswith("/etc/systemd/system/twinhost-watcher"):
-            (tmp_path / Path(path).name).write_text(content)
-    # verify resolves ExecStart= binaries: put the script where the unit names it.
-    script = tmp_path / "root/usr/local/sbin/twinhost-watcher-refresh"
-    script.parent.mkdir(parents=True)
+    # verify insists that ExecStart= binaries exist: point the unit at a copy of the script.
+    script = tmp_path / "twinhost-watcher-refresh"
     script.write_text(files[pw.REFRESH_SCRIPT])
     script.chmod(0o755)
+    for path, content in files.items():
+        if path.startswith("/etc/systemd/system/twinhost-watcher"):
+            (tmp_path / Path(path).name).write_text(content.replace(pw.REFRESH_SCRIPT, str(script)))
     result = subprocess.run(
-        ["systemd-analyze", "verify", f"--root={tmp_path / 'root'}", "--man=no",
-         str(tmp_path / "twinhost-watcher-refresh.service"), str(tmp_path / "twinhost-watcher-refresh.timer")],
-        capture_output=True, text=True, timeout=60,
+        ["systemd-analyze", "verify", "--man=no", "twinhost-watcher-refresh.service", "twinhost-watcher-refresh.timer"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
         env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
     )
     problems = [line for line in result.stderr.splitlines() if "twinhost-watcher-refresh" in line]
