@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--build-dir", type=Path, default=None, help="where user data is written (default: build/)")
     plan.add_argument("--addresses", type=Path, default=None,
                       help="JSON map of the addresses the mocks hand out (the lab uses its own)")
+    plan.add_argument("--lab", type=Path, default=None,
+                      help="JSON lab profile (addresses, labOverrides, extra adminCidrs/sshKeys): "
+                           "renders the user data the local lab boots")
     plan.set_defaults(handler=_plan)
 
     _register_optional(commands)
@@ -87,6 +90,7 @@ def _plan(args: argparse.Namespace) -> int:
     project_dir = find_project_dir(args.project_dir)
     build_dir = args.build_dir or project_dir / "build"
     addresses = json.loads(args.addresses.read_text()) if args.addresses else None
+    lab = json.loads(args.lab.read_text()) if args.lab else None
     files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
     plans = []
     failed = False
@@ -96,7 +100,7 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"twinhost: no stack file {path}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
         try:
-            result = run_plan(path, addresses, stack_outputs=outputs_by_stack)
+            result = run_plan(path, addresses, stack_outputs=outputs_by_stack, lab=lab)
         except Exception as exc:  # noqa: BLE001 - config errors become exit 2, others re-raise
             config_error = is_config_error(exc)
             if config_error is None:

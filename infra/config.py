@@ -395,12 +395,25 @@ def _domain_entry(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class LabOverrides(_Model):
+    """Set only by `twinhost plan --lab` for the local lab: never in a real stack file.
+
+    The lab boots the plan's user data in containers that reach Debian's mirror through a host
+    proxy and get certificates from a lab ACME server; these are the few values that differ."""
+
+    apt_proxy: Annotated[str, Field(pattern=r"^http://[A-Za-z0-9.-]+(:\d{1,5})?/?$")] | None = None
+    ca_pem: Annotated[str, Field(pattern=r"^-----BEGIN CERTIFICATE-----")] | None = None
+    acme_directory: Annotated[str, AfterValidator(_https_url)] | None = None
+    resolvers: list[Annotated[str, AfterValidator(_resolver_address)]] | None = None
+
+
 class _AdminAccess(_Model):
     admin_user: DnsLabel = "ops"
     admin_cidrs: list[Cidr] = Field(min_length=1)
     ssh_keys: list[SshPublicKey] = Field(min_length=1)
     dangerously_allow_ssh_from_anywhere: bool = Field(False, alias=ANYWHERE_OVERRIDE)
     debian: DebianRelease = 12
+    lab_overrides: LabOverrides | None = None
 
 
 

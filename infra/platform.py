@@ -158,6 +158,7 @@ _SITE_OUTPUTS = ("site", "failoverHostname", "failoverMode", "nodeAddresses", "o
 
 
 def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
+    lab = config.lab_overrides  # only `twinhost plan --lab` sets these
     return RedirectorSpec(
         hostname=REDIRECTOR_HOSTNAME,
         debian=config.debian,
@@ -167,8 +168,10 @@ def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
         memory_mib=int(catalog.providers()["aws"]["instance_memory_mib"][config.aws.instance_type]),
         ops_zone=config.ops_zone,
         acme_email=config.acme_email,
-        acme_directory=config.aws.acme_directory,
-        resolvers=tuple(config.aws.resolvers),
+        acme_directory=(lab.acme_directory if lab and lab.acme_directory else config.aws.acme_directory),
+        resolvers=tuple(lab.resolvers if lab and lab.resolvers else config.aws.resolvers),
+        apt_proxy=lab.apt_proxy if lab else None,
+        acme_ca_root_pem=lab.ca_pem if lab else None,
     )
 
 

@@ -24,7 +24,14 @@ import pulumi_tls as tls
 
 from infra import catalog
 from infra.bootstrap import render_user_data
-from infra.bootstrap.spec import MeshPeer, NodeSpec, mesh_addresses, mesh_network, tinc_node_name
+from infra.bootstrap.spec import (
+    LETS_ENCRYPT_DIRECTORY,
+    MeshPeer,
+    NodeSpec,
+    mesh_addresses,
+    mesh_network,
+    tinc_node_name,
+)
 from infra.components.apex_registration import ApexRegistration, ApexRegistrationArgs
 from infra.components.cloud_firewalls import (
     DIGITALOCEAN_OUTBOUND,
@@ -171,6 +178,7 @@ class SitePair(pulumi.ComponentResource):
         }
         settings = config.digitalocean if provider == "digitalocean" else config.linode
         mesh = mesh_addresses(config.site)
+        lab = config.lab_overrides  # only `twinhost plan --lab` sets these
 
         def render(resolved: dict[str, Any]) -> str:
             spec = NodeSpec(
@@ -212,6 +220,9 @@ class SitePair(pulumi.ComponentResource):
                 origin_private_key_pem=resolved["origin_key"],
                 acme_email=config.acme_email,
                 app=config.app,
+                apt_proxy=lab.apt_proxy if lab else None,
+                extra_ca_pem=lab.ca_pem if lab else None,
+                acme_directory=(lab.acme_directory if lab and lab.acme_directory else LETS_ENCRYPT_DIRECTORY),
                 app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
             )
             return render_user_data(spec)

@@ -148,10 +148,26 @@ def stack_name_of(path: Path) -> str:
 # Running
 
 
+def apply_lab_profile(config: dict[str, str], lab: Mapping[str, Any]) -> dict[str, str]:
+    """A stack's config as the local lab boots it: `labOverrides` (apt proxy, lab CA, lab ACME
+    directory, lab resolvers) set, and the lab's admin networks and keys added to the stack's
+    own (so the lab's admin namespace can log in). Everything else is the stack's config."""
+    result = dict(config)
+    if lab.get("labOverrides"):
+        result[f"{NAMESPACE}:labOverrides"] = json.dumps(lab["labOverrides"])
+    for key in ("adminCidrs", "sshKeys"):
+        extra = list(lab.get(key) or [])
+        if extra:
+            current = json.loads(result.get(f"{NAMESPACE}:{key}", "[]"))
+            result[f"{NAMESPACE}:{key}"] = json.dumps([*current, *[e for e in extra if e not in current]])
+    return result
+
+
 def run_plan(
     stack_file: Path,
     addresses: Mapping[str, str] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    lab: Mapping[str, Any] | None = None,
 ) -> PlanResult:
     """Plan one stack file. Raises ConfigError for invalid config (before any resource exists).
 
@@ -162,6 +178,9 @@ def run_plan(
 
     stack = stack_name_of(stack_file)
     config_values, secret_keys = read_stack_file(stack_file)
+    if lab is not None:
+        config_values = apply_lab_profile(config_values, lab)
+        addresses = {**(addresses or DEFAULT_ADDRESSES), **lab.get("addresses", {})}
     references = dict(stack_outputs or {})
 
     _reset_runtime()
@@ -172,7 +191,7 @@ def run_plan(
         if referenced not in references:
             platform_file = stack_file.parent / f"Pulumi.{referenced}.yaml"
             if platform_file.exists():
-                references[referenced] = run_plan(platform_file, addresses).outputs
+                references[referenced] = run_plan(platform_file, addresses, lab=lab).outputs
             # Re-install this stack's config: planning the platform replaced it.
             _reset_runtime()
             pulumi.runtime.set_all_config(config_values, secret_keys)
