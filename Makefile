@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test bench lock typecheck clean
+.PHONY: plan test bench bench-lab lock typecheck clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/ensure-host-packages
 	scripts/ensure-host-packages python
@@ -29,6 +29,11 @@ test: $(STAMP)
 ## Speed figures (printed, never asserted).
 bench: $(STAMP)
 	$(BIN)/python bench/plan_bench.py
+
+## Lab figures (root): time from container start to both nodes healthy over TLS, memory.
+bench-lab: $(STAMP)
+	scripts/ensure-host-packages lab
+	$(BIN)/python bench/lab_bench.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

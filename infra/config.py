@@ -395,16 +395,28 @@ def _domain_entry(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class LabAws(_Model):
+    """The lab's stand-in for S3 and SSM (moto, `infra/lab/aws.py`): where it listens and the
+    fixed lab credentials it is reached with, in place of the instance role. Never a real AWS
+    account's keys: the lab's containers have no cloud behind them."""
+
+    endpoint_url: Annotated[str, Field(pattern=r"^http://[A-Za-z0-9.-]+(:\d{1,5})?/?$")]
+    access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")]
+    secret_access_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9/+=]{16,128}$")]
+
+
 class LabOverrides(_Model):
     """Set only by `twinhost plan --lab` for the local lab: never in a real stack file.
 
     The lab boots the plan's user data in containers that reach Debian's mirror through a host
-    proxy and get certificates from a lab ACME server; these are the few values that differ."""
+    proxy and get certificates from a lab ACME server; these are the few values that differ.
+    `aws`: the redirector's watcher refresh reads S3 and SSM from the lab's stand-in."""
 
     apt_proxy: Annotated[str, Field(pattern=r"^http://[A-Za-z0-9.-]+(:\d{1,5})?/?$")] | None = None
     ca_pem: Annotated[str, Field(pattern=r"^-----BEGIN CERTIFICATE-----")] | None = None
     acme_directory: Annotated[str, AfterValidator(_https_url)] | None = None
     resolvers: list[Annotated[str, AfterValidator(_resolver_address)]] | None = None
+    aws: LabAws | None = None
 
 
 class _AdminAccess(_Model):

@@ -49,8 +49,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     webhook = _set_secret("notifyWebhook")
     delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
     user_data = delivery.bucket.apply(lambda bucket: user_data_base64(redirector_user_data(
-        config, extra_parts=(pw.node_parts(bucket=bucket, region=config.aws.region,
-                                           backends=[config.dns_provider]),))))
+        config, extra_parts=(pw.node_parts(
+            bucket=bucket, region=config.aws.region, backends=[config.dns_provider],
+            # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
+            lab_aws=config.lab_overrides.aws if config.lab_overrides else None),))))
     redirector = Redirector(
         "redirector",
         RedirectorArgs(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bootstrap.parts import File, Parts, static
-from infra.config import Watcher
+from infra.config import LabAws, Watcher
 from infra.watcher import install
 from infra.watcher.config import parse_config
 
@@ -173,20 +173,30 @@ def release_document(
     }
 
 
-def node_parts(*, bucket: str, region: str, backends: Sequence[str]) -> Parts:
+def node_parts(*, bucket: str, region: str, backends: Sequence[str],
+               lab_aws: LabAws | None = None) -> Parts:
     """The watcher on the redirector's first boot, after the redirector's own parts.
 
     `infra.watcher.install.node_install` gives the pinned requirements, the unit and the venv
     steps. Its archive fetch and config file are replaced by the refresh script, which does the
     same (SHA-256 checked) with an explicit region, and keeps doing it every minute.
+
+    `lab_aws` (labOverrides.aws, the local lab only): the refresh reads S3 and SSM from the lab's
+    stand-in with its fixed lab credentials instead of AWS with the instance role; the settings
+    file then holds those credentials, so it is 0600.
     """
     sha256 = install.source_sha256()
     planned = install.node_install("{}", backends, bucket=bucket, key=archive_key(sha256),
                                    archive_sha256=sha256)
     files = [File(f.path, f.content, f.mode) for f in planned.files if f.path != install.CONFIG_PATH]
     settings = {"bucket": bucket, "region": region, "releaseKey": RELEASE_KEY}
+    settings_mode = 0o644
+    if lab_aws is not None:
+        settings.update(endpointUrl=lab_aws.endpoint_url, accessKeyId=lab_aws.access_key_id,
+                        secretAccessKey=lab_aws.secret_access_key)
+        settings_mode = 0o600
     files += [
-        File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n"),
+        File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
         File(REFRESH_SCRIPT, static(REFRESH_SCRIPT.lstrip("/")), 0o755),
         File(REFRESH_SERVICE, static(REFRESH_SERVICE.lstrip("/"))),
         File(REFRESH_TIMER, static(REFRESH_TIMER.lstrip("/"))),

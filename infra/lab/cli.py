@@ -1,0 +1,93 @@
+"""`twinhost lab up|check|down|status`: the local lab (see docs/lab.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infra.lab.host import LabError
+from infra.lab.layout import Layout
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from infra.cli import project_dir_option
+
+    lab = commands.add_parser("lab", help="boot a site's pair and the redirector locally and check them (root)")
+    actions = lab.add_subparsers(dest="lab_command", required=True)
+    up = actions.add_parser("up", help="boot the containers from the plan's user data", parents=[project_dir_option()])
+    up.add_argument("--stack", default="harbourlaw", help="the site stack to boot (default: harbourlaw)")
+    up.add_argument("--platform", default="prod", help="the platform stack (default: prod)")
+    up.add_argument("--debian", type=int, choices=(12, 13), default=12, help="Debian release (default: 12)")
+    up.set_defaults(handler=_up)
+    check = actions.add_parser("check", help="run every outside check against the running lab")
+    check.add_argument("-k", dest="only", default=None, help="only the checks whose name contains this")
+    check.set_defaults(handler=_check)
+    actions.add_parser("status", help="what is running").set_defaults(handler=_status)
+    actions.add_parser("down", help="remove containers, bridge, namespaces, cgroups").set_defaults(handler=_down)
+
+
+def _layout_of_running() -> Layout:
+    from infra.lab.lab import load_state
+
+    state = load_state(Layout())
+    if state is None:
+        raise LabError("no lab is running: `twinhost lab up` first")
+    return Layout(stack=state.stack, platform_stack=state.platform_stack, debian=state.debian)
+
+
+def _guard(function):
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return int(function(args))
+        except LabError as exc:
+            print(f"lab: {exc}", file=sys.stderr)
+            return 1
+    return wrapped
+
+
+@_guard
+def _up(args: argparse.Namespace) -> int:
+    from infra.lab import lab
+    from infra.cli import find_project_dir
+
+    layout = Layout(stack=args.stack, platform_stack=args.platform, debian=args.debian)
+    project = find_project_dir(getattr(args, "project_dir", None))
+    state = lab.up(layout, project, log=lambda line: print(line, flush=True))
+    print(lab.summary_table(layout, state))
+    return 0 if all(n.get("cloud_init") == "done" for n in state.nodes.values()) else 1
+
+
+@_guard
+def _check(args: argparse.Namespace) -> int:
+    from infra.lab import checks
+
+    layout = _layout_of_running()
+    failed = 0
+    for result in checks.run_all(layout, only=args.only):
+        print(result.line(), flush=True)
+        failed += not result.ok
+    return 1 if failed else 0
+
+
+@_guard
+def _status(args: argparse.Namespace) -> int:
+    from infra.lab import lab
+
+    layout = _layout_of_running()
+    state = lab.load_state(layout)
+    assert state is not None
+    for role, box in lab.containers(layout, state).items():
+        print(f"{box.node.name:<14} {role:<12} {box.stage() if box.leader() else 'stopped'}")
+    return 0
+
+
+@_guard
+def _down(args: argparse.Namespace) -> int:
+    from infra.lab import lab
+
+    removed = lab.down(Layout(), log=lambda line: print(line, flush=True))
+    if not removed:
+        print("nothing to remove")
+    return 0
+
+

@@ -1,0 +1,301 @@
+"""The redirector's watcher refresh against the lab's S3/SSM stand-in (infra/lab/aws.py).
+
+The stand-in is moto's server on 127.0.0.1, seeded from a real plan of Pulumi.prod.yaml rendered
+with a lab profile naming it (labOverrides.aws). The refresh script and its settings file are the
+ones in that plan's redirector user data; the script runs in its own process with its paths
+(/etc/twinhost, /opt/twinhost-watcher, its state) moved under a temporary root, no AWS
+configuration in its environment and the instance metadata service disabled: what it fetches,
+it fetched with the settings file's endpoint and lab credentials. `systemctl` is a recording
+fake; the node's venv python is the project's, run on the unpacked code the way the refresh runs
+it, with the secrets handed over as systemd's LoadCredential= would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import platform_watcher as pw
+from infra.config import ConfigError
+from infra.lab import aws
+from infra.lab.host import stop
+from infra.lab.layout import Layout
+from infra.plan.runner import PlanResult, run_plan
+from tests.conftest import REPO
+
+PROD = REPO / "Pulumi.prod.yaml"
+HOST = "127.0.0.1"
+# Opt-in: a dist-packages directory holding Debian 12's python3-boto3 1.26 and its dependencies
+# (e.g. their .debs unpacked with `dpkg-deb -x`): the refresh tests then also run with the system
+# python3 on it, as on the redirector. Without it they run with this venv's boto3 only.
+DEBIAN_BOTO3 = os.environ.get("TWINHOST_DEBIAN_BOTO3")
+
+# Loads the script as a module, moves its paths, runs main(): the script's own code, unchanged.
+DRIVER = """
+import importlib.machinery, importlib.util, json, sys
+script, paths = sys.argv[1], json.loads(sys.argv[2])
+loader = importlib.machinery.SourceFileLoader("twinhost_watcher_refresh", script)
+module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+loader.exec_module(module)
+for name, value in paths.items():
+    setattr(module, name, value)
+sys.argv = [script, *sys.argv[3:]]
+sys.exit(module.main())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _node_files(plan: PlanResult) -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(plan.user_data["redirector"])
+    return {f["path"]: f for f in document["write_files"]}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Standin:
+    plan: PlanResult
+    url: str
+    seed: aws.Seed
+
+    def release(self) -> dict[str, Any]:
+        return dict(json.loads(self.seed.objects[pw.RELEASE_KEY]))
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standin]:
+    port = _free_port()
+    layout = Layout(state_dir=tmp_path_factory.mktemp("lab"))
+    profile = {"labOverrides": {"aws": aws.lab_overrides(layout, host=HOST, port=port)}}
+    plan = _plan(lab=profile)
+    pid = aws.start_aws_standin(layout, plan, host=HOST, port=port)
+    try:
+        yield Standin(plan, aws.endpoint_url(HOST, port), aws.platform_seed(plan))
+    finally:
+        stop(pid)
+
+
+def _plan(**kwargs: Any) -> PlanResult:
+    """run_plan with an event loop set: the watcher's health tests use asyncio.run(), which leaves
+    the main thread without one, and Pulumi's runtime needs one. It is left set, as a fresh
+    process would have it."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:
+        policy.set_event_loop(policy.new_event_loop())
+    return run_plan(PROD, **kwargs)
+
+
+@dataclass
+class Node:
+    """The redirector's paths under a temporary root, and the fakes' records."""
+
+    root: Path
+    script: Path
+    bin: Path
+    interpreter: str = sys.executable
+    pythonpath: str | None = None
+
+    @property
+    def paths(self) -> dict[str, str]:
+        opt = self.root / "opt/twinhost-watcher"
+        return {"SETTINGS": str(self.root / "etc/twinhost/watcher-refresh.json"),
+                "CONFIG": str(self.root / "etc/twinhost/watcher.json"),
+                "SECRETS_DIR": str(self.root / "etc/twinhost/watcher-secrets"),
+                "ROOT": str(opt), "PYTHON": str(opt / "venv/bin/python"),
+                "APPLIED": str(self.root / "var/lib/twinhost-watcher-refresh/applied.json")}
+
+    def path(self, name: str) -> Path:
+        return Path(self.paths[name])
+
+    def calls(self, tool: str) -> list[list[str]]:
+        log = self.root / f"{tool}.calls"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def refresh(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8",
+               # Nothing of the host's AWS set-up, and no instance role to fall back on.
+               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        # With the unit's UMask=0077, as systemd runs it.
+        return subprocess.run([self.interpreter, "-c", DRIVER, str(self.script), json.dumps(self.paths), *args],
+                              capture_output=True, text=True, timeout=120, env=env, umask=0o077)
+
+
+@pytest.fixture(params=["venv-boto3", "debian-boto3"])
+def node(standin: Standin, tmp_path: Path, request: pytest.FixtureRequest) -> Node:
+    files = _node_files(standin.plan)
+    root = tmp_path / "node"
+    made = Node(root=root, script=root / "usr/local/sbin/twinhost-watcher-refresh", bin=root / "fakebin")
+    if request.param == "debian-boto3":
+        if not DEBIAN_BOTO3:
+            pytest.skip("TWINHOST_DEBIAN_BOTO3 not set (Debian's python3-boto3 unpacked)")
+        made.interpreter, made.pythonpath = "/usr/bin/python3", DEBIAN_BOTO3
+    # The settings file and the script exactly as the plan's user data writes them.
+    for source, target in ((files[pw.REFRESH_SETTINGS], made.path("SETTINGS")), (files[pw.REFRESH_SCRIPT], made.script)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source["content"])
+        target.chmod(int(source["permissions"], 8))
+    made.path("ROOT").mkdir(parents=True)  # first boot's `install -d` (platform_watcher.node_parts)
+    _write_fakes(made)
+    return made
+
+
+def _write_fakes(node: Node) -> None:
+    calls = node.root
+    node.bin.mkdir(parents=True)
+    systemctl = node.bin / "systemctl"
+    systemctl.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                         f"with open({str(calls / 'systemctl.calls')!r}, 'a') as log:\n"
+                         "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    systemctl.chmod(0o755)
+    # The node's venv python: the project's interpreter on the unpacked code (the refresh sets
+    # PYTHONPATH), with the secrets copied to $CREDENTIALS_DIRECTORY as `secrets_<name>`, as the
+    # watcher unit's LoadCredential=secrets:<dir> does.
+    python = node.path("PYTHON")
+    python.parent.mkdir(parents=True)
+    python.write_text(
+        f"#!{sys.executable}\nimport json, os, shutil, sys, tempfile\n"
+        f"with open({str(calls / 'python.calls')!r}, 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"credentials = tempfile.mkdtemp(dir={str(calls)!r}, prefix='credentials-')\n"
+        f"secrets = {node.paths['SECRETS_DIR']!r}\n"
+        "for name in os.listdir(secrets):\n"
+        "    shutil.copy(os.path.join(secrets, name), os.path.join(credentials, 'secrets_' + name))\n"
+        "os.environ['CREDENTIALS_DIRECTORY'] = credentials\n"
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
+    python.chmod(0o755)
+
+
+# -- what the plan renders -------------------------------------------------------------------------
+
+
+def test_lab_settings_name_the_standin_and_lab_credentials_and_are_root_only(standin: Standin) -> None:
+    entry = _node_files(standin.plan)[pw.REFRESH_SETTINGS]
+    settings = json.loads(entry["content"])
+    assert settings["endpointUrl"] == standin.url
+    assert (settings["accessKeyId"], settings["secretAccessKey"]) == (aws.ACCESS_KEY_ID, aws.SECRET_ACCESS_KEY)
+    assert settings["bucket"] == standin.seed.bucket and settings["region"] == "eu-west-1"
+    assert entry["permissions"] == "0600"
+
+
+def test_without_the_lab_the_settings_are_the_production_ones() -> None:
+    entry = _node_files(_plan())[pw.REFRESH_SETTINGS]
+    assert json.loads(entry["content"]) == {"bucket": "watcher-bucket-0plan", "region": "eu-west-1",
+                                            "releaseKey": pw.RELEASE_KEY}
+    assert entry["permissions"] == "0644"
+
+
+@pytest.mark.parametrize("bad, key", [
+    ({"endpointUrl": "ftp://198.51.100.1:5000"}, "endpointUrl"),
+    ({"accessKeyId": "lowercase-key"}, "accessKeyId"),
+    ({"secretAccessKey": "short"}, "secretAccessKey"),
+])
+def test_the_aws_override_is_validated(bad: dict[str, str], key: str) -> None:
+    values = {**aws.lab_overrides(Layout()), **bad}
+    with pytest.raises(ConfigError) as caught:
+        _plan(lab={"labOverrides": {"aws": values}})
+    assert f"twinhost:labOverrides.aws.{key}" in {issue.key for issue in caught.value.issues}
+
+
+def test_the_lab_default_is_the_bridge_host_address() -> None:
+    assert aws.lab_overrides(Layout())["endpointUrl"] == "http://198.51.100.1:5000"
+
+
+# -- the refresh against the stand-in --------------------------------------------------------------
+
+
+def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin, node: Node) -> None:
+    release = standin.release()
+    result = node.refresh("--first-boot")
+    assert result.returncode == 0, result.stderr
+
+    config = node.path("CONFIG").read_bytes()
+    assert config == standin.seed.objects[pw.CONFIG_KEY] and _sha(config) == release["config"]["sha256"]
+    assert stat.S_IMODE(node.path("CONFIG").stat().st_mode) == 0o644
+
+    # The code: the archive the stack published, unpacked where the watcher unit imports it from.
+    lib = node.path("ROOT") / "lib"
+    for module in ("infra/watcher/__main__.py", "infra/watcher/config.py"):
+        assert (lib / module).read_bytes() == (REPO / module).read_bytes()
+    # The watcher runs as a DynamicUser: its code must be readable by others (found in the lab:
+    # the unit's umask made tar's implicit directories 0700), and writable by root only.
+    modes = {path.relative_to(lib): stat.S_IMODE(path.stat().st_mode) for path in [lib, *lib.rglob("*")]}
+    assert {m for p, m in modes.items() if (lib / p).is_dir()} == {0o755}
+    assert {m for p, m in modes.items() if (lib / p).is_file()} == {0o644}
+
+    # The secrets: each parameter's value from SSM, root-only, and never in the output.
+    assert sorted(os.listdir(node.path("SECRETS_DIR"))) == sorted(release["secrets"])
+    for name, spec in release["secrets"].items():
+        path = node.path("SECRETS_DIR") / name
+        expected = (standin.seed.parameters[spec["parameter"]] + "\n").encode()
+        assert _sha(path.read_bytes()) == _sha(expected), f"secret {name} differs from its parameter"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        printed = standin.seed.parameters[spec["parameter"]] in result.stdout + result.stderr
+        assert not printed, f"the value of secret {name} was printed"
+        assert f"updated secret {name}" in result.stderr
+
+    # Checked with the watcher itself on the new code, then the watcher enabled and restarted.
+    assert node.calls("python") == [["-m", "infra.watcher", "--config", node.paths["CONFIG"], "--check-config"]]
+    assert node.calls("systemctl") == [["enable", "--quiet", "twinhost-watcher.service"],
+                                       ["restart", "twinhost-watcher.service"]]
+    applied = json.loads(node.path("APPLIED").read_text())
+    assert applied == {"archiveSha256": release["archive"]["sha256"], "configSha256": release["config"]["sha256"],
+                       "secretVersions": {n: s["version"] for n, s in release["secrets"].items()}}
+
+
+def test_the_next_minute_with_nothing_new_changes_nothing(standin: Standin, node: Node) -> None:
+    assert node.refresh("--first-boot").returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in node.root.rglob("*") if p.is_file() and "calls" not in p.name}
+    result = node.refresh()
+    assert result.returncode == 0, result.stderr
+    assert "installed" not in result.stderr and "updated" not in result.stderr
+    assert len(node.calls("systemctl")) == 2 and len(node.calls("python")) == 1  # the first boot's only
+    after = {p: p.stat().st_mtime_ns for p in before}
+    changed = [str(p) for p in before if before[p] != after[p] and p != node.path("APPLIED")]
+    assert changed == []
+
+
+@pytest.mark.parametrize("which", ["archive", "config"])
+def test_a_tampered_object_is_refused_by_its_sha256(standin: Standin, node: Node, which: str) -> None:
+    key = standin.release()[which]["key"]
+    original = standin.seed.objects[key]
+    s3, _ = aws.clients(standin.url, standin.seed.region)
+    tampered = original + b"\n" if which == "config" else original[:-1] + bytes([original[-1] ^ 1])
+    s3.put_object(Bucket=standin.seed.bucket, Key=key, Body=tampered)
+    try:
+        result = node.refresh("--first-boot")
+    finally:
+        s3.put_object(Bucket=standin.seed.bucket, Key=key, Body=original)
+    assert result.returncode == 1
+    assert f"{'code archive' if which == 'archive' else 'watcher config'} SHA-256 does not match" in result.stderr
+    assert not node.path("CONFIG").exists() and not node.path("APPLIED").exists()
+    assert node.calls("systemctl") == [] and node.calls("python") == []
+    if which == "archive":
+        assert not (node.path("ROOT") / "lib").exists()
+    # Put right, the next run installs it.
+    assert node.refresh().returncode == 0
+    assert node.path("CONFIG").read_bytes() == standin.seed.objects[pw.CONFIG_KEY]
