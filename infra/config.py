@@ -417,6 +417,9 @@ class LabOverrides(_Model):
     acme_directory: Annotated[str, AfterValidator(_https_url)] | None = None
     resolvers: list[Annotated[str, AfterValidator(_resolver_address)]] | None = None
     aws: LabAws | None = None
+    # false: no swap file. A container shares the host's kernel and may not swapon (cloud-init 25
+    # reports that as an error, 22.4 as a warning).
+    swap: bool | None = None
 
 
 class _AdminAccess(_Model):

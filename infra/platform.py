@@ -174,6 +174,7 @@ def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
         resolvers=tuple(lab.resolvers if lab and lab.resolvers else config.aws.resolvers),
         apt_proxy=lab.apt_proxy if lab else None,
         acme_ca_root_pem=lab.ca_pem if lab else None,
+        swap=not (lab and lab.swap is False),
     )
 
 

@@ -99,6 +99,7 @@ def hardening_parts(
     open_ports: Sequence[FirewallRule] = (),
     apt_proxy: str | None = None,
     reboot_time: str | None = None,
+    swap: bool = True,
 ) -> Parts:
     """Everything that hardens a Debian 12/13 host at first boot.
 
@@ -111,6 +112,7 @@ def hardening_parts(
         open_ports: further ufw openings (80/443, tinc from the peer, the mesh interface).
         apt_proxy: an HTTP proxy for apt (the lab's), or None.
         reboot_time: "HH:MM" for automatic reboots after kernel updates, or None for never.
+        swap: False: no swap file whatever the memory (the lab's containers may not swapon).
 
     Example (the redirector)::
 
@@ -188,9 +190,9 @@ def hardening_parts(
         "ssh_deletekeys": True,
         "ssh_genkeytypes": ["ed25519"],
     }
-    if memory_mib <= SWAP_THRESHOLD_MIB:
+    if swap and memory_mib <= SWAP_THRESHOLD_MIB:
         # 1 GB machines run glusterfs, nginx, fail2ban and the app: swap absorbs peaks instead
-        # of the OOM killer. (A container cannot swapon; cloud-init logs that and goes on.)
+        # of the OOM killer.
         config["swap"] = {"filename": "/swapfile", "size": SWAP_BYTES, "maxsize": SWAP_BYTES}
     return Parts(
         files=files,

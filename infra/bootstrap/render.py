@@ -45,7 +45,7 @@ def node_parts(spec: NodeSpec) -> Parts:
         attempt(lambda: hardening_parts(
             admin_user=spec.admin_user, ssh_keys=spec.ssh_keys, admin_cidrs=spec.admin_cidrs,
             debian=spec.debian, memory_mib=spec.memory_mib, apt_proxy=spec.apt_proxy,
-            reboot_time=spec.reboot_time,
+            reboot_time=spec.reboot_time, swap=spec.swap,
             open_ports=(*web_firewall_rules(spec), *tinc_firewall_rules(spec)),
         )),
         attempt(lambda: tinc_parts(spec)),

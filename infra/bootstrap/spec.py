@@ -65,6 +65,7 @@ class NodeSpec:
     # Set only in the lab: an HTTP proxy for apt, and extra CA certificates to trust (the lab ACME CA).
     apt_proxy: str | None = None
     extra_ca_pem: str | None = None
+    swap: bool = True  # False only in the lab (a container may not swapon)
     # Added by the bootstrap (all optional):
     # Sources that may reach 80/443 even when `http_sources` limits them (the platform's
     # watcher, a health checker): in proxied mode only Cloudflare could reach /health otherwise.

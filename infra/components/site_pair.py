@@ -222,6 +222,7 @@ class SitePair(pulumi.ComponentResource):
                 app=config.app,
                 apt_proxy=lab.apt_proxy if lab else None,
                 extra_ca_pem=lab.ca_pem if lab else None,
+                swap=not (lab and lab.swap is False),
                 acme_directory=(lab.acme_directory if lab and lab.acme_directory else LETS_ENCRYPT_DIRECTORY),
                 app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
             )

@@ -95,7 +95,9 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> dict[str,
     return {
         "addresses": layout.address_map(),
         "labOverrides": {"aptProxy": layout.proxy_url, "caPem": ca_pem, "acmeDirectory": layout.acme_directory,
-                         "resolvers": [layout.host_address], "aws": aws.lab_overrides(layout)},
+                         "resolvers": [layout.host_address], "aws": aws.lab_overrides(layout),
+                         # Containers share the host's kernel: no swapon.
+                         "swap": False},
         "adminCidrs": [layout.admin_network],
         "sshKeys": [admin_public_key],
     }
@@ -229,6 +231,9 @@ def _follow(boxes: dict[str, Container], state: LabState, started: float, log: L
                 finished[role] = stage
                 state.nodes[box.node.name] = {"cloud_init": stage, "cloud_init_s": round(elapsed, 1)}
                 log(f"  {box.node.name:<14} cloud-init {stage} after {elapsed:5.0f} s")
+                if stage == "error":  # the site will not come up: say why now, not at the timeout
+                    errors = box.cloud_init_status().get("errors")
+                    raise LabError(f"cloud-init failed on {box.node.name}: {str(errors)[:1500]}")
             elif stage == "not running" and not alive(box.pid):
                 raise LabError(f"{box.node.name} stopped during boot: see {box.log}")
             else:

@@ -48,7 +48,7 @@ def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = 
     hardening = hardening_parts(
         admin_user=spec.admin_user, ssh_keys=spec.ssh_keys, admin_cidrs=spec.admin_cidrs,
         debian=spec.debian, memory_mib=spec.memory_mib, open_ports=[WEB_RULE],
-        apt_proxy=spec.apt_proxy,
+        apt_proxy=spec.apt_proxy, swap=spec.swap,
         # No automatic reboot: one instance serves every apex and runs the watcher.
         reboot_time=None,
     )

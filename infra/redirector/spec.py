@@ -35,6 +35,7 @@ class RedirectorSpec:
     # security group does too: two independent layers), and small machines get a swap file.
     admin_cidrs: tuple[str, ...] = ()
     memory_mib: int = 512
+    swap: bool = True  # False only in the lab (a container may not swapon)
     # "acme": certificates from `acme_directory` (HTTP-01). "internal": Caddy's own local CA
     # (tests, or a lab without an ACME server); never for the real redirector.
     issuer: Literal["acme", "internal"] = "acme"

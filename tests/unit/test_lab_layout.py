@@ -119,3 +119,17 @@ def test_ssh_audit_counts_failures_and_warnings_per_algorithm() -> None:
     fails, warns = checks._ssh_audit_counts(report)
     assert fails == ["kex:diffie-hellman-group14-sha1"]
     assert warns == ["kex:diffie-hellman-group14-sha1", "key:ssh-rsa"]
+
+
+def test_the_lab_user_data_has_no_swap_file_and_the_real_one_does(rendered) -> None:  # type: ignore[no-untyped-def]
+    """A container may not swapon (cloud-init 25 fails the boot on it): the lab profile turns the
+    swap file off, and only the lab profile does."""
+    import yaml
+
+    from infra.plan.runner import run_plan
+
+    _, user_data, _ = rendered
+    for role in ("digitalocean", "linode"):
+        assert "swap" not in yaml.safe_load(user_data[role])
+    real = run_plan(REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": run_plan(REPO / "Pulumi.prod.yaml").outputs})
+    assert yaml.safe_load(real.user_data["digitalocean"])["swap"]["filename"] == "/swapfile"
