@@ -38,10 +38,20 @@ from tests.conftest import REPO
 
 PROD = REPO / "Pulumi.prod.yaml"
 HOST = "127.0.0.1"
-# Opt-in: a dist-packages directory holding Debian 12's python3-boto3 1.26 and its dependencies
-# (e.g. their .debs unpacked with `dpkg-deb -x`): the refresh tests then also run with the system
-# python3 on it, as on the redirector. Without it they run with this venv's boto3 only.
+# The refresh runs on the redirector with Debian 12's python3-boto3 (1.26): the tests run it with
+# that too, as well as with this venv's boto3. Its .debs come from Debian's mirror through the
+# bootstrap tests' cache (tests/bootstrap/bootstrap_debroot.py, unpacked, nothing installed), or
+# from TWINHOST_DEBIAN_BOTO3, a dist-packages directory that already holds them.
 DEBIAN_BOTO3 = os.environ.get("TWINHOST_DEBIAN_BOTO3")
+
+
+def debian_boto3() -> str:
+    if DEBIAN_BOTO3:
+        return DEBIAN_BOTO3
+    sys.path.insert(0, str(REPO / "tests" / "bootstrap"))
+    from bootstrap_debroot import tool_root
+
+    return str(tool_root(12, ("python3-boto3",)) / "usr/lib/python3/dist-packages")
 
 # Loads the script as a module, moves its paths, runs main(): the script's own code, unchanged.
 DRIVER = """
@@ -151,9 +161,10 @@ def node(standin: Standin, tmp_path: Path, request: pytest.FixtureRequest) -> No
     root = tmp_path / "node"
     made = Node(root=root, script=root / "usr/local/sbin/twinhost-watcher-refresh", bin=root / "fakebin")
     if request.param == "debian-boto3":
-        if not DEBIAN_BOTO3:
-            pytest.skip("TWINHOST_DEBIAN_BOTO3 not set (Debian's python3-boto3 unpacked)")
-        made.interpreter, made.pythonpath = "/usr/bin/python3", DEBIAN_BOTO3
+        system = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
+                                capture_output=True, text=True).stdout.strip()
+        assert system == "(3, 11)", f"Debian 12's python3-boto3 needs Debian 12's python3.11 here, not {system}"
+        made.interpreter, made.pythonpath = "/usr/bin/python3", debian_boto3()
     # The settings file and the script exactly as the plan's user data writes them.
     for source, target in ((files[pw.REFRESH_SETTINGS], made.path("SETTINGS")), (files[pw.REFRESH_SCRIPT], made.script)):
         target.parent.mkdir(parents=True, exist_ok=True)
