@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from infra.lab import lab
-from infra.lab.containers import CGROUP_ROOTS
+from infra.lab.containers import lab_cgroup_pids
 from infra.lab.host import alive
 from infra.lab.layout import Layout
 
@@ -35,24 +35,11 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
-def cgroup_pids(directory: Path) -> set[int]:
-    pids: set[int] = set()
-    for procs in directory.glob("**/cgroup.procs"):
-        try:
-            pids |= {int(p) for p in procs.read_text().split()}
-        except OSError:
-            continue
-    return pids
-
-
 def lab_memory(layout: Layout, state: lab.LabState) -> dict[str, float]:
     """MiB of PSS per container and for the host services."""
     figures: dict[str, float] = {}
     for node in layout.nodes:
-        pids: set[int] = set()
-        for root in CGROUP_ROOTS:
-            pids |= cgroup_pids(root / "twinhost-lab" / node.name)
-        figures[node.name] = sum(pss_kib(pid) for pid in pids) / 1024
+        figures[node.name] = sum(pss_kib(pid) for pid in lab_cgroup_pids(node.name)) / 1024
     figures["host services"] = sum(pss_kib(pid) for pid in state.services.values() if alive(pid)) / 1024
     return figures
 

@@ -60,8 +60,7 @@ class RunningLab:
         self.boxes: dict[str, Container] = lab_module.containers(layout, state)
         self.files = layout.run_dir / "checks"
         self.files.mkdir(parents=True, exist_ok=True)
-        self.acme_root = self.files / "acme-root.pem"
-        self.acme_root.write_text(state.acme_root_pem)
+        self.acme_root = lab_module.acme_root_file(layout)  # written by `up`
         for address in (FAIL2BAN_SOURCE, BURST_SOURCE):
             run(in_namespace(layout.admin_namespace, ["ip", "address", "replace", f"{address}/{layout.prefixlen}",
                                                       "dev", "thl1-ns"]), check=False)
@@ -94,9 +93,8 @@ class RunningLab:
 
     def curl(self, url: str, host: str, address: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """curl from the internet namespace, `host` resolved to `address`, trusting the lab ACME root."""
-        port = 443 if url.startswith("https") else 80
-        return self.outside(["curl", "-sS", "--max-time", "10", "--cacert", str(self.acme_root),
-                             "--resolve", f"{host}:{port}:{address}", *extra, url])
+        return _run_or_timeout(lab_module.internet_curl(self.layout, url, host, address, *extra),
+                               timeout=120, check=False)
 
     def ssh_command(self, source: str, role: str, command: str, *, user: str | None = None,
                     key: bool = True) -> list[str]:

@@ -141,15 +141,24 @@ class Container:
         result = self.exec(["systemctl", "list-units", "--failed", "--plain", "--no-legend"], check=False)
         return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
-    def power_off(self, *, timeout: float = 90) -> None:
-        """An orderly shutdown (SIGTERM to nspawn asks PID 1 to power off), then SIGKILL."""
-        stop(self.pid, grace=timeout)
-
     def kill(self) -> None:
         """Pull the plug: the whole container at once, no shutdown (the failover drill)."""
         import signal
 
         stop(self.pid, grace=5, sig=signal.SIGKILL)
+
+
+def lab_cgroup_pids(container: str | None = None) -> set[int]:
+    """Every process in the lab's own cgroups, or in one container's, sub-cgroups included."""
+    pids: set[int] = set()
+    for root in CGROUP_ROOTS:
+        directory = root / "twinhost-lab" / (container or "")
+        for procs in directory.glob("**/cgroup.procs"):
+            try:
+                pids |= {int(pid) for pid in procs.read_text().split()}
+            except OSError:
+                continue
+    return pids
 
 
 def kill_lab_cgroups(timeout: float = 15) -> list[int]:
@@ -159,16 +168,7 @@ def kill_lab_cgroups(timeout: float = 15) -> list[int]:
     import signal
     import time
 
-    def remaining() -> set[int]:
-        pids: set[int] = set()
-        for root in CGROUP_ROOTS:
-            for procs in (root / "twinhost-lab").glob("**/cgroup.procs"):
-                try:
-                    pids |= {int(pid) for pid in procs.read_text().split()}
-                except OSError:
-                    continue
-        return pids
-
+    remaining = lab_cgroup_pids
     found = remaining()
     deadline = time.monotonic() + timeout
     pids = found

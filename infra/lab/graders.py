@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from infra.lab.host import LabError, run
+from infra.lab.host import LabError, pip_errors, run
 from infra.lab.layout import Layout
 
 LOCK_NAME = "requirements-graders.lock"
@@ -28,8 +28,7 @@ def graders_python(layout: Layout, project_dir: Path) -> Path:
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
         return python
-    shutil.rmtree(venv, ignore_errors=True)
-    for stale in layout.cache_dir.glob("graders-*"):
+    for stale in layout.cache_dir.glob("graders-*"):  # this one half-built, or older pins
         shutil.rmtree(stale, ignore_errors=True)
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "venv", str(venv)])
@@ -37,8 +36,6 @@ def graders_python(layout: Layout, project_dir: Path) -> Path:
                   "-r", str(lock)], check=False, timeout=600)
     if result.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
-        # This machine's pip config names mirrors that may be absent: pip warns once per package.
-        errors = [line for line in result.stderr.splitlines() if not line.startswith("WARNING: Location")]
-        raise LabError(f"could not build the graders venv from {LOCK_NAME}: {' '.join(errors)[-600:]}")
+        raise LabError(f"could not build the graders venv from {LOCK_NAME}: {pip_errors(result.stderr)[-600:]}")
     (venv / ".complete").touch()
     return python

@@ -24,6 +24,12 @@ def run(command: Sequence[str], *, check: bool = True, timeout: float | None = 6
     return result
 
 
+def pip_errors(stderr: str) -> str:
+    """pip's stderr without the warning this machine's pip config causes once per package
+    (it names local mirrors that may be absent)."""
+    return " ".join(line for line in stderr.splitlines() if not line.startswith("WARNING: Location"))
+
+
 def start_background(command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None,
                      cwd: Path | None = None) -> int:
     """Start a process in its own session, output to `log`; returns its PID."""

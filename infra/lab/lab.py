@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from infra.lab import aws, network, services
 from infra.lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
-from infra.lab.host import LabError, alive, require_root, run, stop, stop_all
+from infra.lab.host import LabError, alive, require_root, run, stop_all
 from infra.lab.layout import Layout
 from infra.lab.rootfs import ensure_rootfs
 
@@ -260,15 +260,22 @@ def acme_root_file(layout: Layout) -> Path:
 def healthy_over_tls(layout: Layout, state: LabState) -> bool:
     """Both site nodes answer 200 on https://www.<apex>/health from the internet namespace,
     with a certificate that chains to the lab ACME server's root (not the self-signed stand-in)."""
-    root = acme_root_file(layout)
     www = state.site["www"][0]
     for node in layout.site_nodes:
-        result = run(network.in_namespace(layout.internet_namespace, [
-            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", str(root),
-            "--resolve", f"{www}:443:{node.address}", f"https://{www}/health"]), check=False, timeout=15)
+        result = run(internet_curl(layout, f"https://{www}/health", www, node.address,
+                                   "-o", "/dev/null", "-w", "%{http_code}", max_time=5), check=False, timeout=15)
         if result.stdout.strip() != "200":
             return False
     return True
+
+
+def internet_curl(layout: Layout, url: str, host: str, address: str, *extra: str, max_time: int = 10) -> list[str]:
+    """curl from the internet namespace, `host` resolved to `address`, trusting only the lab
+    ACME server's root."""
+    port = 443 if url.startswith("https") else 80
+    return network.in_namespace(layout.internet_namespace, [
+        "curl", "-sS", "--max-time", str(max_time), "--cacert", str(acme_root_file(layout)),
+        "--resolve", f"{host}:{port}:{address}", *extra, url])
 
 
 def summary_table(layout: Layout, state: LabState) -> str:
@@ -294,10 +301,9 @@ def down(layout: Layout, log: Log = print) -> list[str]:
         # SIGTERM to nspawn asks each container's PID 1 for an orderly power-off; all at once.
         stop_all([box.pid for box in boxes], grace=60)
         removed += [f"container {box.node.name}" for box in boxes]
-        for name, pid in state.services.items():
-            if alive(pid):
-                stop(pid)
-                removed.append(f"service {name}")
+        services_running = {name: pid for name, pid in state.services.items() if alive(pid)}
+        stop_all(list(services_running.values()))
+        removed += [f"service {name}" for name in services_running]
     leftovers = kill_lab_cgroups()
     if leftovers:
         removed.append(f"{len(leftovers)} processes left in the lab's cgroups")

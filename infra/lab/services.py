@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from infra.lab.host import LabError, run, start_service
+from infra.lab.host import LabError, pip_errors, run, start_service
 from infra.lab.layout import Layout
 
 FILES = Path(__file__).parent / "files"
@@ -174,24 +174,21 @@ def start_pypi(layout: Layout) -> int:
     from infra.watcher import install
 
     wheels = layout.cache_dir / f"wheels-py{layout.python_version}-{platform.machine()}"
-    pins = [f"{name}=={version}" for name, version in install.node_pins(install.NODE_DISTRIBUTIONS)]
     wheels.mkdir(parents=True, exist_ok=True)
-    have = {w.name.split("-")[0].lower().replace("_", "-") + "==" + w.name.split("-")[1]
-            for w in wheels.glob("*.whl")}
-    missing = [pin for pin in pins if pin.lower().replace("_", "-") not in have]
+    have = {f"{_project(w.name.split('-')[0])}=={w.name.split('-')[1]}" for w in wheels.glob("*.whl")}
+    missing = [f"{name}=={version}" for name, version in install.node_pins(install.NODE_DISTRIBUTIONS)
+               if f"{_project(name)}=={version}" not in have]
     if missing:
         result = run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                       "--no-deps", "--only-binary=:all:", "--platform", f"manylinux2014_{platform.machine()}",
                       "--python-version", layout.python_version, "--dest", str(wheels), *missing],
                      check=False, timeout=600)
         if result.returncode != 0:
-            errors = [line for line in result.stderr.splitlines() if not line.startswith("WARNING: Location")]
-            raise LabError(f"could not fetch the watcher's wheels for the lab's PyPI: {' '.join(errors)[-600:]}")
+            raise LabError(f"could not fetch the watcher's wheels for the lab's PyPI: {pip_errors(result.stderr)[-600:]}")
     index = layout.run_dir / "pypi"
     shutil.rmtree(index, ignore_errors=True)
     for wheel in sorted(wheels.glob("*.whl")):
-        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
-        page = index / "simple" / project
+        page = index / "simple" / _project(wheel.name.split("-")[0])
         page.mkdir(parents=True, exist_ok=True)
         (index / wheel.name).symlink_to(wheel)
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -201,3 +198,8 @@ def start_pypi(layout: Layout) -> int:
         [sys.executable, "-m", "http.server", str(layout.pypi_port), "--bind", layout.host_address,
          "--directory", str(index)],
         layout.run_dir / "pypi.log", ready=lambda: _answers(layout.pypi_index), what="the lab's PyPI stand-in")
+
+
+def _project(name: str) -> str:
+    """A distribution's name as PEP 503 spells it (the simple index's page, wheel file names)."""
+    return re.sub(r"[-_.]+", "-", name).lower()

@@ -47,12 +47,6 @@ def proven(request: pytest.FixtureRequest) -> Callable[[CheckResult], None]:
     return check
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.lab)
-
-
 @pytest.fixture(scope="session")
 def lab_layout() -> Layout:
     return Layout(stack="harbourlaw", platform_stack="prod", debian=int(os.environ.get("TWINHOST_LAB_DEBIAN", "12")))

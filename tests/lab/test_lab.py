@@ -11,6 +11,8 @@ import pytest
 from infra.lab import checks
 from infra.lab.checks import CheckResult, RunningLab
 
+pytestmark = pytest.mark.lab
+
 SITE_ROLES = ("digitalocean", "linode")
 ALL_ROLES = (*SITE_ROLES, "redirector")
 
