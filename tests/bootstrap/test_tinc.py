@@ -46,10 +46,13 @@ def test_mesh_nodes_authenticate_each_other_with_the_rendered_keys(tmp_path, key
              f"--logfile=/tinc-{provider}.log", f"--pidfile=/tinc-{provider}.pid"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        deadline = time.monotonic() + 20
+        # Wait for the packet-key exchange, not just the first activated connection: both daemons
+        # dial at once, and when the crossed connections collide tinc closes one and redials after
+        # a few seconds, so "activated" can appear before any key has been exchanged.
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             texts = {p: (log.read_text() if log.exists() else "") for p, log in logs.items()}
-            if all("activated" in text for text in texts.values()):
+            if all("activated" in text and "Got ANS_KEY" in text for text in texts.values()):
                 break
             time.sleep(0.3)
     finally:
