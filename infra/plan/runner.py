@@ -8,6 +8,7 @@ This is `twinhost plan`: no credentials, no network, no Pulumi CLI. The program 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ def run_plan(
     """
     from infra.stack import build_stack, load_config
 
+    _ensure_event_loop()
     stack = stack_name_of(stack_file)
     config_values, secret_keys = read_stack_file(stack_file)
     if lab is not None:
@@ -207,6 +209,17 @@ def run_plan(
     result = PlanResult(stack, config.role, config, monitor.recorded, outputs)
     result.user_data = extract_user_data(monitor.recorded)
     return result
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's mocks need the main thread's event loop. A fresh process has one; a process that
+    ran `asyncio.run()` before (the watcher's health checks, in the same test session) has none
+    left, so set one, as a fresh process would have it."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:
+        policy.set_event_loop(policy.new_event_loop())
 
 
 def _reset_runtime() -> None:

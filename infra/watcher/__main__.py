@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     if url:
         notifier = WebhookNotifier(url, log, timeout=config.notify.timeout, attempts=config.notify.attempts, sleep=clock.sleep)
     else:
-        log.emit("notify_disabled", "warning", reason=f"no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL")
+        log.emit("notify_disabled", "warning", reason="no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL")
     engine = build_engine(config, clock=clock, log=log, backends=backends, notifier=notifier, state_dir=args.state_dir)
     systemd = SystemdNotifier()
     engine.heartbeat = systemd.watchdog

@@ -101,9 +101,8 @@ def _download(debian: int, packages: Sequence[str], closure: bool) -> list[Path]
     argv = _apt(debian)
     archives = CACHE / f"apt-{CODENAMES[debian]}" / "archives"
     if closure:
-        result = _run(["apt-get", *argv, "-qq", "--download-only", "-y", "install", *packages],
-                      env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        del result
+        _run(["apt-get", *argv, "-qq", "--download-only", "-y", "install", *packages],
+             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         return sorted(archives.glob("*.deb"))
     with_dir = CACHE / f"apt-{CODENAMES[debian]}" / "single"
     with_dir.mkdir(exist_ok=True)

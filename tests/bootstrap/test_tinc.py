@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from pathlib import Path
 
 from bootstrap_debroot import write_fresh
-from bootstrap_nodes import free_port, install, rendered_files, scratch_root
+from bootstrap_nodes import free_port, rendered_files, scratch_root
 from bootstrap_specs import DROPLET_OWN_IP, PUBLIC, make_spec
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.tinc import MESH_INTERFACE

@@ -70,5 +70,5 @@ def test_pack_runs_in_the_projects_virtualenv_with_pinned_pulumi_policy() -> Non
     assert venv == (PROJECT_DIR / ".venv").resolve()
     assert any(line.startswith("pulumi_policy==") for line in (PROJECT_DIR / "requirements.lock").read_text().splitlines())
     main = (pack_dir / "__main__.py").read_text()
-    assert f"name=PACK_NAME" in main and PACK_NAME == "twinhost"
+    assert "name=PACK_NAME" in main and PACK_NAME == "twinhost"
     assert Path(pack_dir / "twinhost_policy" / "rules.py").exists()

@@ -14,7 +14,6 @@ names outside the zone get REFUSED. Usage: dns_server.py ZONE_FILE PORT (listens
 from __future__ import annotations
 
 import json
-import socket
 import socketserver
 import struct
 import sys

@@ -31,7 +31,7 @@ class Knot:
     def dig(self, name: str, rdtype: str = "A") -> list[str]:
         """What a resolver would be told: kdig over TCP, answers only."""
         out = subprocess.run(
-            ["kdig", "+tcp", "+short", "+timeout=2", "+retry=0", f"@127.0.0.1", "-p", str(self.port), name, rdtype],
+            ["kdig", "+tcp", "+short", "+timeout=2", "+retry=0", "@127.0.0.1", "-p", str(self.port), name, rdtype],
             check=True, capture_output=True, text=True, timeout=10,
         ).stdout
         return sorted(line for line in out.split() if line)

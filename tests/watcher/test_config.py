@@ -3,7 +3,6 @@ allowed, all at once; secrets read only from safe files and never shown."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path

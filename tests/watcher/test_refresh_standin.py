@@ -12,7 +12,6 @@ it, with the secrets handed over as systemd's LoadCredential= would.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -108,14 +107,6 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standin]:
 
 
 def _plan(**kwargs: Any) -> PlanResult:
-    """run_plan with an event loop set: the watcher's health tests use asyncio.run(), which leaves
-    the main thread without one, and Pulumi's runtime needs one. It is left set, as a fresh
-    process would have it."""
-    policy = asyncio.get_event_loop_policy()
-    try:
-        policy.get_event_loop()
-    except RuntimeError:
-        policy.set_event_loop(policy.new_event_loop())
     return run_plan(PROD, **kwargs)
 
 
