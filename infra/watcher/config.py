@@ -293,6 +293,11 @@ class WatcherConfig(_Model):
     # How often the record is read back even when nothing changed, to repair drift (someone edited
     # the record by hand). Reads are cheap but rate-limited at the providers: not every tick.
     reconcile_interval: float = Field(60.0, ge=1, le=86400)
+    # While a node is in doubt (a failure streak of an up node, or a success streak of a down
+    # one, under way), the next round comes this long after the last one ended instead of at the
+    # next `interval` (HAProxy's `fastinter`): a dead node is confirmed in seconds, not intervals.
+    # Set it to `interval` to turn rechecks off.
+    recheck_interval: float = Field(1.0, gt=0, le=300)
     state_dir: AbsolutePath = DEFAULT_STATE_DIR
     secrets_dir: AbsolutePath = DEFAULT_SECRETS_DIR
     notify: Notify = Field(default_factory=lambda: Notify.model_validate({}))

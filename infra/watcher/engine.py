@@ -3,7 +3,8 @@
 Rules, each enforced by a test named after it (tests/watcher/test_engine.py):
 - Hysteresis: a node is marked down after `failures` consecutive failed checks and up again after
   `recoveries` consecutive good ones. Anything in between changes nothing, so a node that fails
-  every other check never moves the record (no flapping).
+  every other check never moves the record (no flapping). While such a streak is under way the
+  next round comes `recheckInterval` after the last (rechecks), not a whole `interval`.
 - The record holds exactly the addresses of the nodes that are up.
 - The last address is never removed: when every node is down, the record is left as it is (a node
   that might be up beats no answer at all) and an alert is sent once.
@@ -24,7 +25,7 @@ from infra.watcher.clock import Clock
 from infra.watcher.config import Node, Site, WatcherConfig
 from infra.watcher.health import Checker, Result, Target
 from infra.watcher.log import EventLog
-from infra.watcher.state import NodeState, SiteState, State, StateStore, Status
+from infra.watcher.state import NodeState, SiteState, StateStore, Status
 
 
 class Notifier(Protocol):
@@ -58,12 +59,17 @@ class Engine:
     # The loop
 
     def run(self, stopping: Callable[[], bool]) -> None:
-        """Tick every `interval` seconds (start to start) until `stopping()` is true."""
+        """Tick every `interval` seconds (start to start) until `stopping()` is true. While a node
+        is in doubt, the next round starts `recheckInterval` after this one ended, if that is
+        sooner: `failures` checks of a dead node then take about failures x (timeout + recheck)
+        instead of failures x interval, and the schedule goes on from there."""
         interval = self.config.interval
         next_start = self.clock.monotonic()
         while not stopping():
             self.tick()
             next_start += interval
+            if self.in_doubt():
+                next_start = min(next_start, self.clock.monotonic() + self.config.recheck_interval)
             delay = next_start - self.clock.monotonic()
             if delay < 0:
                 self.log.emit("tick_overrun", "warning", late_seconds=round(-delay, 3))
@@ -71,6 +77,11 @@ class Engine:
                 delay = 0
             if not stopping():
                 self.clock.sleep(delay)
+
+    def in_doubt(self) -> bool:
+        """Some node has a streak under way that would change its status if it went on."""
+        return any((node.status == "up" and node.fail_streak > 0) or (node.status == "down" and node.ok_streak > 0)
+                   for site in self.state.sites.values() for node in site.nodes.values())
 
     def tick(self) -> None:
         """One round: check every node at once, then decide and act for each site."""
