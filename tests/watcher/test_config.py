@@ -185,3 +185,13 @@ def test_secret_names_lists_every_secret_the_config_needs(secrets) -> None:
         ("sites[3].dns.tsigSecret", "tsig-dyn"),
         ("notify.urlSecret", "webhook-url"),
     ]
+
+
+@pytest.mark.parametrize("zone_id", ["Z0123456789ABCDEFGHIJ", "K8VANQW3JPQB3EGL5NCSYQ"])
+def test_route53_zone_ids_need_not_start_with_z(zone_id: str) -> None:
+    """The API documents only the length; moto's ids (the lab drill) start with any letter."""
+    data = example()
+    route53 = next(site for site in data["sites"] if site["dns"]["backend"] == "route53")
+    route53["dns"]["hostedZoneId"] = zone_id
+    config = parse_config(data)
+    assert zone_id in [getattr(site.dns, "hosted_zone_id", None) for site in config.sites]
