@@ -420,6 +420,10 @@ class LabOverrides(_Model):
     # false: no swap file. A container shares the host's kernel and may not swapon (cloud-init 25
     # reports that as an error, 22.4 as a warning).
     swap: bool | None = None
+    # DNS backends the redirector's watcher installs besides the platform's own dnsProvider: the
+    # lab's failover drill (infra/lab/drill.py) switches the watcher to a lab Knot server
+    # (rfc2136) and to moto's Route 53, so their libraries must be in the watcher's venv.
+    watcher_backends: list[Literal["cloudflare", "route53", "rfc2136"]] | None = None
 
 
 class _AdminAccess(_Model):

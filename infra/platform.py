@@ -50,7 +50,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
     user_data = delivery.bucket.apply(lambda bucket: user_data_base64(redirector_user_data(
         config, extra_parts=(pw.node_parts(
-            bucket=bucket, region=config.aws.region, backends=[config.dns_provider],
+            bucket=bucket, region=config.aws.region, backends=_watcher_backends(config),
             # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
             lab_aws=config.lab_overrides.aws if config.lab_overrides else None),))))
     redirector = Redirector(
@@ -143,6 +143,12 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
         ),
         opts=pulumi.ResourceOptions(providers={"aws": provider}),
     )
+
+
+def _watcher_backends(config: PlatformConfig) -> list[str]:
+    """The platform's own DNS provider, plus (the lab only) the drill's backends."""
+    extra = config.lab_overrides.watcher_backends if config.lab_overrides else None
+    return [config.dns_provider, *sorted(set(extra or []) - {config.dns_provider})]
 
 
 def _set_secret(key: str) -> pulumi.Output[str] | None:

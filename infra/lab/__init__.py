@@ -10,6 +10,8 @@ Layout:
   containers.py  one container: its tree, NoCloud seed, boot, exec, power-off
   lab.py         up / status / down of a whole lab, and its state file
   checks.py      every outside check, each returning its figure
+  aws.py         moto: the platform's S3 bucket and SSM parameters (and the drill's Route 53)
+  drill.py       the failover drill: kill the primary, time the watcher's move and the return
   cli.py         `twinhost lab up|check|drill|down|status`
 See docs/lab.md.
 """

@@ -22,6 +22,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = actions.add_parser("check", help="run every outside check against the running lab")
     check.add_argument("-k", dest="only", default=None, help="only the checks whose name contains this")
     check.set_defaults(handler=_check)
+    drill = actions.add_parser("drill", help="kill the primary node, time the watcher's failover and the return")
+    drill.add_argument("--backend", choices=("rfc2136", "route53", "all"), default="all",
+                       help="the DNS backend the watcher moves the record with (default: both in turn)")
+    drill.add_argument("--flapping-rounds", type=int, default=8,
+                       help="watcher rounds in which the primary fails every other check (0: skip)")
+    drill.add_argument("--repeats", type=int, default=1, help="kills per backend (default: 1)")
+    drill.set_defaults(handler=_drill)
     actions.add_parser("status", help="what is running").set_defaults(handler=_status)
     actions.add_parser("down", help="remove containers, bridge, namespaces, cgroups").set_defaults(handler=_down)
 
@@ -66,6 +73,28 @@ def _check(args: argparse.Namespace) -> int:
     for result in checks.run_all(layout, only=args.only):
         print(result.line(), flush=True)
         failed += not result.ok
+    return 1 if failed else 0
+
+
+@_guard
+def _drill(args: argparse.Namespace) -> int:
+    from infra.lab import drill
+
+    layout = _layout_of_running()
+    backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
+    results, flapping = drill.drill(layout, backends, flapping_rounds=args.flapping_rounds, repeats=args.repeats,
+                                    log=lambda line: print(line, flush=True))
+    print("figures:")
+    for result in results:
+        for line in result.lines():
+            print(f"  {line}")
+    if flapping is not None:
+        print(f"  {flapping.lines()[0]}")
+    for line in drill.targets(results):
+        print(f"  target: {line}")
+    failed = drill.problems(results, flapping)
+    for line in failed:
+        print(f"FAIL {line}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -72,8 +72,19 @@ class Container:
             resolv.unlink()
         resolv.write_text(f"nameserver {self.layout.host_address}\n")
 
+    @property
+    def host_veth(self) -> str | None:
+        """nspawn's host side of --network-bridge: `vb-<machine>` when that fits in an interface
+        name (15 characters: th-do, th-linode); nspawn hashes longer names (th-redirector)."""
+        name = f"vb-{self.node.name}"
+        return name if len(name) <= 15 else None
+
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        if self.host_veth and Path(f"/sys/class/net/{self.host_veth}").exists():
+            # A container killed outright (the drill) can leave its veth behind for a while;
+            # nspawn would refuse to boot it again ("File exists").
+            run(["ip", "link", "delete", self.host_veth], check=False)
         cgroups = [root / "twinhost-lab" / self.node.name for root in CGROUP_ROOTS if root.is_dir()]
         enter = "; ".join(f"mkdir -p {c} && echo $$ > {c}/cgroup.procs" for c in cgroups)
         nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
@@ -142,10 +153,26 @@ class Container:
         return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
     def kill(self) -> None:
-        """Pull the plug: the whole container at once, no shutdown (the failover drill)."""
+        """Pull the plug (the failover drill): SIGKILL to nspawn and to every process in the
+        container's cgroup at once, no shutdown, and its veth removed from the bridge."""
+        import os
         import signal
+        import time
 
-        stop(self.pid, grace=5, sig=signal.SIGKILL)
+        for pid in {*lab_cgroup_pids(self.node.name), *([self.pid] if self.pid else [])}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stop(self.pid, grace=5, sig=signal.SIGKILL)  # reaps nspawn
+        deadline = time.monotonic() + 15
+        while lab_cgroup_pids(self.node.name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The kernel may keep the dead container's network namespace (and its addresses, which
+        # would still answer ARP and reset connections) a while: unplug the cable too.
+        if self.host_veth:
+            run(["ip", "link", "delete", self.host_veth], check=False)
+        self.pid = None
 
 
 def lab_cgroup_pids(container: str | None = None) -> set[int]:

@@ -97,7 +97,9 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> dict[str,
         "labOverrides": {"aptProxy": layout.proxy_url, "caPem": ca_pem, "acmeDirectory": layout.acme_directory,
                          "resolvers": [layout.host_address], "aws": aws.lab_overrides(layout),
                          # Containers share the host's kernel: no swapon.
-                         "swap": False},
+                         "swap": False,
+                         # The failover drill moves the record on Knot and on moto's Route 53.
+                         "watcherBackends": ["rfc2136", "route53"]},
         "adminCidrs": [layout.admin_network],
         "sshKeys": [admin_public_key],
     }

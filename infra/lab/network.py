@@ -14,6 +14,9 @@ FORWARD_RULE = ["FORWARD", "-i", "{bridge}", "-o", "{bridge}", "-m", "comment", 
                 "-j", "ACCEPT"]
 
 
+BRIDGE_MAC = "02:74:68:6c:61:62"  # locally administered ("thlab")
+
+
 def _forward_rule(layout: Layout) -> list[str]:
     return [part.format(bridge=layout.bridge) for part in FORWARD_RULE]
 
@@ -24,6 +27,10 @@ def namespaces(layout: Layout) -> dict[str, str]:
 
 def create(layout: Layout) -> None:
     run(["ip", "link", "add", layout.bridge, "type", "bridge"])
+    # A fixed address: a bridge whose address is not set takes the lowest of its ports', so it
+    # changes when a container's veth goes (the failover drill pulls one) and every neighbour's
+    # ARP entry for the host (DNS, ACME, the AWS stand-in) goes stale for up to half a minute.
+    run(["ip", "link", "set", layout.bridge, "address", BRIDGE_MAC])
     run(["ip", "address", "add", f"{layout.host_address}/{layout.prefixlen}", "dev", layout.bridge])
     run(["ip", "link", "set", layout.bridge, "up"])
     if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():

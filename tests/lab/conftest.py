@@ -85,3 +85,8 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
         yield checks.RunningLab(lab_layout)
     finally:
         lab.down(lab_layout, log=lambda _line: None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The failover drill kills and reboots a node: after every other lab test."""
+    items.sort(key=lambda item: "tests/lab/test_drill.py" in item.nodeid.replace("\\", "/"))

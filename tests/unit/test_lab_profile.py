@@ -71,3 +71,28 @@ def test_lab_overrides_are_validated(tmp_path, site_values):
         run_plan(write_stack(tmp_path, "badlab", values))
     keys = {issue.key for issue in caught.value.issues}
     assert {"twinhost:labOverrides.aptProxy", "twinhost:labOverrides.acmeDirectory"} <= keys
+
+
+def test_the_lab_redirector_installs_the_drills_dns_backends_with_lab_credentials(profile):
+    """labOverrides.watcherBackends puts dnspython and boto3 in the watcher's venv (the drill
+    switches it to Knot and to moto's Route 53); labOverrides.aws gives the watcher unit the lab's
+    fixed credentials in a root-only drop-in. Neither is there without the lab profile."""
+    from infra import platform_watcher as pw
+    from infra.lab import aws
+    from infra.lab.layout import Layout
+
+    lab_values = dict(profile, labOverrides={**profile["labOverrides"], "watcherBackends": ["rfc2136", "route53"],
+                                             "aws": aws.lab_overrides(Layout(), host="198.51.100.1")})
+    real = yaml.safe_load(run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"])
+    lab = yaml.safe_load(run_plan(REPO / "Pulumi.prod.yaml", lab=lab_values).user_data["redirector"])
+
+    def requirements(document: dict) -> str:
+        return "".join(f["content"] for f in document["write_files"] if f["path"].endswith("requirements.txt"))
+
+    assert "dnspython==" in requirements(lab) and "boto3==" in requirements(lab)
+    assert "dnspython==" not in requirements(real) and "boto3==" not in requirements(real)
+    assert "cloudflare==" in requirements(lab) and "cloudflare==" in requirements(real)
+    drop_ins = {f["path"]: f for f in lab["write_files"] if f["path"] == pw.LAB_WATCHER_CREDENTIALS}
+    assert drop_ins and drop_ins[pw.LAB_WATCHER_CREDENTIALS]["permissions"] == "0600"
+    assert f"AWS_ACCESS_KEY_ID={aws.ACCESS_KEY_ID}" in drop_ins[pw.LAB_WATCHER_CREDENTIALS]["content"]
+    assert not any(f["path"] == pw.LAB_WATCHER_CREDENTIALS for f in real["write_files"])
