@@ -201,7 +201,6 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
         settings.update(endpointUrl=lab_aws.endpoint_url, accessKeyId=lab_aws.access_key_id,
                         secretAccessKey=lab_aws.secret_access_key)
         settings_mode = 0o600
-    if lab_aws is not None:
         # The lab's stand-in for the instance role, for the watcher's own boto3 (the drill's
         # Route 53 backend on moto): the fixed lab credentials, nothing real behind them.
         files.append(File(LAB_WATCHER_CREDENTIALS,

@@ -135,16 +135,20 @@ def start_aws_standin(layout: Layout, platform_plan: Any, *, host: str | None = 
     return pid
 
 
-def clients(url: str, region: str) -> tuple[Any, Any]:
-    """boto3 S3 and SSM clients for the stand-in, with the lab credentials (never the host's)."""
+def client(service: str, url: str, region: str) -> Any:
+    """A boto3 client for the stand-in, with the lab credentials (never the host's)."""
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
     session = boto3.session.Session(aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
                                     region_name=region)
     config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
-    return (session.client("s3", endpoint_url=url, config=config),
-            session.client("ssm", endpoint_url=url, config=config))
+    return session.client(service, endpoint_url=url, config=config)
+
+
+def clients(url: str, region: str) -> tuple[Any, Any]:
+    """S3 and SSM clients for the stand-in."""
+    return client("s3", url, region), client("ssm", url, region)
 
 
 def seed_standin(url: str, seed: Seed) -> None:

@@ -1,4 +1,4 @@
-"""`twinhost lab up|check|down|status`: the local lab (see docs/lab.md)."""
+"""`twinhost lab up|check|drill|down|status`: the local lab (see docs/lab.md)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,10 @@ def test_a_clean_drill_has_no_problems_and_meets_the_targets() -> None:
 def test_each_broken_behaviour_is_named() -> None:
     cases = {
         "did not move to the standby alone": replace(GOOD, moved_s=None, record_after_move=[A, B]),
+        "did not move to the standby alone ([": replace(GOOD, record_after_move=[A]),
         "no node_down": replace(GOOD, detection_s=None),
-        "client resolving the name got 503": replace(GOOD, client_status="503"),
+        "client resolving the name was sent to 198.51.100.20 and got 503": replace(GOOD, client_status="503"),
+        "was sent to 198.51.100.10 and got 200": replace(GOOD, client_address=A),
         "not restored to both nodes": replace(GOOD, returned_s=None, record_after_return=[B]),
         "3 record moves logged": replace(GOOD, record_moved_events=3),
     }

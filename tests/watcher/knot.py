@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.lab.knot import knot_conf
+
 REPO = Path(__file__).resolve().parents[2]
 ZONE = "ops.example.net"
 
@@ -69,38 +71,9 @@ def start_knot(directory: Path) -> Knot:
         f"@ NS ns1\nns1 A 127.0.0.1\n"
         f"acme A 192.0.2.10\nacme A 198.51.100.20\n"
     )
-    (directory / "knot.conf").write_text(f"""
-server:
-    listen: 127.0.0.1@{port}
-    rundir: "{directory}"
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{directory}"
-control:
-    listen: "{directory}/knot.sock"
-key:
-  - id: watcher
-    algorithm: hmac-sha256
-    secret: {secret}
-  - id: intruder
-    algorithm: hmac-sha256
-    secret: {intruder}
-acl:
-  - id: watcher_update
-    key: watcher
-    action: update
-template:
-  - id: default
-    storage: "{directory}"
-    file: "%s.zone"
-    zonefile-sync: -1
-    journal-content: changes
-zone:
-  - domain: {ZONE}
-    acl: watcher_update
-""")
+    (directory / "knot.conf").write_text(knot_conf(
+        listen=f"127.0.0.1@{port}", directory=directory, zone=ZONE,
+        keys={"watcher": secret, "intruder": intruder}, updater="watcher"))
     log = open(directory / "knotd.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(["knotd", "-c", str(directory / "knot.conf")], stdout=log, stderr=subprocess.STDOUT)
     knot = Knot(port, secret, intruder, process, directory)
