@@ -209,9 +209,9 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
                           f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n", 0o600))
     files += [
         File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
-        File(REFRESH_SCRIPT, static(REFRESH_SCRIPT.lstrip("/")), 0o755),
-        File(REFRESH_SERVICE, static(REFRESH_SERVICE.lstrip("/"))),
-        File(REFRESH_TIMER, static(REFRESH_TIMER.lstrip("/"))),
+        File(REFRESH_SCRIPT, static("redirector" + REFRESH_SCRIPT), 0o755),
+        File(REFRESH_SERVICE, static("redirector" + REFRESH_SERVICE)),
+        File(REFRESH_TIMER, static("redirector" + REFRESH_TIMER)),
     ]
     runcmd: list[str | tuple[str, ...]] = [
         ("install", "-d", "-m", "0700", install.SECRETS_DIR),

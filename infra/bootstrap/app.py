@@ -96,7 +96,7 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
     runcmd: list[tuple[str, ...]] = []
     if isinstance(app, DemoApp):
         files.append(File("/usr/local/lib/twinhost/demo-app.py",
-                          static("usr/local/lib/twinhost/demo-app.py"), SCRIPT_MODE))
+                          static("site/usr/local/lib/twinhost/demo-app.py"), SCRIPT_MODE))
         unit_values["exec_start"] = "/usr/bin/python3 /usr/local/lib/twinhost/demo-app.py"
         packages.append("python3")
     elif isinstance(app, ContainerApp):
@@ -108,7 +108,7 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         runcmd.append(("podman", "pull", reference))
     elif isinstance(app, (DebApp, CommandApp)):
         files.append(File("/usr/local/lib/twinhost/app-run",
-                          template("usr/local/lib/twinhost/app-run.j2", command=app.command),
+                          template("site/usr/local/lib/twinhost/app-run.j2", command=app.command),
                           SCRIPT_MODE))
         unit_values["exec_start"] = "/usr/local/lib/twinhost/app-run"
         if isinstance(app, DebApp):
@@ -122,8 +122,8 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
              + "".join(f"{k}={_shell_word(v)}\n" for k, v in deploy.items())),
         File(f"{STATE_DIR}/active", "blue\n"),
         File("/etc/systemd/system/twinhost-app@.service",
-             template("etc/systemd/system/twinhost-app@.service.j2", **unit_values)),
-        File("/usr/local/sbin/twinhost-deploy", static("usr/local/sbin/twinhost-deploy"), SCRIPT_MODE),
+             template("site/etc/systemd/system/twinhost-app@.service.j2", **unit_values)),
+        File("/usr/local/sbin/twinhost-deploy", static("site/usr/local/sbin/twinhost-deploy"), SCRIPT_MODE),
     ]
     runcmd += [
         ("systemctl", "daemon-reload"),
@@ -134,7 +134,7 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         "homedir": "/nonexistent", "shell": "/usr/sbin/nologin", "lock_passwd": True,
     }
     return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd),
-                 config={"users": [user]})
+                 config={"users": [user]}, name="app")
 
 
 def _shell_word(value: str) -> str:

@@ -59,14 +59,15 @@ def glusterfs_parts(spec: NodeSpec) -> Parts:
     files = (
         File("/etc/twinhost/gluster.env", env),
         File("/usr/local/sbin/twinhost-gluster-volume",
-             static("usr/local/sbin/twinhost-gluster-volume"), SCRIPT_MODE),
+             static("site/usr/local/sbin/twinhost-gluster-volume"), SCRIPT_MODE),
         File("/etc/systemd/system/twinhost-gluster-volume.service",
-             static("etc/systemd/system/twinhost-gluster-volume.service")),
+             static("site/etc/systemd/system/twinhost-gluster-volume.service")),
         File("/etc/systemd/system/glusterd.service.d/twinhost.conf",
-             template("etc/systemd/system/glusterd.service.d/twinhost.conf.j2", net=spec.tinc_net)),
+             template("site/etc/systemd/system/glusterd.service.d/twinhost.conf.j2", net=spec.tinc_net)),
         File("/etc/fstab", fstab_line(spec), append=True),
     )
     return Parts(
+        name="glusterfs",
         files=files,
         packages=("glusterfs-server", "glusterfs-client"),
         runcmd=(

@@ -1,10 +1,18 @@
-"""The pieces every bootstrap concern returns, and how they merge into one `#cloud-config`.
+"""The one user-data engine: the pieces every concern returns, merged into one `#cloud-config`.
 
-Each concern (hardening, tinc, GlusterFS, the app, the web front) is a pure function of plain
+Each concern (the hardening every machine gets; tinc, GlusterFS, the app, the web front on site
+nodes; Caddy, the apex check and the watcher on the redirector) is a pure function of plain
 values returning a `Parts`: files to write, packages, commands for first boot, and the few
 cloud-config keys that only cloud-init's own modules can do well (users, swap, CA certificates).
-`merge` concatenates them in the order given, and `cloud_config_document` dumps the result with
-yaml; nothing is string-glued.
+`merge` concatenates them in the order given and refuses two parts writing one file or setting
+one key; `cloud_config` refuses a key cloud-init would silently ignore; `dump_cloud_config` dumps
+the result with yaml; nothing is string-glued. `compact` strips comment lines for hosts with a
+tight limit (the redirector: EC2's 16 KiB), and `File(compress=True)` ships one file as
+cloud-init's `gz+b64`.
+
+Files come from the repository's `cloudinit/` tree through one loader (`static`, `template`),
+named by the machine that gets them and their target path: `common/etc/issue`,
+`site/etc/nginx/twinhost/proxy.conf`, `redirector/etc/caddy/redirector.Caddyfile.j2`.
 
 Ordering on a node (Debian's cloud.cfg): `bootcmd` and `write_files` run early in the init stage
 (before users, before packages); packages are installed in the final stage; then `runcmd` runs,
@@ -14,9 +22,11 @@ packages).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import gzip
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +34,10 @@ from typing import Any
 import jinja2
 import yaml
 
-# Files that land on a node live in the repository's `cloudinit/` tree, mirroring their target
-# paths. It is data, not a Python package (cloud-init's own package is called `cloudinit`).
+# Files that land on a node live in the repository's `cloudinit/` tree, one folder per machine
+# (`common/`: every machine, `site/`: site nodes, `redirector/`: the redirector), each mirroring
+# the target paths. It is data, not a Python package (cloud-init's own package is `cloudinit`).
+MACHINES = ("common", "site", "redirector")
 CLOUDINIT_DIR = Path(__file__).resolve().parents[2] / "cloudinit"
 
 Command = str | tuple[str, ...]
@@ -46,9 +58,16 @@ class File:
     append: bool = False
     # True for files holding private keys or secrets: tests check where these end up.
     secret: bool = False
+    # Shipped gzipped + base64 (cloud-init's `gz+b64` encoding): a large file in a user data
+    # that is not gzipped as a whole. The readable copy is the one in the repository.
+    compress: bool = False
 
     def as_cloud_config(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"path": self.path, "content": self.content}
+        if self.compress:
+            packed = gzip.compress(self.content.encode(), compresslevel=9, mtime=0)  # reproducible
+            entry["content"] = base64.b64encode(packed).decode("ascii")
+            entry["encoding"] = "gz+b64"
         entry["permissions"] = f"0{self.mode:o}"
         entry["owner"] = self.owner
         if self.deferred:
@@ -69,6 +88,8 @@ class Parts:
     # Top-level cloud-config keys handled by cloud-init modules (users, swap, ca_certs, ...).
     # Two parts may not set the same key: merging refuses instead of silently overwriting.
     config: Mapping[str, Any] = field(default_factory=dict)
+    # Names the concern in merge errors ("/etc/x is written by both hardening and caddy").
+    name: str = ""
 
 
 class MergeError(ValueError):
@@ -92,7 +113,8 @@ LIST_KEYS = frozenset({"users"})
 def merge(parts: Iterable[Parts]) -> Parts:
     """Concatenate parts in order; packages are de-duplicated keeping the first position.
 
-    Refuses two files with the same path and two parts setting the same cloud-config key.
+    Refuses two files with the same path (unless the later one appends) and two parts setting
+    the same cloud-config key; every conflict is reported, naming both parts.
     """
     files: list[File] = []
     packages: list[str] = []
@@ -100,12 +122,14 @@ def merge(parts: Iterable[Parts]) -> Parts:
     runcmd: list[Command] = []
     config: dict[str, Any] = {}
     problems: list[str] = []
-    seen_paths: set[str] = set()
-    for part in parts:
+    writers: dict[str, str] = {}  # file path -> the part that wrote it first
+    setters: dict[str, str] = {}  # cloud-config key -> the part that set it first
+    for number, part in enumerate(parts, start=1):
+        label = part.name or f"part {number}"
         for item in part.files:
-            if item.path in seen_paths and not item.append:
-                problems.append(f"two parts write {item.path}")
-            seen_paths.add(item.path)
+            if item.path in writers and not item.append:
+                problems.append(f"{item.path} is written by both {writers[item.path]} and {label}")
+            writers.setdefault(item.path, label)
             files.append(item)
         packages.extend(p for p in part.packages if p not in packages)
         bootcmd.extend(part.bootcmd)
@@ -115,7 +139,8 @@ def merge(parts: Iterable[Parts]) -> Parts:
                 config[key] = [*config.get(key, []), *value]
                 continue
             if key in config:
-                problems.append(f"two parts set the cloud-config key {key!r}")
+                problems.append(f"the cloud-config key {key!r} is set by both {setters[key]} and {label}")
+            setters.setdefault(key, label)
             config[key] = value
     if problems:
         raise MergeError("; ".join(problems))
@@ -183,7 +208,7 @@ def dump_cloud_config(doc: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files from the cloudinit/ tree
+# Files from the cloudinit/ tree: one loader, paths as `<machine>/<target path>`
 
 
 @functools.cache
@@ -198,49 +223,57 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _checked(source: str) -> str:
+    machine = source.split("/", 1)[0]
+    if machine not in MACHINES:
+        raise ValueError(f"cloudinit/{source}: the path starts with the machine folder, one of "
+                         f"{', '.join(MACHINES)} (e.g. common/etc/issue)")
+    return source
+
+
 def template(source: str, /, **values: Any) -> str:
-    """Render `cloudinit/<source>` (a Jinja2 template, `.j2`) with `values`."""
-    return _environment().get_template(source).render(**values)
+    """Render `cloudinit/<source>` (a Jinja2 template, `.j2`) with `values`.
+
+    `source` starts with the machine folder: `template("site/etc/tinc/NET/tinc-up.j2", ...)`."""
+    return _environment().get_template(_checked(source)).render(**values)
 
 
-def static(name: str) -> str:
-    """The text of `cloudinit/<name>`, as it lands on the node."""
-    return (CLOUDINIT_DIR / name).read_text(encoding="utf-8")
+def static(source: str) -> str:
+    """The text of `cloudinit/<source>`, as it lands on the node.
 
-
-def replace(parts: Parts, **changes: Any) -> Parts:
-    return dataclasses.replace(parts, **changes)
-
-
-def files_of(parts: Parts, predicate: Sequence[str] | None = None) -> dict[str, File]:
-    """Files by target path (tests and tools read rendered files through this)."""
-    return {f.path: f for f in parts.files if predicate is None or f.path in predicate}
+    `source` starts with the machine folder: `static("common/etc/issue")`."""
+    return (CLOUDINIT_DIR / _checked(source)).read_text(encoding="utf-8")
 
 
 # Comment-looking lines that are directives: apt's "#clear", sudoers' "#include", shebangs.
 _KEEP_PREFIXES = ("#!", "#clear", "#include", "@include")
 
 
+def strip_comments(text: str) -> str:
+    """`text` without its comment-only and blank lines: the one comment stripper.
+
+    The comments say why each directive is there; they stay in the repository, where changes
+    are reviewed. Lines that only look like comments are kept (`_KEEP_PREFIXES`), and so is a
+    comment after a directive on its line. Executable scripts (a `#!` first line) are returned
+    whole: a "comment" line inside one of their string literals or here-documents is content,
+    and cutting it would change what the script does."""
+    if text.startswith("#!"):
+        return text
+    kept = []
+    for line in text.splitlines():
+        bare = line.strip()
+        if not bare:
+            continue
+        if bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES):
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def compact(parts: Parts) -> Parts:
-    """The same parts with comment-only and blank lines removed from every file.
+    """The same parts with every file's comment-only and blank lines removed (`strip_comments`).
 
-    For hosts whose user data limit is tight (AWS: 16 KiB). The commented originals stay in the
-    repository's cloudinit/ tree; on the host the files behave the same. Executable scripts
-    (a `#!` first line) are left whole: a "comment" line inside one of their string literals
-    or here-documents is content, and cutting it would change what the script does."""
-
-    def strip(text: str) -> str:
-        if text.startswith("#!"):
-            return text
-        kept = []
-        for line in text.splitlines():
-            bare = line.strip()
-            if not bare:
-                continue
-            if bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES):
-                continue
-            kept.append(line)
-        return "\n".join(kept) + "\n"
-
-    return dataclasses.replace(
-        parts, files=tuple(dataclasses.replace(f, content=strip(f.content)) for f in parts.files))
+    For hosts whose user data limit is tight (AWS: 16 KiB); on the host the files behave the
+    same."""
+    return dataclasses.replace(parts, files=tuple(
+        dataclasses.replace(f, content=strip_comments(f.content)) for f in parts.files))

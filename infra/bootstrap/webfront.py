@@ -66,7 +66,7 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     note = ("Copied from the shared volume (ACME) by twinhost-certs, or self-signed until then."
             if acme else "The Cloudflare Origin CA certificate from the stack.")
     conf = template(
-        "etc/nginx/conf.d/twinhost.conf.j2", proxied=spec.proxied, acme=acme,
+        "site/etc/nginx/conf.d/twinhost.conf.j2", proxied=spec.proxied, acme=acme,
         cloudflare_ranges=cloudflare_ranges(), server_names=spec.server_names,
         acme_webroot=ACME_WEBROOT, debian=spec.debian, certificate_note=note,
     )
@@ -80,11 +80,11 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     ))
     files = [
         File("/etc/nginx/conf.d/twinhost.conf", conf),
-        File("/etc/nginx/twinhost/proxy.conf", static("etc/nginx/twinhost/proxy.conf")),
+        File("/etc/nginx/twinhost/proxy.conf", static("site/etc/nginx/twinhost/proxy.conf")),
         File("/etc/nginx/twinhost/upstream.conf",
-             template("etc/nginx/twinhost/upstream.conf.j2", port=app_port)),
+             template("site/etc/nginx/twinhost/upstream.conf.j2", port=app_port)),
         File("/etc/twinhost/certs.env", env),
-        File("/usr/local/sbin/twinhost-certs", static("usr/local/sbin/twinhost-certs"), SCRIPT_MODE),
+        File("/usr/local/sbin/twinhost-certs", static("site/usr/local/sbin/twinhost-certs"), SCRIPT_MODE),
     ]
     packages = ["nginx", "openssl"]
     runcmd: list[tuple[str, ...]] = [
@@ -98,9 +98,9 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
         packages.append("certbot")
         files += [
             File("/etc/systemd/system/twinhost-certs.service",
-                 static("etc/systemd/system/twinhost-certs.service")),
+                 static("site/etc/systemd/system/twinhost-certs.service")),
             File("/etc/systemd/system/twinhost-certs.timer",
-                 static("etc/systemd/system/twinhost-certs.timer")),
+                 static("site/etc/systemd/system/twinhost-certs.timer")),
         ]
         runcmd += [
             # Debian's certbot.timer renews /etc/letsencrypt, which we do not use.
@@ -115,4 +115,5 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
             File(f"{TLS_DIR}/live/privkey.pem", spec.origin_private_key_pem.strip() + "\n",
                  PRIVATE_KEY_MODE, secret=True),
         ]
-    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd))
+    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd),
+                 name="webfront")

@@ -17,14 +17,12 @@ import gzip
 from collections.abc import Sequence
 
 from infra.bootstrap import FirewallRule, Parts, compact, hardening_parts, merge, render_parts
-from infra.bootstrap.parts import File
-from infra.redirector.cloud_config import Part
 from infra.redirector.parts import apex_ask_part, base_part, caddy_part
 from infra.redirector.spec import RedirectorSpec
 
 __all__ = [
-    "AWS_USER_DATA_LIMIT", "RedirectorSpec", "Part", "compressed_user_data", "decompress",
-    "render_user_data", "to_parts", "user_data_parts",
+    "AWS_USER_DATA_LIMIT", "RedirectorSpec", "compressed_user_data", "decompress",
+    "render_user_data", "user_data_parts",
 ]
 
 # EC2 refuses user data over 16 KB (16384 bytes) before base64 encoding.
@@ -33,16 +31,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 WEB_RULE = FirewallRule("web from anywhere: redirects and ACME", "80,443")
 
 
-def to_parts(part: Part) -> Parts:
-    """A redirector `Part` as the shared bootstrap's `Parts`. Per-file gz+b64 is dropped: the
-    whole document is gzipped, and gzip inside base64 inside gzip only costs bytes."""
-    files = tuple(
-        File(f.path, f.content, int(f.permissions, 8), f.owner, deferred=f.defer) for f in part.files
-    )
-    return Parts(files=files, packages=part.packages, runcmd=part.commands, config=dict(part.other))
-
-
-def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = ()) -> Parts:
+def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts] = ()) -> Parts:
     """The merged parts in boot order: hardening (firewall up, then services may start), the
     redirector's base, the ask service before Caddy, then the extras (the watcher)."""
     hardening = hardening_parts(
@@ -52,14 +41,13 @@ def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = 
         # No automatic reboot: one instance serves every apex and runs the watcher.
         reboot_time=None,
     )
-    own = [to_parts(p) for p in (base_part(spec), apex_ask_part(spec), caddy_part(spec))]
-    extras = [p if isinstance(p, Parts) else to_parts(p) for p in extra_parts]
+    own = [base_part(spec), apex_ask_part(spec), caddy_part(spec)]
     # compact: comment lines of config files stay in the repo (cloudinit/), not in the 16 KB;
-    # scripts are shipped whole (see compact).
-    return compact(merge([hardening, *own, *extras]))
+    # scripts are shipped whole (see strip_comments).
+    return compact(merge([hardening, *own, *extra_parts]))
 
 
-def render_user_data(spec: RedirectorSpec, extra_parts: Sequence[Parts | Part] = ()) -> str:
+def render_user_data(spec: RedirectorSpec, extra_parts: Sequence[Parts] = ()) -> str:
     """The readable #cloud-config. Raises ValueError when its gzip would exceed EC2's limit."""
     text = render_parts(user_data_parts(spec, extra_parts), hostname=spec.hostname)
     size = len(compressed_user_data(text))

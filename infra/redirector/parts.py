@@ -1,28 +1,21 @@
-"""The redirector's user data parts: pure functions from a `RedirectorSpec` to a `Part`.
+"""The redirector's user data parts: pure functions from a `RedirectorSpec` to a `Parts`.
 
 - `base_part`: what the redirector adds to the shared hardening's first boot (apt retries, a
   reboot when the first-boot upgrade needs one). Hostname, locale, apt sources, upgrades, the
   admin user, sshd, ufw, fail2ban come from `infra.bootstrap.hardening_parts`.
-- `admin_part`: the pre-hardening stand-in (admin user + sshd drop-in), kept only for callers
-  that render the redirector without the shared hardening; the platform no longer uses it.
 - `apex_ask_part`: the registry check Caddy asks (`twinhost-apex-ask`), its config and unit.
 - `caddy_part`: Debian's caddy with the redirector's Caddyfile.
 
-Files come from `cloudinit/redirector/`, which mirrors their target paths.
+They are built with the site nodes' engine (`infra.bootstrap.parts`); files come from
+`cloudinit/redirector/`, which mirrors their target paths.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from pathlib import Path
 
-import jinja2
-
-from infra.redirector.cloud_config import Part, WriteFile
+from infra.bootstrap.parts import File, Parts, static, strip_comments, template
 from infra.redirector.spec import RedirectorSpec
-
-SOURCE_ROOT = Path(__file__).resolve().parents[2] / "cloudinit" / "redirector"
 
 CADDYFILE = "/etc/caddy/redirector.Caddyfile"
 CADDY_DROPIN = "/etc/systemd/system/caddy.service.d/twinhost.conf"
@@ -31,52 +24,21 @@ ASK_SCRIPT = "/usr/local/bin/twinhost-apex-ask"
 ASK_CONFIG = "/etc/twinhost/apex-ask.json"
 ASK_UNIT = "/etc/systemd/system/twinhost-apex-ask.service"
 ASK_NETWORK_DROPIN = "/etc/systemd/system/twinhost-apex-ask.service.d/network.conf"
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/20-twinhost-redirector.conf"
-
-
-@cache
-def source(target_path: str) -> str:
-    """The repo's copy of a file that lands at `target_path` on the redirector."""
-    return (SOURCE_ROOT / target_path.lstrip("/")).read_text(encoding="utf-8")
-
-
-def shipped(text: str) -> str:
-    """A config file as it lands on the node: without its full-line `#` comments.
-
-    The comments say why each directive is there; they stay in the repo, where changes are
-    reviewed. EC2's 16 KB user data limit is shared by every part, so they do not ship.
-    Only for formats where a line starting with `#` is a comment (Caddyfile, systemd, sshd).
-    """
-    kept: list[str] = []
-    for line in text.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        if not line.strip() and (not kept or not kept[-1].strip()):
-            continue  # no leading or doubled blank lines where comments were
-        kept.append(line)
-    return "\n".join(kept).strip("\n") + "\n"
-
-
-def _template(target_path: str) -> jinja2.Template:
-    environment = jinja2.Environment(
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, autoescape=False,
-    )
-    return environment.from_string(source(target_path + ".j2"))
-
-
 APT_RETRIES = "/etc/apt/apt.conf.d/80twinhost-retries"
+SCRIPT_MODE = 0o755
+# The redirector's files in cloudinit/ (`static(MACHINE + ASK_UNIT)`: cloudinit/redirector/etc/...).
+MACHINE = "redirector"
 
 
-def base_part(spec: RedirectorSpec) -> Part:
+def base_part(spec: RedirectorSpec) -> Parts:
     """On top of the shared hardening (which sets hostname, locale, apt, package upgrade)."""
-    return Part(
-        "base",
+    return Parts(
+        name="base",
         # The Elastic IP is associated seconds after launch, which changes the public address
         # mid-download if apt is already running: retry instead of failing the first boot.
         # (A file, not cloud-config `apt.conf`: the hardening owns the `apt` key.)
-        files=(WriteFile(APT_RETRIES, 'Acquire::Retries "5";\n'),),
-        other={
+        files=(File(APT_RETRIES, 'Acquire::Retries "5";\n'),),
+        config={
             # An internet-facing host: the hardening upgrades to today's security fixes before
             # it serves; reboot if a kernel needs it (down for a minute, once, at creation).
             "package_reboot_if_required": True,
@@ -84,29 +46,7 @@ def base_part(spec: RedirectorSpec) -> Part:
     )
 
 
-def admin_part(spec: RedirectorSpec) -> Part:
-    """The admin user (keys only) and a hardened sshd. See the module docstring."""
-    return Part(
-        "admin",
-        files=(WriteFile(SSHD_DROPIN, shipped(source(SSHD_DROPIN)), "0644"),),
-        commands=(("systemctl", "reload", "ssh"),),
-        other={
-            "users": [{
-                "name": spec.admin_user,
-                "groups": ["sudo"],
-                "shell": "/bin/bash",
-                "lock_passwd": True,
-                # No password exists, so sudo must not ask for one; SSH keys are the gate.
-                "sudo": "ALL=(ALL) NOPASSWD:ALL",
-                "ssh_authorized_keys": list(spec.ssh_keys),
-            }],
-            "disable_root": True,
-            "ssh_pwauth": False,
-        },
-    )
-
-
-def apex_ask_part(spec: RedirectorSpec) -> Part:
+def apex_ask_part(spec: RedirectorSpec) -> Parts:
     settings = {
         "listen": "127.0.0.1",
         "port": spec.ask_port,
@@ -120,37 +60,39 @@ def apex_ask_part(spec: RedirectorSpec) -> Part:
     allowed = " ".join(["localhost", *spec.resolvers])
     # With the unit's IPAddressDeny=any: loopback (Caddy) and the configured resolvers only.
     network = f"[Service]\nIPAddressAllow={allowed}\n"
-    return Part(
-        "apex-ask",
+    return Parts(
+        name="apex-ask",
         packages=("python3-dnspython",),
         files=(
-            WriteFile(ASK_SCRIPT, source(ASK_SCRIPT), "0755", compress=True),
-            WriteFile(ASK_CONFIG, json.dumps(settings, indent=2) + "\n", "0644"),
-            WriteFile(ASK_UNIT, shipped(source(ASK_UNIT)), "0644"),
-            WriteFile(ASK_NETWORK_DROPIN, network, "0644"),
+            # Not `compress`: the whole user data is gzipped (infra.redirector), and gz+b64
+            # inside it would cost bytes, not save them.
+            File(ASK_SCRIPT, static(MACHINE + ASK_SCRIPT), SCRIPT_MODE),
+            File(ASK_CONFIG, json.dumps(settings, indent=2) + "\n"),
+            File(ASK_UNIT, strip_comments(static(MACHINE + ASK_UNIT))),
+            File(ASK_NETWORK_DROPIN, network),
         ),
-        commands=(
+        runcmd=(
             ("systemctl", "daemon-reload"),
             ("systemctl", "enable", "--now", "twinhost-apex-ask.service"),
         ),
     )
 
 
-def caddy_part(spec: RedirectorSpec) -> Part:
+def caddy_part(spec: RedirectorSpec) -> Parts:
     acme_ca_root = ACME_CA_ROOT if (spec.issuer == "acme" and spec.acme_ca_root_pem) else None
     files = [
-        WriteFile(CADDYFILE, render_caddyfile(spec, acme_ca_root=acme_ca_root), "0644"),
-        WriteFile(CADDY_DROPIN, shipped(source(CADDY_DROPIN)), "0644"),
+        File(CADDYFILE, render_caddyfile(spec, acme_ca_root=acme_ca_root)),
+        File(CADDY_DROPIN, strip_comments(static(MACHINE + CADDY_DROPIN))),
     ]
     if acme_ca_root and spec.acme_ca_root_pem:
-        files.append(WriteFile(ACME_CA_ROOT, spec.acme_ca_root_pem, "0644"))
-    return Part(
-        "caddy",
+        files.append(File(ACME_CA_ROOT, spec.acme_ca_root_pem))
+    return Parts(
+        name="caddy",
         packages=("caddy",),
         files=tuple(files),
         # The package starts Caddy on install (with the drop-in already in place, since
         # write_files runs before packages); restart once the ask service is up as well.
-        commands=(("systemctl", "daemon-reload"), ("systemctl", "restart", "caddy.service")),
+        runcmd=(("systemctl", "daemon-reload"), ("systemctl", "restart", "caddy.service")),
     )
 
 
@@ -158,7 +100,8 @@ def render_caddyfile(spec: RedirectorSpec, acme_ca_root: str | None = None) -> s
     """The redirector's Caddyfile for `spec` (also used by the tests to run the real Caddy)."""
     if not spec.acme_challenges:
         raise ValueError("acme_challenges must allow http-01, tls-alpn-01 or both")
-    return shipped(_template(CADDYFILE).render(
+    return strip_comments(template(
+        MACHINE + CADDYFILE + ".j2",
         admin=spec.admin,
         http_port=spec.http_port,
         https_port=spec.https_port,

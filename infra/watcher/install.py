@@ -37,7 +37,7 @@ HASH_FILE = PACKAGE_DIR / "node-wheels.sha256"
 # The redirector: arm64 (t4g) or x86_64, Debian 12 (Python 3.11) or 13 (Python 3.13).
 NODE_PLATFORMS = (("manylinux2014_aarch64", "3.11"), ("manylinux2014_x86_64", "3.11"),
                   ("manylinux2014_aarch64", "3.13"), ("manylinux2014_x86_64", "3.13"))
-UNIT_FILE = REPO / "cloudinit/etc/systemd/system/twinhost-watcher.service"
+UNIT_FILE = REPO / "cloudinit/redirector/etc/systemd/system/twinhost-watcher.service"
 
 ROOT = "/opt/twinhost-watcher"
 CONFIG_PATH = "/etc/twinhost/watcher.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 from bootstrap_specs import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "cloudinit/usr/local/sbin/twinhost-certs"
+SCRIPT = REPO / "cloudinit/site/usr/local/sbin/twinhost-certs"
 NAMES = "www.acme-shop.example acme.ops.example.net"
 
 FAKES = {

@@ -14,9 +14,13 @@ import yaml
 
 from bootstrap_debroot import CODENAMES, cloud_init_package
 from infra.bootstrap import render_user_data
-from infra.bootstrap.parts import ALLOWED_KEYS, MergeError, Parts, cloud_config
+from infra.bootstrap.parts import (
+    ALLOWED_KEYS, File, MergeError, Parts, cloud_config, dump_cloud_config, static,
+)
+from infra.plan.runner import run_plan
 from bootstrap_variants import all_variants
 from bootstrap_specs import make_spec
+from tests.conftest import REPO
 
 CHECKER = Path(__file__).with_name("cloudinit_schema_check.py")
 
@@ -26,10 +30,12 @@ def rendered(keys) -> dict[str, str]:
     documents = {name: render_user_data(make_spec(keys=keys, **kwargs)) for name, kwargs in all_variants().items()}
     # The redirector's user data as the platform stack renders it (the plan decompresses the gzip
     # EC2 receives, exactly as cloud-init does), watcher included.
-    from infra.plan.runner import run_plan
-    from tests.conftest import REPO
-
     documents["redirector-prod"] = run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"]
+    # The engine's `compress` (gz+b64), which no shipped node uses today.
+    script = File("/usr/local/bin/twinhost-apex-ask",
+                  static("redirector/usr/local/bin/twinhost-apex-ask"), 0o755, compress=True)
+    documents["engine-compressed-file"] = dump_cloud_config(
+        cloud_config(Parts(files=(script,)), {"hostname": "compressed"}))
     return documents
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from infra.redirector.parts import ASK_SCRIPT, source
+from infra.bootstrap.parts import static
+from infra.redirector.parts import ASK_SCRIPT, MACHINE, apex_ask_part
 from infra.redirector.registry import apex_record_content, apex_record_name
 from infra.redirector.spec import RedirectorSpec
 
@@ -101,13 +102,11 @@ def _status(url: str, headers: dict[str, str] | None = None) -> int:
 
 def start_ask_service(workdir: Path, spec: RedirectorSpec) -> tuple[subprocess.Popen[bytes], AskService]:
     """The ask service from the repo's own script, with the config the renderer writes."""
-    from infra.redirector.parts import apex_ask_part
-
     part = apex_ask_part(spec)
     config = next(f.content for f in part.files if f.path.endswith(".json"))
     (workdir / "apex-ask.json").write_text(config)
     script = workdir / "twinhost-apex-ask"
-    script.write_text(source(ASK_SCRIPT))
+    script.write_text(static(MACHINE + ASK_SCRIPT))
     log = workdir / "ask.log"
     with open(log, "wb") as output:
         process = subprocess.Popen([SYSTEM_PYTHON, str(script), str(workdir / "apex-ask.json")],

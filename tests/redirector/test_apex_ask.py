@@ -11,14 +11,15 @@ from types import ModuleType
 
 import pytest
 
-from infra.redirector.parts import ASK_SCRIPT, SOURCE_ROOT
+from infra.bootstrap.parts import CLOUDINIT_DIR
+from infra.redirector.parts import ASK_SCRIPT, MACHINE
 from infra.redirector.registry import CONTENT_PATTERN, apex_record_content, apex_record_name
 
 from .loopback import OPS_ZONE, REGISTERED, WRONG_CONTENT, AskService, Zone, free_port, loopback_spec, start_ask_service, stop
 
 
 def _load_script() -> ModuleType:
-    path = SOURCE_ROOT / ASK_SCRIPT.lstrip("/")
+    path = CLOUDINIT_DIR / (MACHINE + ASK_SCRIPT)
     loader = SourceFileLoader("twinhost_apex_ask", str(path))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None

@@ -14,23 +14,21 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.bootstrap.parts import File, MergeError, Parts, merge, static, strip_comments
 from infra.redirector import (
     AWS_USER_DATA_LIMIT,
-    Part,
     RedirectorSpec,
     compressed_user_data,
     decompress,
     render_user_data,
 )
-from infra.redirector.cloud_config import MergeError, WriteFile, merge
 from infra.redirector.parts import (
     ASK_CONFIG,
     ASK_SCRIPT,
     CADDY_DROPIN,
     CADDYFILE,
+    MACHINE,
     render_caddyfile,
-    shipped,
-    source,
 )
 
 KEYS = (
@@ -82,7 +80,7 @@ def test_compressed_user_data_is_what_cloud_init_reads() -> None:
 def test_user_data_over_16_kb_is_refused_before_any_resource() -> None:
     # Random text: gzip cannot shrink it below the limit (a run of "x" would compress away).
     noise = base64.b64encode(os.urandom(AWS_USER_DATA_LIMIT + 4096)).decode()
-    bulky = Part("bulky", files=(WriteFile("/opt/bulky", noise),))
+    bulky = Parts(name="bulky", files=(File("/opt/bulky", noise),))
     with pytest.raises(ValueError, match="EC2 accepts at most 16384"):
         render_user_data(SPEC, extra_parts=[bulky])
 
@@ -101,7 +99,7 @@ def test_user_data_installs_caddy_and_the_ask_service_and_starts_them() -> None:
 
 def test_shipped_script_is_the_repo_script() -> None:
     files = _files(_document(render_user_data(SPEC)))
-    assert _content(files[ASK_SCRIPT]) == source(ASK_SCRIPT)
+    assert _content(files[ASK_SCRIPT]) == static(MACHINE + ASK_SCRIPT)
 
 
 def test_ask_service_config_names_the_registry_and_resolvers() -> None:
@@ -140,26 +138,28 @@ def test_acme_directory_and_email_reach_caddy() -> None:
 
 
 def test_extra_parts_are_added_after_the_redirector_own() -> None:
-    watcher = Part("watcher", packages=("python3-httpx",),
-                   files=(WriteFile("/etc/twinhost/watcher.json", "{}\n", "0600"),),
-                   commands=(("systemctl", "enable", "--now", "twinhost-watcher.service"),))
+    watcher = Parts(name="watcher", packages=("python3-httpx",),
+                    files=(File("/etc/twinhost/watcher.json", "{}\n", 0o600),),
+                    runcmd=(("systemctl", "enable", "--now", "twinhost-watcher.service"),))
     document = _document(render_user_data(SPEC, extra_parts=[watcher]))
     assert document["runcmd"][-1] == ["systemctl", "enable", "--now", "twinhost-watcher.service"]
     assert _files(document)["/etc/twinhost/watcher.json"]["permissions"] == "0600"
 
 
 def test_two_parts_writing_one_file_is_an_error() -> None:
-    one = Part("one", files=(WriteFile("/etc/x", "1"),))
-    two = Part("two", files=(WriteFile("/etc/x", "2"),), other={"hostname": "b"})
+    one = Parts(name="one", files=(File("/etc/x", "1"),))
+    two = Parts(name="two", files=(File("/etc/x", "2"),), config={"hostname": "b"})
     with pytest.raises(MergeError, match="/etc/x is written by both one and two"):
         merge([one, two])
-    with pytest.raises(MergeError, match="hostname set differently"):
-        merge([Part("a", other={"hostname": "a"}), Part("b", other={"hostname": "b"})])
+    with pytest.raises(MergeError, match="'hostname' is set by both a and b"):
+        merge([Parts(name="a", config={"hostname": "a"}), Parts(name="b", config={"hostname": "b"})])
 
 
-def test_shipped_config_files_lose_only_comments() -> None:
+def test_shipped_config_files_lose_only_comments_and_blank_lines() -> None:
+    """The shared stripper (infra.bootstrap.parts.strip_comments) that every redirector file
+    goes through; a comment after a directive is part of that line and stays."""
     text = "# why\n[Service]\n    # why too\nA=1\n\n\n# end\nB=2 # kept\n"
-    assert shipped(text) == "[Service]\nA=1\n\nB=2 # kept\n"
+    assert strip_comments(text) == "[Service]\nA=1\nB=2 # kept\n"
 
 
 # -- the redirect rules, as Caddy reads them -----------------------------------------------------

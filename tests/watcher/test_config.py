@@ -19,7 +19,7 @@ from infra.watcher.config import (
     webhook_url,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "cloudinit/etc/twinhost/watcher.example.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "cloudinit/redirector/etc/twinhost/watcher.example.json"
 
 
 def example() -> dict[str, Any]:

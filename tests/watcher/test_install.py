@@ -87,7 +87,7 @@ def test_the_source_archive_is_reproducible_and_runs_on_its_own(tmp_path) -> Non
     print(f"watcher source archive: {len(archive)} bytes")
     # The unpacked tree alone (no repo, no infra.config, no Pulumi) validates a config.
     config = tmp_path / "watcher.json"
-    data = json.loads((install.REPO / "cloudinit/etc/twinhost/watcher.example.json").read_text())
+    data = json.loads((install.REPO / "cloudinit/redirector/etc/twinhost/watcher.example.json").read_text())
     data["sites"] = [data["sites"][2]]  # route53: needs no secret file
     data["notify"] = {}
     config.write_text(json.dumps(data))
