@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.lab import drill
-from infra.lab.checks import RunningLab
+from twinhost_lab import drill
+from twinhost_lab.checks import RunningLab
 from tests.lab.conftest import FIGURES
 
 pytestmark = pytest.mark.lab

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab import checks, lab
-from infra.lab.layout import Layout
+from twinhost_lab import checks, lab
+from twinhost_lab.layout import Layout
 from infra.plan.mocks import DEFAULT_ADDRESSES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, dict[str
 
 
 def _ca_pem() -> str:
-    from infra.lab.services import make_lab_ca
+    from twinhost_lab.services import make_lab_ca
 
     return make_lab_ca("198.51.100.1").cert_pem
 

@@ -78,8 +78,8 @@ def test_the_lab_redirector_installs_the_drills_dns_backends_with_lab_credential
     switches it to Knot and to moto's Route 53); labOverrides.aws gives the watcher unit the lab's
     fixed credentials in a root-only drop-in. Neither is there without the lab profile."""
     from infra import platform_watcher as pw
-    from infra.lab import aws
-    from infra.lab.layout import Layout
+    from twinhost_lab import aws
+    from twinhost_lab.layout import Layout
 
     lab_values = dict(profile, labOverrides={**profile["labOverrides"], "watcherBackends": ["rfc2136", "route53"],
                                              "aws": aws.lab_overrides(Layout(), host="198.51.100.1")})

@@ -1,4 +1,4 @@
-"""The redirector's watcher refresh against the lab's S3/SSM stand-in (infra/lab/aws.py).
+"""The redirector's watcher refresh against the lab's S3/SSM stand-in (twinhost_lab/aws.py).
 
 The stand-in is moto's server on 127.0.0.1, seeded from a real plan of Pulumi.prod.yaml rendered
 with a lab profile naming it (labOverrides.aws). The refresh script and its settings file are the
@@ -29,9 +29,9 @@ import yaml
 
 from infra import platform_watcher as pw
 from infra.config import ConfigError
-from infra.lab import aws
-from infra.lab.host import stop
-from infra.lab.layout import Layout
+from twinhost_lab import aws
+from twinhost_lab.host import stop
+from twinhost_lab.layout import Layout
 from infra.plan.runner import PlanResult, run_plan
 from tests.conftest import REPO
 

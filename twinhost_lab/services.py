@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from infra.lab.host import LabError, pip_errors, run, start_service
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError, pip_errors, run, start_service
+from twinhost_lab.layout import Layout
 
 FILES = Path(__file__).parent / "files"
 

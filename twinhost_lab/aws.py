@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from infra import platform_watcher as pw
-from infra.lab.host import LabError, start_service, stop
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError, start_service, stop
+from twinhost_lab.layout import Layout
 
 PORT = 5000
 # Fixed and public: moto accepts any credentials, and nothing real is behind the endpoint. They

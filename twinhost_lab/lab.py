@@ -18,11 +18,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from infra.lab import aws, network, services
-from infra.lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
-from infra.lab.host import LabError, alive, require_root, run, stop_all
-from infra.lab.layout import Layout
-from infra.lab.rootfs import ensure_rootfs
+from twinhost_lab import aws, network, services
+from twinhost_lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
+from twinhost_lab.host import LabError, alive, require_root, run, stop_all
+from twinhost_lab.layout import Layout
+from twinhost_lab.rootfs import ensure_rootfs
 
 DEVICES = (Path("/dev/fuse"), Path("/dev/net/tun"))
 UNKNOWN_APEX = "not-a-client.example"  # points at the redirector but is registered nowhere

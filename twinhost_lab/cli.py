@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infra.lab.host import LabError
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError
+from twinhost_lab.layout import Layout
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _layout_of_running() -> Layout:
-    from infra.lab.lab import load_state
+    from twinhost_lab.lab import load_state
 
     state = load_state(Layout())
     if state is None:
@@ -54,7 +54,7 @@ def _guard(function):
 
 @_guard
 def _up(args: argparse.Namespace) -> int:
-    from infra.lab import lab
+    from twinhost_lab import lab
     from infra.cli import find_project_dir
 
     layout = Layout(stack=args.stack, platform_stack=args.platform, debian=args.debian)
@@ -66,7 +66,7 @@ def _up(args: argparse.Namespace) -> int:
 
 @_guard
 def _check(args: argparse.Namespace) -> int:
-    from infra.lab import checks
+    from twinhost_lab import checks
 
     layout = _layout_of_running()
     failed = 0
@@ -78,7 +78,7 @@ def _check(args: argparse.Namespace) -> int:
 
 @_guard
 def _drill(args: argparse.Namespace) -> int:
-    from infra.lab import drill
+    from twinhost_lab import drill
 
     layout = _layout_of_running()
     backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
@@ -100,7 +100,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
-    from infra.lab import lab
+    from twinhost_lab import lab
 
     layout = _layout_of_running()
     state = lab.load_state(layout)
@@ -112,7 +112,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @_guard
 def _down(args: argparse.Namespace) -> int:
-    from infra.lab import lab
+    from twinhost_lab import lab
 
     removed = lab.down(Layout(), log=lambda line: print(line, flush=True))
     if not removed:

@@ -15,9 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.host import LabError, alive, run, start_background, stop, wait_for
-from infra.lab.layout import Layout, Node
-from infra.lab.rootfs import unpack
+from twinhost_lab.host import LabError, alive, run, start_background, stop, wait_for
+from twinhost_lab.layout import Layout, Node
+from twinhost_lab.rootfs import unpack
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 LAB_CLOUD_CFG = """\
