@@ -10,7 +10,7 @@ Only the site's `dns` section changes, to one of:
   bridge address, port 5353, taking TSIG-signed updates; its key travels as a watcher secret
   (SSM SecureString in the stand-in, never printed).
 - `route53`: moto's Route 53 in the stand-in that already serves S3 and SSM, reached by the
-  watcher with the lab's fixed credentials (labOverrides.aws gives its unit a drop-in).
+  watcher with the lab's fixed credentials (the render overrides' `aws` give its unit a drop-in).
 
 For each backend the drill publishes the failover record on both nodes (as the site stack
 creates it), waits for the watcher to run on it, then:
