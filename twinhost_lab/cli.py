@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from infra.cli import find_project_dir, project_dir_option
 from twinhost_lab.host import LabError
 from twinhost_lab.layout import Layout
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from infra.cli import project_dir_option
-
     lab = commands.add_parser("lab", help="boot a site's pair and the redirector locally and check them (root)")
     actions = lab.add_subparsers(dest="lab_command", required=True)
     up = actions.add_parser("up", help="boot the containers from the plan's user data", parents=[project_dir_option()])
@@ -55,7 +54,6 @@ def _guard(function):
 @_guard
 def _up(args: argparse.Namespace) -> int:
     from twinhost_lab import lab
-    from infra.cli import find_project_dir
 
     layout = Layout(stack=args.stack, platform_stack=args.platform, debian=args.debian)
     project = find_project_dir(getattr(args, "project_dir", None))
