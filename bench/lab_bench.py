@@ -21,10 +21,10 @@ import argparse
 import statistics
 from pathlib import Path
 
-from infra.lab import drill, lab
-from infra.lab.containers import lab_cgroup_pids
-from infra.lab.host import alive
-from infra.lab.layout import Layout
+from twinhost_lab import drill, lab
+from twinhost_lab.containers import lab_cgroup_pids
+from twinhost_lab.host import alive
+from twinhost_lab.layout import Layout
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_HEALTHY_S = 180

@@ -12,6 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from infra.config import ConfigError
+from infra.plan.lab_profile import LabProfile
+
 EXIT_CONFIG_ERROR = 2
 
 
@@ -31,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--addresses", type=Path, default=None,
                       help="JSON map of the addresses the mocks hand out (the lab uses its own)")
     plan.add_argument("--lab", type=Path, default=None,
-                      help="JSON lab profile (addresses, labOverrides, extra adminCidrs/sshKeys): "
-                           "renders the user data the local lab boots")
+                      help="JSON lab profile (addresses, render overrides, extra adminCidrs/sshKeys; "
+                           "written by `twinhost lab`): renders the user data the local lab boots")
     plan.set_defaults(handler=_plan)
 
     _register_optional(commands)
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Command groups that live in their own packages register themselves here."""
-    for module_name in ("infra.lab.cli", "infra.scaffold", "infra.failover_cli"):
+    for module_name in ("twinhost_lab.cli", "infra.scaffold", "infra.failover_cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -90,7 +93,11 @@ def _plan(args: argparse.Namespace) -> int:
     project_dir = find_project_dir(args.project_dir)
     build_dir = args.build_dir or project_dir / "build"
     addresses = json.loads(args.addresses.read_text()) if args.addresses else None
-    lab = json.loads(args.lab.read_text()) if args.lab else None
+    try:
+        lab = LabProfile.parse(json.loads(args.lab.read_text())) if args.lab else None
+    except ConfigError as exc:
+        print(f"{args.lab}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
     plans = []
     failed = False

@@ -25,6 +25,7 @@ import pulumi_aws as aws
 from infra import catalog
 from infra import platform_watcher as pw
 from infra.bootstrap import Parts
+from infra.bootstrap.overrides import RenderOverrides
 from infra.components.redirector import Redirector, RedirectorArgs
 from infra.components.watcher_delivery import WatcherDelivery, WatcherDeliveryArgs
 from infra.config import NAMESPACE, ConfigError, ConfigIssue, PlatformConfig
@@ -34,7 +35,8 @@ from infra.redirector.registry import CONTENT_PREFIX, registry_suffix
 REDIRECTOR_HOSTNAME = "twinhost-redirector"
 
 
-def build_platform(config: PlatformConfig) -> dict[str, Any]:
+def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = None) -> dict[str, Any]:
+    """`overrides`: the lab's render-time values (infra.bootstrap.overrides); `pulumi up`: none."""
     provider = aws.Provider("aws", region=config.aws.region)
     address = aws.ec2.Eip(
         "redirector-eip",
@@ -50,9 +52,9 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
     user_data = delivery.bucket.apply(lambda bucket: user_data_base64(redirector_user_data(
         config, extra_parts=(pw.node_parts(
-            bucket=bucket, region=config.aws.region, backends=_watcher_backends(config),
+            bucket=bucket, region=config.aws.region, backends=_watcher_backends(config, overrides),
             # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
-            lab_aws=config.lab_overrides.aws if config.lab_overrides else None),))))
+            lab_aws=overrides.aws if overrides else None),), overrides=overrides)))
     redirector = Redirector(
         "redirector",
         RedirectorArgs(
@@ -145,10 +147,10 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
     )
 
 
-def _watcher_backends(config: PlatformConfig) -> list[str]:
+def _watcher_backends(config: PlatformConfig, overrides: RenderOverrides | None) -> list[str]:
     """The platform's own DNS provider, plus (the lab only) the drill's backends."""
-    extra = config.lab_overrides.watcher_backends if config.lab_overrides else None
-    return [config.dns_provider, *sorted(set(extra or []) - {config.dns_provider})]
+    extra = overrides.watcher_backends if overrides else ()
+    return [config.dns_provider, *sorted(set(extra) - {config.dns_provider})]
 
 
 def _set_secret(key: str) -> pulumi.Output[str] | None:
@@ -165,8 +167,8 @@ _SITE_OUTPUTS = ("site", "failoverHostname", "failoverMode", "nodeAddresses", "o
                  "failoverTtl", "proxied", "primary", "certificates")
 
 
-def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
-    lab = config.lab_overrides  # only `twinhost plan --lab` sets these
+def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = None) -> RedirectorSpec:
+    overrides = overrides or RenderOverrides()  # production's values unless `twinhost plan --lab`
     return RedirectorSpec(
         hostname=REDIRECTOR_HOSTNAME,
         debian=config.debian,
@@ -176,15 +178,16 @@ def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
         memory_mib=int(catalog.providers()["aws"]["instance_memory_mib"][config.aws.instance_type]),
         ops_zone=config.ops_zone,
         acme_email=config.acme_email,
-        acme_directory=(lab.acme_directory if lab and lab.acme_directory else config.aws.acme_directory),
-        resolvers=tuple(lab.resolvers if lab and lab.resolvers else config.aws.resolvers),
-        apt_proxy=lab.apt_proxy if lab else None,
-        acme_ca_root_pem=lab.ca_pem if lab else None,
-        swap=not (lab and lab.swap is False),
+        acme_directory=overrides.acme_directory or config.aws.acme_directory,
+        resolvers=overrides.resolvers or tuple(config.aws.resolvers),
+        apt_proxy=overrides.apt_proxy,
+        acme_ca_root_pem=overrides.ca_pem,
+        swap=overrides.swap,
     )
 
 
-def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Parts, ...] = ()) -> str:
+def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Parts, ...] = (),
+                         overrides: RenderOverrides | None = None) -> str:
     """The redirector's readable #cloud-config: shared hardening, its own parts, then
     `extra_parts` (the failover watcher). Delivered gzip-compressed (infra.redirector)."""
-    return render_user_data(redirector_spec(config), extra_parts=extra_parts)
+    return render_user_data(redirector_spec(config, overrides), extra_parts=extra_parts)

@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.bootstrap.overrides import AwsStandIn
 from infra.bootstrap.parts import File, Parts, static
-from infra.config import LabAws, Watcher
+from infra.config import Watcher
 from infra.watcher import install
 from infra.watcher.config import parse_config
 
@@ -180,16 +181,16 @@ LAB_WATCHER_CREDENTIALS = "/etc/systemd/system/twinhost-watcher.service.d/lab-aw
 
 
 def node_parts(*, bucket: str, region: str, backends: Sequence[str],
-               lab_aws: LabAws | None = None) -> Parts:
+               lab_aws: AwsStandIn | None = None) -> Parts:
     """The watcher on the redirector's first boot, after the redirector's own parts.
 
     `infra.watcher.install.node_install` gives the pinned requirements, the unit and the venv
     steps. Its archive fetch and config file are replaced by the refresh script, which does the
     same (SHA-256 checked) with an explicit region, and keeps doing it every minute.
 
-    `lab_aws` (labOverrides.aws, the local lab only): the refresh reads S3 and SSM from the lab's
-    stand-in with its fixed lab credentials instead of AWS with the instance role; the settings
-    file then holds those credentials, so it is 0600.
+    `lab_aws` (the lab's render overrides, `RenderOverrides.aws`): the refresh reads S3 and SSM
+    from the lab's stand-in with its fixed lab credentials instead of AWS with the instance role;
+    the settings file then holds those credentials, so it is 0600.
     """
     sha256 = install.source_sha256()
     planned = install.node_install("{}", backends, bucket=bucket, key=archive_key(sha256),
@@ -204,7 +205,7 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
         # The lab's stand-in for the instance role, for the watcher's own boto3 (the drill's
         # Route 53 backend on moto): the fixed lab credentials, nothing real behind them.
         files.append(File(LAB_WATCHER_CREDENTIALS,
-                          "# The local lab only (labOverrides.aws): moto's fixed credentials.\n[Service]\n"
+                          "# The local lab only: moto's fixed credentials.\n[Service]\n"
                           f"Environment=AWS_ACCESS_KEY_ID={lab_aws.access_key_id}\n"
                           f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n", 0o600))
     files += [

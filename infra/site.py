@@ -7,12 +7,14 @@ from typing import Any
 
 import pulumi
 
+from infra.bootstrap.overrides import RenderOverrides
 from infra.components.failover_dns import OpsZone
 from infra.components.site_pair import PlatformOutputs, SitePair, SitePairArgs
 from infra.config import NAMESPACE, ConfigError, ConfigIssue, SiteConfig
 
 
-def build_site(config: SiteConfig) -> dict[str, Any]:
+def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> dict[str, Any]:
+    """`overrides`: the lab's render-time values (infra.bootstrap.overrides); `pulumi up`: none."""
     platform_ref = pulumi.StackReference(config.platform_stack)
     provider = platform_ref.require_output("opsDnsProvider").apply(
         lambda actual: _same_dns_provider(config.ops_dns, actual)
@@ -26,7 +28,7 @@ def build_site(config: SiteConfig) -> dict[str, Any]:
             name=platform_ref.require_output("opsZone"),
         ),
     )
-    pair = SitePair(config.site, SitePairArgs(config, platform, app_secrets=_app_secrets()))
+    pair = SitePair(config.site, SitePairArgs(config, platform, app_secrets=_app_secrets(), overrides=overrides))
     return {
         "site": config.site,
         "failoverHostname": pair.failover_hostname,

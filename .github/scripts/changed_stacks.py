@@ -31,7 +31,7 @@ STACK_FILE = re.compile(r"^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 # Paths whose change can alter what `pulumi preview` shows for every stack.
 PROGRAM_PATHS = ("infra/", "cloudinit/", "policy/", "Pulumi.yaml", "requirements.lock", "pyproject.toml")
 # Code under infra/ that `pulumi up` never runs: the offline plan and the operator commands.
-NOT_PROGRAM = ("infra/plan/", "infra/lab/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py")
+NOT_PROGRAM = ("infra/plan/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py")
 ZERO_SHA = re.compile(r"^0+$")
 
 

@@ -24,6 +24,7 @@ import pulumi_tls as tls
 
 from infra import catalog
 from infra.bootstrap import render_user_data
+from infra.bootstrap.overrides import RenderOverrides
 from infra.bootstrap.spec import (
     LETS_ENCRYPT_DIRECTORY,
     MeshPeer,
@@ -66,6 +67,8 @@ class SitePairArgs:
     config: SiteConfig
     platform: PlatformOutputs
     app_secrets: pulumi.Input[dict[str, str]] | None = None
+    # The lab's render-time values (infra.bootstrap.overrides); `pulumi up` passes none.
+    overrides: RenderOverrides | None = None
 
 
 class SitePair(pulumi.ComponentResource):
@@ -178,7 +181,7 @@ class SitePair(pulumi.ComponentResource):
         }
         settings = config.digitalocean if provider == "digitalocean" else config.linode
         mesh = mesh_addresses(config.site)
-        lab = config.lab_overrides  # only `twinhost plan --lab` sets these
+        overrides = self._args.overrides or RenderOverrides()  # production's values unless the lab's
 
         def render(resolved: dict[str, Any]) -> str:
             spec = NodeSpec(
@@ -220,10 +223,10 @@ class SitePair(pulumi.ComponentResource):
                 origin_private_key_pem=resolved["origin_key"],
                 acme_email=config.acme_email,
                 app=config.app,
-                apt_proxy=lab.apt_proxy if lab else None,
-                extra_ca_pem=lab.ca_pem if lab else None,
-                swap=not (lab and lab.swap is False),
-                acme_directory=(lab.acme_directory if lab and lab.acme_directory else LETS_ENCRYPT_DIRECTORY),
+                apt_proxy=overrides.apt_proxy,
+                extra_ca_pem=overrides.ca_pem,
+                swap=overrides.swap,
+                acme_directory=overrides.acme_directory or LETS_ENCRYPT_DIRECTORY,
                 app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
             )
             return render_user_data(spec)

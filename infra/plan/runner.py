@@ -23,6 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
+from infra.plan.lab_profile import LabProfile
 from infra.plan.mocks import DEFAULT_ADDRESSES, PlanMocks
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -149,31 +150,18 @@ def stack_name_of(path: Path) -> str:
 # Running
 
 
-def apply_lab_profile(config: dict[str, str], lab: Mapping[str, Any]) -> dict[str, str]:
-    """A stack's config as the local lab boots it: `labOverrides` (apt proxy, lab CA, lab ACME
-    directory, lab resolvers) set, and the lab's admin networks and keys added to the stack's
-    own (so the lab's admin namespace can log in). Everything else is the stack's config."""
-    result = dict(config)
-    if lab.get("labOverrides"):
-        result[f"{NAMESPACE}:labOverrides"] = json.dumps(lab["labOverrides"])
-    for key in ("adminCidrs", "sshKeys"):
-        extra = list(lab.get(key) or [])
-        if extra:
-            current = json.loads(result.get(f"{NAMESPACE}:{key}", "[]"))
-            result[f"{NAMESPACE}:{key}"] = json.dumps([*current, *[e for e in extra if e not in current]])
-    return result
-
-
 def run_plan(
     stack_file: Path,
     addresses: Mapping[str, str] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
-    lab: Mapping[str, Any] | None = None,
+    lab: LabProfile | None = None,
 ) -> PlanResult:
     """Plan one stack file. Raises ConfigError for invalid config (before any resource exists).
 
     `stack_outputs` answers StackReferences by stack name; when a site references a platform
-    stack that is not given, the platform's stack file beside it is planned first.
+    stack that is not given, the platform's stack file beside it is planned first. `lab` (the
+    local lab's profile): its addresses for the mocks, its admin network and key added to the
+    stack's, and its render overrides handed to `build_stack` (never put in the stack config).
     """
     from infra.stack import build_stack, load_config
 
@@ -181,8 +169,8 @@ def run_plan(
     stack = stack_name_of(stack_file)
     config_values, secret_keys = read_stack_file(stack_file)
     if lab is not None:
-        config_values = apply_lab_profile(config_values, lab)
-        addresses = {**(addresses or DEFAULT_ADDRESSES), **lab.get("addresses", {})}
+        config_values = lab.with_lab_admin(config_values)
+        addresses = {**(addresses or DEFAULT_ADDRESSES), **lab.addresses}
     references = dict(stack_outputs or {})
 
     _reset_runtime()
@@ -202,7 +190,8 @@ def run_plan(
                       project_dir=stack_file.parent)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="twinhost", stack=stack, preview=False, monitor=monitor)
-    _sync_await(run_pulumi_func(build_stack))
+    overrides = lab.overrides if lab is not None else None
+    _sync_await(run_pulumi_func(lambda: build_stack(overrides)))
 
     root = settings.get_root_resource()
     outputs = {name: _resolve_output(value) for name, value in (getattr(root, "outputs", {}) or {}).items()}

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.lab.checks import CheckResult, RunningLab
-from infra.lab.layout import Layout
+from twinhost_lab import checks, lab
+from twinhost_lab.checks import CheckResult, RunningLab
+from twinhost_lab.layout import Layout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,8 +66,6 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
         pytest.skip("the container lab needs root on Linux (systemd-nspawn, bridges, namespaces)")
     installed = subprocess.run([str(REPO / "scripts" / "ensure-host-packages"), "lab"], capture_output=True, text=True)
     assert installed.returncode == 0, f"could not install the lab's Debian packages: {installed.stderr[-1500:]}"
-
-    from infra.lab import checks, lab
 
     log = lab_layout.run_dir.parent / "pytest-lab-up.log"
     log.parent.mkdir(parents=True, exist_ok=True)

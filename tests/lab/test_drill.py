@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.lab import drill
-from infra.lab.checks import RunningLab
 from tests.lab.conftest import FIGURES
+from twinhost_lab import drill
+from twinhost_lab.checks import RunningLab
 
 pytestmark = pytest.mark.lab
 

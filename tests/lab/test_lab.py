@@ -1,4 +1,4 @@
-"""Every node-side claim, proven from outside against the booted lab (see infra/lab/checks.py
+"""Every node-side claim, proven from outside against the booted lab (see twinhost_lab/checks.py
 for what each check does and why). In the order `twinhost lab check` runs them: read-only
 checks first, the disruptive ones (bans, a brick outage) last. Each prints its figure."""
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.lab import checks
-from infra.lab.checks import CheckResult, RunningLab
+from twinhost_lab import checks
+from twinhost_lab.checks import CheckResult, RunningLab
 
 pytestmark = pytest.mark.lab
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from infra.lab import drill
+from twinhost_lab import drill
 
 A, B = "198.51.100.10", "198.51.100.20"
 GOOD = drill.DrillFigures(

@@ -7,10 +7,15 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from infra.lab import checks, lab
-from infra.lab.layout import Layout
 from infra.plan.mocks import DEFAULT_ADDRESSES
+from infra.plan.runner import run_plan
+from twinhost_lab import checks, lab
+from twinhost_lab.layout import Layout
+from twinhost_lab.services import make_lab_ca
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_NET_2 = ipaddress.ip_network("198.51.100.0/24")
@@ -55,15 +60,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, dict[str
 
 
 def _ca_pem() -> str:
-    from infra.lab.services import make_lab_ca
-
     return make_lab_ca("198.51.100.1").cert_pem
 
 
 def _admin_key() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     public = Ed25519PrivateKey.generate().public_key()
     return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " lab"
 
@@ -124,10 +124,6 @@ def test_ssh_audit_counts_failures_and_warnings_per_algorithm() -> None:
 def test_the_lab_user_data_has_no_swap_file_and_the_real_one_does(rendered) -> None:  # type: ignore[no-untyped-def]
     """A container may not swapon (cloud-init 25 fails the boot on it): the lab profile turns the
     swap file off, and only the lab profile does."""
-    import yaml
-
-    from infra.plan.runner import run_plan
-
     _, user_data, _ = rendered
     for role in ("digitalocean", "linode"):
         assert "swap" not in yaml.safe_load(user_data[role])

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.knot import knot_conf
+from twinhost_lab.knot import knot_conf
 
 REPO = Path(__file__).resolve().parents[2]
 ZONE = "ops.example.net"

@@ -1,7 +1,7 @@
-"""The redirector's watcher refresh against the lab's S3/SSM stand-in (infra/lab/aws.py).
+"""The redirector's watcher refresh against the lab's S3/SSM stand-in (twinhost_lab/aws.py).
 
 The stand-in is moto's server on 127.0.0.1, seeded from a real plan of Pulumi.prod.yaml rendered
-with a lab profile naming it (labOverrides.aws). The refresh script and its settings file are the
+with a lab profile naming it (its overrides' `aws`). The refresh script and its settings file are the
 ones in that plan's redirector user data; the script runs in its own process with its paths
 (/etc/twinhost, /opt/twinhost-watcher, its state) moved under a temporary root, no AWS
 configuration in its environment and the instance metadata service disabled: what it fetches,
@@ -28,12 +28,14 @@ import pytest
 import yaml
 
 from infra import platform_watcher as pw
+from infra.bootstrap.overrides import RenderOverrides
 from infra.config import ConfigError
-from infra.lab import aws
-from infra.lab.host import stop
-from infra.lab.layout import Layout
+from infra.plan.lab_profile import LabProfile
 from infra.plan.runner import PlanResult, run_plan
 from tests.conftest import REPO
+from twinhost_lab import aws
+from twinhost_lab.host import stop
+from twinhost_lab.layout import Layout
 
 PROD = REPO / "Pulumi.prod.yaml"
 HOST = "127.0.0.1"
@@ -97,7 +99,7 @@ class Standin:
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standin]:
     port = _free_port()
     layout = Layout(state_dir=tmp_path_factory.mktemp("lab"))
-    profile = {"labOverrides": {"aws": aws.lab_overrides(layout, host=HOST, port=port)}}
+    profile = LabProfile(overrides=RenderOverrides(aws=aws.stand_in(layout, host=HOST, port=port)))
     plan = _plan(lab=profile)
     pid = aws.start_aws_standin(layout, plan, host=HOST, port=port)
     try:
@@ -219,14 +221,14 @@ def test_without_the_lab_the_settings_are_the_production_ones() -> None:
     ({"secretAccessKey": "short"}, "secretAccessKey"),
 ])
 def test_the_aws_override_is_validated(bad: dict[str, str], key: str) -> None:
-    values = {**aws.lab_overrides(Layout()), **bad}
+    values = {**aws.stand_in(Layout()).model_dump(by_alias=True), **bad}
     with pytest.raises(ConfigError) as caught:
-        _plan(lab={"labOverrides": {"aws": values}})
-    assert f"twinhost:labOverrides.aws.{key}" in {issue.key for issue in caught.value.issues}
+        LabProfile.parse({"overrides": {"aws": values}})
+    assert f"overrides.aws.{key}" in {issue.key for issue in caught.value.issues}
 
 
 def test_the_lab_default_is_the_bridge_host_address() -> None:
-    assert aws.lab_overrides(Layout())["endpointUrl"] == "http://198.51.100.1:5000"
+    assert aws.stand_in(Layout()).endpoint_url == "http://198.51.100.1:5000"
 
 
 # -- the refresh against the stand-in --------------------------------------------------------------

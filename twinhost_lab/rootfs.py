@@ -8,8 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
-from infra.lab.host import LabError, run
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError, run
+from twinhost_lab.layout import Layout
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"

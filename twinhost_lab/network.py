@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.lab.host import run
-from infra.lab.layout import Layout
+from twinhost_lab.host import run
+from twinhost_lab.layout import Layout
 
 # Bridged frames pass the host's iptables FORWARD chain when br_netfilter is loaded (Docker sets
 # its policy to DROP): this rule lets the lab's own bridge traffic through, and only that.

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infra.lab.host import LabError
-from infra.lab.layout import Layout
+from infra.cli import find_project_dir, project_dir_option
+from twinhost_lab.host import LabError
+from twinhost_lab.layout import Layout
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from infra.cli import project_dir_option
-
     lab = commands.add_parser("lab", help="boot a site's pair and the redirector locally and check them (root)")
     actions = lab.add_subparsers(dest="lab_command", required=True)
     up = actions.add_parser("up", help="boot the containers from the plan's user data", parents=[project_dir_option()])
@@ -34,7 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _layout_of_running() -> Layout:
-    from infra.lab.lab import load_state
+    from twinhost_lab.lab import load_state
 
     state = load_state(Layout())
     if state is None:
@@ -54,8 +53,7 @@ def _guard(function):
 
 @_guard
 def _up(args: argparse.Namespace) -> int:
-    from infra.lab import lab
-    from infra.cli import find_project_dir
+    from twinhost_lab import lab
 
     layout = Layout(stack=args.stack, platform_stack=args.platform, debian=args.debian)
     project = find_project_dir(getattr(args, "project_dir", None))
@@ -66,7 +64,7 @@ def _up(args: argparse.Namespace) -> int:
 
 @_guard
 def _check(args: argparse.Namespace) -> int:
-    from infra.lab import checks
+    from twinhost_lab import checks
 
     layout = _layout_of_running()
     failed = 0
@@ -78,7 +76,7 @@ def _check(args: argparse.Namespace) -> int:
 
 @_guard
 def _drill(args: argparse.Namespace) -> int:
-    from infra.lab import drill
+    from twinhost_lab import drill
 
     layout = _layout_of_running()
     backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
@@ -100,7 +98,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
-    from infra.lab import lab
+    from twinhost_lab import lab
 
     layout = _layout_of_running()
     state = lab.load_state(layout)
@@ -112,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @_guard
 def _down(args: argparse.Namespace) -> int:
-    from infra.lab import lab
+    from twinhost_lab import lab
 
     removed = lab.down(Layout(), log=lambda line: print(line, flush=True))
     if not removed:

@@ -18,11 +18,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from infra.lab import aws, network, services
-from infra.lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
-from infra.lab.host import LabError, alive, require_root, run, stop_all
-from infra.lab.layout import Layout
-from infra.lab.rootfs import ensure_rootfs
+from infra.bootstrap.overrides import RenderOverrides
+from infra.plan.lab_profile import LabProfile
+from twinhost_lab import aws, network, services
+from twinhost_lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
+from twinhost_lab.host import LabError, alive, require_root, run, stop_all
+from twinhost_lab.layout import Layout
+from twinhost_lab.rootfs import ensure_rootfs
 
 DEVICES = (Path("/dev/fuse"), Path("/dev/net/tun"))
 UNKNOWN_APEX = "not-a-client.example"  # points at the redirector but is registered nowhere
@@ -90,22 +92,25 @@ def _admin_key(layout: Layout) -> str:
     return public.decode() + " twinhost-lab-admin"
 
 
-def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> dict[str, Any]:
-    """The `twinhost plan --lab` profile: lab addresses, labOverrides, the lab admin network/key."""
-    return {
-        "addresses": layout.address_map(),
-        "labOverrides": {"aptProxy": layout.proxy_url, "caPem": ca_pem, "acmeDirectory": layout.acme_directory,
-                         "resolvers": [layout.host_address], "aws": aws.lab_overrides(layout),
-                         # Containers share the host's kernel: no swapon.
-                         "swap": False,
-                         # The failover drill moves the record on Knot and on moto's Route 53.
-                         "watcherBackends": ["rfc2136", "route53"]},
-        "adminCidrs": [layout.admin_network],
-        "sshKeys": [admin_public_key],
-    }
+def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> LabProfile:
+    """The `twinhost plan --lab` profile: lab addresses, the render overrides (given to the
+    render step, never to the stack config), the lab admin network and key."""
+    return LabProfile(
+        addresses=layout.address_map(),
+        overrides=RenderOverrides(
+            apt_proxy=layout.proxy_url, ca_pem=ca_pem, acme_directory=layout.acme_directory,
+            resolvers=(layout.host_address,), aws=aws.stand_in(layout),
+            # Containers share the host's kernel: no swapon.
+            swap=False,
+            # The failover drill moves the record on Knot and on moto's Route 53.
+            watcher_backends=("rfc2136", "route53"),
+        ),
+        admin_cidrs=(layout.admin_network,),
+        ssh_keys=(admin_public_key,),
+    )
 
 
-def render(layout: Layout, project_dir: Path, profile: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], Any]:
+def render(layout: Layout, project_dir: Path, profile: LabProfile) -> tuple[dict[str, str], dict[str, Any], Any]:
     """The user data `twinhost plan --lab` renders for each container, the site's names, and the
     platform's plan (what the AWS stand-in is seeded with)."""
     from infra.plan.runner import run_plan

@@ -5,7 +5,8 @@ watcher's config and code archive from the platform's bucket, and the secrets fr
 Store. In the lab there is no AWS: moto serves both APIs on the bridge's host address, seeded with
 exactly what `pulumi up` of the platform stack would have written (taken from the platform's plan:
 the same objects and parameters, byte for byte), and the redirector's user data names it
-(`labOverrides.aws`, `lab_overrides()`), with fixed lab credentials in place of the instance role.
+(the render overrides' `aws`, `stand_in()`), with fixed lab credentials in place of the instance
+role.
 
 Secret parameter values are whatever the plan holds (the stack file's placeholders, never real
 secrets in the lab); they are written to the stand-in and never printed.
@@ -24,8 +25,9 @@ from typing import Any
 import yaml
 
 from infra import platform_watcher as pw
-from infra.lab.host import LabError, start_service, stop
-from infra.lab.layout import Layout
+from infra.bootstrap.overrides import AwsStandIn
+from twinhost_lab.host import LabError, start_service, stop
+from twinhost_lab.layout import Layout
 
 PORT = 5000
 # Fixed and public: moto accepts any credentials, and nothing real is behind the endpoint. They
@@ -42,10 +44,10 @@ def endpoint_url(host: str, port: int = PORT) -> str:
     return f"http://{host}:{port}"
 
 
-def lab_overrides(layout: Layout, *, host: str | None = None, port: int = PORT) -> dict[str, str]:
-    """`labOverrides.aws` for the lab profile: the stand-in on the host address, lab credentials."""
-    return {"endpointUrl": endpoint_url(host or layout.host_address, port),
-            "accessKeyId": ACCESS_KEY_ID, "secretAccessKey": SECRET_ACCESS_KEY}
+def stand_in(layout: Layout, *, host: str | None = None, port: int = PORT) -> AwsStandIn:
+    """The render overrides' `aws`: the stand-in on the host address, the fixed lab credentials."""
+    return AwsStandIn(endpoint_url=endpoint_url(host or layout.host_address, port),
+                      access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY)
 
 
 @dataclass(frozen=True)

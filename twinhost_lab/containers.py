@@ -10,14 +10,17 @@ exec), else one container's shutdown waits on the other's; `--network-bridge` gi
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.lab.host import LabError, alive, run, start_background, stop, wait_for
-from infra.lab.layout import Layout, Node
-from infra.lab.rootfs import unpack
+from twinhost_lab.host import LabError, alive, run, start_background, stop, wait_for
+from twinhost_lab.layout import Layout, Node
+from twinhost_lab.rootfs import unpack
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 LAB_CLOUD_CFG = """\
@@ -155,10 +158,6 @@ class Container:
     def kill(self) -> None:
         """Pull the plug (the failover drill): SIGKILL to nspawn and to every process in the
         container's cgroup at once, no shutdown, and its veth removed from the bridge."""
-        import os
-        import signal
-        import time
-
         for pid in {*lab_cgroup_pids(self.node.name), *([self.pid] if self.pid else [])}:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -191,10 +190,6 @@ def lab_cgroup_pids(container: str | None = None) -> set[int]:
 def kill_lab_cgroups(timeout: float = 15) -> list[int]:
     """SIGKILL whatever still runs in the lab's own cgroups (a container whose nspawn died
     leaves its PID 1 and everything under it there); returns the PIDs it found."""
-    import os
-    import signal
-    import time
-
     remaining = lab_cgroup_pids
     found = remaining()
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ Only the site's `dns` section changes, to one of:
   bridge address, port 5353, taking TSIG-signed updates; its key travels as a watcher secret
   (SSM SecureString in the stand-in, never printed).
 - `route53`: moto's Route 53 in the stand-in that already serves S3 and SSM, reached by the
-  watcher with the lab's fixed credentials (labOverrides.aws gives its unit a drop-in).
+  watcher with the lab's fixed credentials (the render overrides' `aws` give its unit a drop-in).
 
 For each backend the drill publishes the failover record on both nodes (as the site stack
 creates it), waits for the watcher to run on it, then:
@@ -45,13 +45,13 @@ from datetime import datetime
 from typing import Any
 
 from infra import platform_watcher as pw
-from infra.lab import aws
-from infra.lab import lab as lab_module
-from infra.lab.containers import Container
-from infra.lab.host import LabError, alive, require_root, run, start_service, stop, wait_for
-from infra.lab.knot import knot_conf
-from infra.lab.layout import Layout
-from infra.lab.network import in_namespace
+from twinhost_lab import aws
+from twinhost_lab import lab as lab_module
+from twinhost_lab.containers import Container
+from twinhost_lab.host import LabError, alive, require_root, run, start_service, stop, wait_for
+from twinhost_lab.knot import knot_conf
+from twinhost_lab.layout import Layout
+from twinhost_lab.network import in_namespace
 from infra.watcher.config import parse_config
 
 BACKENDS = ("rfc2136", "route53")

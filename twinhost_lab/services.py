@@ -9,11 +9,15 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import html
 import ipaddress
 import json
+import platform
 import re
 import shutil
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,8 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from infra.lab.host import LabError, pip_errors, run, start_service
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError, pip_errors, run, start_service
+from twinhost_lab.layout import Layout
 
 FILES = Path(__file__).parent / "files"
 
@@ -60,7 +64,7 @@ def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
 @dataclass(frozen=True)
 class LabCa:
     """The lab's own CA: it signs pebble's listener certificate, and the nodes and Caddy trust it
-    (labOverrides.caPem) so their ACME clients can talk to pebble over HTTPS."""
+    (the render overrides' `ca_pem`) so their ACME clients can talk to pebble over HTTPS."""
 
     cert_pem: str
     server_cert_pem: str
@@ -166,11 +170,6 @@ def start_pypi(layout: Layout) -> int:
     names (`infra.watcher.install.node_pins`), downloaded once from PyPI by the host's pip into
     the cache, served as a PEP 503 simple index. The node's `pip install --require-hashes` checks
     them against the hashes in the user data, so they must be PyPI's own files."""
-    import hashlib
-    import html
-    import platform
-    import sys
-
     from infra.watcher import install
 
     wheels = layout.cache_dir / f"wheels-py{layout.python_version}-{platform.machine()}"

@@ -21,12 +21,12 @@ from typing import Any
 
 from infra.bootstrap.glusterfs import BRICK_DIR, SHARED_DIR, VOLUME
 from infra.bootstrap.spec import mesh_addresses
-from infra.lab import lab as lab_module
-from infra.lab.containers import Container
-from infra.lab.graders import graders_python
-from infra.lab.host import LabError, run
-from infra.lab.layout import Layout
-from infra.lab.network import in_namespace
+from twinhost_lab import lab as lab_module
+from twinhost_lab.containers import Container
+from twinhost_lab.graders import graders_python
+from twinhost_lab.host import LabError, run
+from twinhost_lab.layout import Layout
+from twinhost_lab.network import in_namespace
 
 # Admin-namespace source addresses, one per purpose (all inside Layout.admin_network).
 AUDIT_SOURCE = "198.51.100.210"

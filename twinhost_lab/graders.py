@@ -12,8 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from infra.lab.host import LabError, pip_errors, run
-from infra.lab.layout import Layout
+from twinhost_lab.host import LabError, pip_errors, run
+from twinhost_lab.layout import Layout
 
 LOCK_NAME = "requirements-graders.lock"
 
