@@ -52,7 +52,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         config, extra_parts=(pw.node_parts(
             bucket=bucket, region=config.aws.region, backends=_watcher_backends(config),
             # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
-            lab_aws=config.lab_overrides.aws if config.lab_overrides else None),))))
+            lab_aws=None),))))
     redirector = Redirector(
         "redirector",
         RedirectorArgs(
@@ -147,7 +147,7 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
 
 def _watcher_backends(config: PlatformConfig) -> list[str]:
     """The platform's own DNS provider, plus (the lab only) the drill's backends."""
-    extra = config.lab_overrides.watcher_backends if config.lab_overrides else None
+    extra: list[str] | None = None  # the lab's drill backends: no longer in the stack config
     return [config.dns_provider, *sorted(set(extra or []) - {config.dns_provider})]
 
 
@@ -166,7 +166,7 @@ _SITE_OUTPUTS = ("site", "failoverHostname", "failoverMode", "nodeAddresses", "o
 
 
 def redirector_spec(config: PlatformConfig) -> RedirectorSpec:
-    lab = config.lab_overrides  # only `twinhost plan --lab` sets these
+    lab: Any = None  # lab settings leave the stack config (issue 13); the lab branch passes them in
     return RedirectorSpec(
         hostname=REDIRECTOR_HOSTNAME,
         debian=config.debian,

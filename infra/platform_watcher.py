@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bootstrap.parts import File, Parts, static
-from infra.config import LabAws, Watcher
+from infra.config import Watcher
 from infra.watcher import install
 from infra.watcher.config import parse_config
 
@@ -180,7 +180,7 @@ LAB_WATCHER_CREDENTIALS = "/etc/systemd/system/twinhost-watcher.service.d/lab-aw
 
 
 def node_parts(*, bucket: str, region: str, backends: Sequence[str],
-               lab_aws: LabAws | None = None) -> Parts:
+               lab_aws: Any = None) -> Parts:
     """The watcher on the redirector's first boot, after the redirector's own parts.
 
     `infra.watcher.install.node_install` gives the pinned requirements, the unit and the venv

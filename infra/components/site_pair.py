@@ -178,7 +178,7 @@ class SitePair(pulumi.ComponentResource):
         }
         settings = config.digitalocean if provider == "digitalocean" else config.linode
         mesh = mesh_addresses(config.site)
-        lab = config.lab_overrides  # only `twinhost plan --lab` sets these
+        lab: Any = None  # lab settings leave the stack config (issue 13); the lab branch passes them in
 
         def render(resolved: dict[str, Any]) -> str:
             spec = NodeSpec(
