@@ -12,7 +12,8 @@ together in one `ConfigError`: an operator fixes the file once, not once per run
 
 The modules, by role: `issues` (ConfigIssue, ConfigError), `fields` (one value at a time),
 `site` and `platform` (the two models), `rules` (rules that relate fields, each a function
-returning issues), `parse` (the two passes that run them all).
+returning issues), `parse` (the two passes that run them all), `files` (stack files: unreadable
+ones refused in one line, and the facts across files: served domains, the platform's file).
 
 What this package deliberately does not do: read secrets. Secret keys (`appSecrets`,
 `notifyWebhook`, `watcherDnsToken`) stay `pulumi.Output` secrets and are read by the stack code;
