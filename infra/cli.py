@@ -12,8 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from infra.config import ConfigError
+from infra.config import ConfigError, StackFileError
 from infra.plan.lab_profile import LabProfile
+from infra.config.files import config_section, served_domains
 
 EXIT_CONFIG_ERROR = 2
 
@@ -72,14 +73,15 @@ def find_project_dir(start: Path | None) -> Path:
 
 
 def stack_files(project_dir: Path) -> list[Path]:
-    """Every stack file, the platform stacks first (sites reference them)."""
-    import yaml
-
+    """Every stack file, the platform stacks first (sites reference them). A file that cannot
+    be read sorts with the sites; planning it reports why."""
     files = sorted(project_dir.glob("Pulumi.*.yaml"))
 
     def is_platform(path: Path) -> bool:
-        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-        return config.get("twinhost:role") == "platform"
+        try:
+            return config_section(path).get("twinhost:role") == "platform"
+        except StackFileError:
+            return False
 
     return sorted(files, key=lambda p: (not is_platform(p), p.name))
 
@@ -107,12 +109,16 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"twinhost: no stack file {path}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
         try:
-            result = run_plan(path, addresses, stack_outputs=outputs_by_stack, lab=lab)
+            result = run_plan(path, addresses, stack_outputs=outputs_by_stack, lab=lab,
+                              served_elsewhere=served_domains(project_dir, exclude=path))
         except Exception as exc:  # noqa: BLE001 - config errors become exit 2, others re-raise
             config_error = is_config_error(exc)
             if config_error is None:
                 raise
-            print(f"{path.name}: {config_error}", file=sys.stderr)
+            if isinstance(config_error, StackFileError):
+                print(f"twinhost: {config_error}", file=sys.stderr)  # one line: file, line, what
+            else:
+                print(f"{path.name}: {config_error}", file=sys.stderr)
             failed = True
             continue
         outputs_by_stack[result.stack] = result.outputs

@@ -37,6 +37,9 @@ from infra.config import (
     flatten_stack_file_config,
     parse_config,
 )
+from infra.cli import find_project_dir
+from infra.config.files import config_section, platform_stack_file_issue, served_domains
+from infra.pulumi_config import declared_defaults
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -130,8 +133,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _new_site(args: argparse.Namespace) -> int:
-    from infra.cli import find_project_dir
-
     project_dir = find_project_dir(args.project_dir)
     zone_ids, problems = _parse_zone_ids(args.zone_ids)
     request = SiteRequest(
@@ -182,11 +183,18 @@ def build_scaffold(
     shared = read_shared_values(project_dir, request.copy_from)
     config_section = site_config_section(request, shared)
     text = render_stack_file(request, shared, config_section)
-    # Validate exactly what will be written: the text parsed back, as the program will read it.
+    # Validate exactly what will be written: the text parsed back, as the program will read it,
+    # with the domains the project's other stack files serve.
     try:
-        config = validate_stack_text(text)
+        config = validate_stack_text(text, served_domains(project_dir))
     except ConfigError as exc:
         raise ConfigError([*flag_issues, *exc.issues]) from None
+    if shared.platform_stack is not None or request.platform_stack is not None:
+        # A platform named by the operator or copied from a site must be in the repo: the plan
+        # reads it from its file. (The default names no file yet: the note below says so.)
+        missing = platform_stack_file_issue(project_dir, config.platform_stack)
+        if missing is not None:
+            raise ConfigError([*flag_issues, missing])
     if flag_issues:
         raise ConfigError(list(flag_issues))
     path = project_dir / f"Pulumi.{request.name}.yaml"
@@ -237,10 +245,7 @@ def read_shared_values(project_dir: Path, copy_from: str | None) -> SharedValues
 
 
 def _config_of(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
-    section = document.get("config") or {}
-    return dict(section) if isinstance(section, Mapping) else {}
+    return config_section(path)  # StackFileError (a ConfigError): exit 2 with one line
 
 
 def _platform_file(project_dir: Path) -> Path | None:
@@ -321,12 +326,12 @@ def render_stack_file(request: SiteRequest, shared: SharedValues, section: Mappi
     return "\n".join(header) + "\n" + body
 
 
-def validate_stack_text(text: str) -> SiteConfig:
-    """Validate a stack file's text with the program's own model (ConfigError on any problem)."""
-    from infra.pulumi_config import declared_defaults
-
+def validate_stack_text(text: str, served_elsewhere: Mapping[str, str] | None = None) -> SiteConfig:
+    """Validate a stack file's text with the program's own model (ConfigError on any problem).
+    `served_elsewhere`: {apex: stack} of the domains other stack files serve."""
     document = yaml.safe_load(text) or {}
-    config = parse_config(flatten_stack_file_config(document.get("config") or {}), (), declared_defaults())
+    config = parse_config(flatten_stack_file_config(document.get("config") or {}), (),
+                          declared_defaults(), served_elsewhere)
     if not isinstance(config, SiteConfig):  # role is written as "site"; this guards the writer
         raise ConfigError([ConfigIssue(f"{NAMESPACE}:role", "must be 'site' for a new site", config.role)])
     return config

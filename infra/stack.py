@@ -10,6 +10,8 @@ this step, never a stack config key: `pulumi up` passes none.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from infra.bootstrap.overrides import RenderOverrides
@@ -17,10 +19,11 @@ from infra.config import NAMESPACE, PlatformConfig, SiteConfig, parse_config
 from infra.pulumi_config import declared_defaults, read_namespace
 
 
-def load_config() -> SiteConfig | PlatformConfig:
-    """Read the whole `twinhost:` namespace of the running stack and validate it (ConfigError)."""
+def load_config(served_elsewhere: Mapping[str, str] | None = None) -> SiteConfig | PlatformConfig:
+    """Read the whole `twinhost:` namespace of the running stack and validate it (ConfigError).
+    `served_elsewhere`: {apex: stack} of the domains other stack files serve (the plan knows)."""
     values, secret_keys = read_namespace(NAMESPACE)
-    return parse_config(values, secret_keys, declared_defaults())
+    return parse_config(values, secret_keys, declared_defaults(), served_elsewhere)
 
 
 def build_stack(overrides: RenderOverrides | None = None) -> None:

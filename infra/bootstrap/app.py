@@ -16,7 +16,8 @@ import re
 
 from infra.bootstrap.parts import File, Parts, static, template
 from infra.bootstrap.spec import NodeSpec
-from infra.config import CommandApp, ContainerApp, DebApp, DemoApp
+from infra.config import RESERVED_ENV, CommandApp, ContainerApp, DebApp, DemoApp
+from infra.config.fields import ENV_NAME
 
 APP_DIR = "/etc/twinhost/app"
 STATE_DIR = "/var/lib/twinhost/app"
@@ -28,8 +29,8 @@ ENV_MODE = 0o600
 SCRIPT_MODE = 0o755
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT_SECONDS = 60
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-RESERVED_ENV = ("PORT", "APP_VERSION", "APP_IMAGE_REF", "SHARED_DIR")
+# The names are checked in config validation first (infra/config/rules.py); this is the guard.
+_ENV_NAME = ENV_NAME
 
 
 def slot_ports(port: int) -> tuple[int, int]:

@@ -24,6 +24,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
 from infra.plan.lab_profile import LabProfile
+from infra.config.files import config_section, platform_stack_file_issue
+from infra.config.rules import ops_dns_matches_the_platform
 from infra.plan.mocks import DEFAULT_ADDRESSES, PlanMocks
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -111,9 +113,7 @@ def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
     """A stack file's config as Pulumi hands it to a program: every value a string (objects and
     lists as JSON), `secure:` values replaced by a placeholder and listed as secret keys, and
     Pulumi.yaml's declared defaults applied under the stack's values."""
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
-    section: Mapping[str, Any] = document.get("config") or {}
+    section: Mapping[str, Any] = config_section(path)  # StackFileError: one line, not a traceback
     project_defaults = _project_defaults(path.parent / "Pulumi.yaml")
     config: dict[str, str] = {f"{NAMESPACE}:{k}": _as_config_string(v) for k, v in project_defaults.items()}
     secret_keys: list[str] = []
@@ -155,11 +155,14 @@ def run_plan(
     addresses: Mapping[str, str] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     lab: LabProfile | None = None,
+    served_elsewhere: Mapping[str, str] | None = None,
 ) -> PlanResult:
     """Plan one stack file. Raises ConfigError for invalid config (before any resource exists).
 
     `stack_outputs` answers StackReferences by stack name; when a site references a platform
-    stack that is not given, the platform's stack file beside it is planned first. `lab` (the
+    stack that is not given, the platform's stack file beside it is planned first (a missing one
+    is a ConfigError on `platformStack`). `served_elsewhere` ({apex: stack}, from
+    `infra.config.files.served_domains`) refuses a domain another stack file serves. `lab` (the
     local lab's profile): its addresses for the mocks, its admin network and key added to the
     stack's, and its render overrides handed to `build_stack` (never put in the stack config).
     """
@@ -175,16 +178,22 @@ def run_plan(
 
     _reset_runtime()
     pulumi.runtime.set_all_config(config_values, secret_keys)
-    config = load_config()  # ConfigError here: nothing has been declared yet
+    config = load_config(served_elsewhere)  # ConfigError here: nothing has been declared yet
     if isinstance(config, SiteConfig):
         referenced = config.platform_stack.rsplit("/", 1)[-1]
         if referenced not in references:
+            missing = platform_stack_file_issue(stack_file.parent, config.platform_stack)
+            if missing is not None:
+                raise ConfigError([missing])
             platform_file = stack_file.parent / f"Pulumi.{referenced}.yaml"
-            if platform_file.exists():
-                references[referenced] = run_plan(platform_file, addresses, lab=lab).outputs
+            references[referenced] = run_plan(platform_file, addresses, lab=lab).outputs
             # Re-install this stack's config: planning the platform replaced it.
             _reset_runtime()
             pulumi.runtime.set_all_config(config_values, secret_keys)
+        # `pulumi up` finds a mismatch only through the StackReference; the plan knows it now.
+        mismatch = ops_dns_matches_the_platform(config.ops_dns, references[referenced].get("opsDnsProvider"))
+        if mismatch:
+            raise ConfigError(mismatch)
 
     mocks = PlanMocks(addresses=dict(addresses or DEFAULT_ADDRESSES), stack_outputs=references,
                       project_dir=stack_file.parent)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from infra import catalog
+from infra.config import ConfigError
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
 from tests.conftest import REPO, write_stack
 
@@ -260,3 +261,20 @@ def test_each_node_gets_only_its_own_tinc_private_key(example):
     assert set(keys) == {"digitalocean", "linode"}
     for node, text in example.user_data.items():
         assert text.count("PRIVATE KEY-----") == 2  # BEGIN and END of exactly one key
+
+
+# -- what a renderer relies on is refused by config validation first ------------------------------
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ({"adminUser": "root"}, "twinhost:adminUser"),
+    ({"app": {"kind": "demo", "env": {"log-level": "debug"}}}, "twinhost:app.env.log-level"),
+    ({"app": {"kind": "demo", "env": {"SHARED_DIR": "/tmp"}}}, "twinhost:app.env.SHARED_DIR"),
+    ({"app": {"kind": "demo", "env": {"MOTD": "two\nlines"}}}, "twinhost:app.env.MOTD"),
+    ({"adminCidrs": [f"198.51.100.{i}/32" for i in range(256)]}, "twinhost:adminCidrs"),
+], ids=["root admin (hardening)", "env name (app)", "reserved env (app)", "env line break (app)",
+        "256 admin networks (Linode firewall)"])
+def test_config_a_renderer_would_refuse_fails_before_anything_is_declared(tmp_path, site_values, changes, key):
+    with pytest.raises(ConfigError) as caught:  # a ConfigError from load_config, not a renderer's ValueError
+        plan(tmp_path, dict(site_values, **changes))
+    assert key in {issue.key for issue in caught.value.issues}, caught.value

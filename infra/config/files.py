@@ -1,0 +1,86 @@
+"""Stack files (`Pulumi.<stack>.yaml`) as the plan and `new-site` read them: refused in one clear
+line when they are not YAML, and the facts that span files (which stack serves which domain,
+whether a referenced platform stack has a file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config.fields import apex_domain
+from infra.config.issues import NAMESPACE, ConfigIssue, StackFileError, issue
+
+
+def stack_name_of(path: Path) -> str:
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+def read_stack_document(path: Path) -> dict[str, Any]:
+    """The YAML document of a stack file; StackFileError (one line: file, line, what) when it is
+    not YAML or not a mapping with a `config:` mapping."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise StackFileError(path.name, f"is not valid YAML ({where}{exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise StackFileError(path.name, f"is not valid YAML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise StackFileError(path.name, f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise StackFileError(path.name, f"must be a YAML mapping with a 'config:' key, not a "
+                                        f"{type(document).__name__}")
+    section = document.get("config")
+    if section is not None and not isinstance(section, Mapping):
+        raise StackFileError(path.name, f"its 'config:' must be a mapping of keys, not a "
+                                        f"{type(section).__name__}")
+    return dict(document)
+
+
+def config_section(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file (StackFileError when unreadable)."""
+    return dict(read_stack_document(path).get("config") or {})
+
+
+def served_domains(project_dir: Path, exclude: Path | None = None) -> dict[str, str]:
+    """{ASCII apex: stack name} of every site stack file in `project_dir` but `exclude`.
+
+    A file that cannot be read, or a domain that is not valid, is left out here: its own plan
+    reports it."""
+    served: dict[str, str] = {}
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        if exclude is not None and path.resolve() == exclude.resolve():
+            continue
+        try:
+            section = config_section(path)
+        except StackFileError:
+            continue
+        if section.get(f"{NAMESPACE}:role") != "site":
+            continue
+        domains = section.get(f"{NAMESPACE}:domains")
+        for entry in domains if isinstance(domains, list) else []:
+            name = entry.get("name") if isinstance(entry, Mapping) else entry
+            try:
+                served.setdefault(apex_domain(str(name)), stack_name_of(path))
+            except ValueError:
+                continue
+    return served
+
+
+def platform_stack_file_issue(project_dir: Path, platform_stack: str) -> ConfigIssue | None:
+    """An issue on `platformStack` when the stack it names has no stack file in the project (the
+    plan and `new-site` read the platform from its file)."""
+    name = platform_stack.rsplit("/", 1)[-1]
+    if (project_dir / f"Pulumi.{name}.yaml").exists():
+        return None
+    return issue("platformStack", f"names the platform stack {name!r}, but there is no "
+                                  f"Pulumi.{name}.yaml in {project_dir}; add the platform's stack "
+                                  "file or correct the name", platform_stack)
