@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from infra.watcher.backends import DnsError, RateLimited
-from infra.watcher.state import StateStore
+from twinhost_watcher.backends import DnsError, RateLimited
+from twinhost_watcher.state import StateStore
 
 from .conftest import A, B, Harness, site_config
 
@@ -332,7 +332,7 @@ def test_a_node_with_a_new_address_is_judged_afresh(tmp_path) -> None:
     replaced = site_config()
     data = replaced.model_dump(by_alias=True)
     data["sites"][0]["nodes"][1]["address"] = "198.51.100.21"
-    from infra.watcher.config import parse_config
+    from twinhost_watcher.config import parse_config
 
     h.config = parse_config(data)
     h.restart()
@@ -361,7 +361,7 @@ def test_one_broken_site_does_not_stop_the_others(tmp_path) -> None:
     other = copy.deepcopy(data["sites"][0])
     other.update(site="globex", record="globex.ops.example.net")
     data["sites"].append(other)
-    from infra.watcher.config import parse_config
+    from twinhost_watcher.config import parse_config
 
     h = Harness(tmp_path, [A, B], config=parse_config(data))
     globex = MemoryBackend([A, B])

@@ -243,7 +243,7 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
 
     # The code: the archive the stack published, unpacked where the watcher unit imports it from.
     lib = node.path("ROOT") / "lib"
-    for module in ("infra/watcher/__main__.py", "infra/watcher/config.py"):
+    for module in ("twinhost_watcher/__main__.py", "twinhost_watcher/config.py"):
         assert (lib / module).read_bytes() == (REPO / module).read_bytes()
     # The watcher runs as a DynamicUser: its code must be readable by others (found in the lab:
     # the unit's umask made tar's implicit directories 0700), and writable by root only.
@@ -263,7 +263,7 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
         assert f"updated secret {name}" in result.stderr
 
     # Checked with the watcher itself on the new code, then the watcher enabled and restarted.
-    assert node.calls("python") == [["-m", "infra.watcher", "--config", node.paths["CONFIG"], "--check-config"]]
+    assert node.calls("python") == [["-m", "twinhost_watcher", "--config", node.paths["CONFIG"], "--check-config"]]
     assert node.calls("systemctl") == [["enable", "--quiet", "twinhost-watcher.service"],
                                        ["restart", "twinhost-watcher.service"]]
     applied = json.loads(node.path("APPLIED").read_text())

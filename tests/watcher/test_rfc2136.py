@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.watcher.backends import DnsError
-from infra.watcher.backends.rfc2136 import Rfc2136Backend
+from twinhost_watcher.backends import DnsError
+from twinhost_watcher.backends.rfc2136 import Rfc2136Backend
 
 from .conftest import A, B, Harness
 from .knot import ZONE, Knot, free_port
