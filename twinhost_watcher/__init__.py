@@ -16,6 +16,7 @@ Modules:
 - `state`    the on-disk state (atomic write) that a restart resumes from
 - `notify`   the webhook notifier: a background thread, retried briefly, never blocks the loop
 - `backends` one small interface, three DNS providers: Cloudflare, Route 53, RFC 2136
+- `validators` DNS names and zone ids: one rule each, also imported by the stack config
 
 What it deliberately does not do: AAAA records, per-site check intervals, or Cloudflare Load
 Balancing / Route 53 health checks (those are other failover modes, with no code of ours).
