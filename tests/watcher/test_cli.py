@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket as socket_module
 import subprocess
 import sys
 import time
@@ -144,8 +145,6 @@ def test_sigterm_stops_the_service_cleanly(world) -> None:
 
 
 def test_systemd_is_told_ready_then_pinged_every_round_then_stopping(world, tmp_path, monkeypatch) -> None:
-    import socket as socket_module
-
     path = str(tmp_path / "notify.sock")
     sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
     sock.bind(path)

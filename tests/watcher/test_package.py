@@ -48,6 +48,6 @@ def test_the_import_walk_finds_plain_from_nested_and_relative_imports(tmp_path) 
         (1, "infra"), (2, "infra.config"), (4, "infra"), (5, "twinhost_watcher.backends"),
         (6, "twinhost_watcher.config"),
     ]
-    # And in the real package: the TYPE_CHECKING import and the function-local ones.
+    # And in the real package: a module-level import and the function-local ones.
     found = [module for _, module in imported_modules(PACKAGE / "backends" / "__init__.py")]
     assert "twinhost_watcher.config" in found and "twinhost_watcher.backends.route53" in found

@@ -47,10 +47,7 @@ DEBIAN_BOTO3 = os.environ.get("TWINHOST_DEBIAN_BOTO3")
 def debian_boto3() -> str:
     if DEBIAN_BOTO3:
         return DEBIAN_BOTO3
-    bootstrap_tests = str(REPO / "tests" / "bootstrap")
-    if bootstrap_tests not in sys.path:
-        sys.path.insert(0, bootstrap_tests)
-    from bootstrap_debroot import tool_root
+    from tests.bootstrap.bootstrap_debroot import tool_root
 
     return str(tool_root(12, ("python3-boto3",)) / "usr/lib/python3/dist-packages")
 

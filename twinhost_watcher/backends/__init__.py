@@ -7,10 +7,9 @@ imported only when a site uses it, so the redirector installs only the libraries
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from twinhost_watcher.config import Site, WatcherConfig
+from twinhost_watcher.config import CloudflareDns, Route53Dns, Site, WatcherConfig, read_secret
 
 
 class DnsError(Exception):
@@ -37,8 +36,6 @@ class DnsBackend(Protocol):
 
 def backend_for(site: Site, config: WatcherConfig, timeout: float) -> DnsBackend:
     """The backend of a site, with its secrets read. Raises SecretError naming a missing secret."""
-    from twinhost_watcher.config import CloudflareDns, Route53Dns, read_secret
-
     dns = site.dns
     index = config.sites.index(site)
     if isinstance(dns, CloudflareDns):
