@@ -1,14 +1,14 @@
 """The failover watcher as the platform stack delivers it: pure functions, no Pulumi types.
 
-- `watcher_config(...)`: the watcher's config file (`infra.watcher.config` format) generated from
+- `watcher_config(...)`: the watcher's config file (`twinhost_watcher.config` format) generated from
   what the site stacks export. Only `watchdog`-mode sites are in it. It names secrets
   (`tokenSecret`, `notify.urlSecret`) and never holds one. It is validated by the watcher's own
   loader before it is published, so a bad site fails `pulumi up`, not the node.
 - `release_document(...)`: the small index the node's refresh timer reads every minute from S3:
   where the config and the code archive are (with their SHA-256), and which SSM parameter (and
   version) holds each secret.
-- `node_parts(...)`: what the redirector's first boot adds for the watcher: the install of
-  `infra.watcher.install` (hash-pinned virtualenv, the hardened unit) and the refresh timer that
+- `node_parts(...)`: what the redirector's first boot adds for the watcher: the pieces of
+  `infra.watcher_install` (hash-pinned virtualenv, the hardened unit) and the refresh timer that
   fetches config, secrets and code (first at boot, then every minute).
 
 The config and secrets are NOT in the user data: user data is first-boot only (and readable
@@ -24,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra import watcher_install as install
+from infra.bootstrap.parts import Command, File, Parts, static
 from infra.bootstrap.overrides import AwsStandIn
-from infra.bootstrap.parts import File, Parts, static
 from infra.config import Watcher
-from infra.watcher import install
-from infra.watcher.config import parse_config
+from twinhost_watcher.config import parse_config
 
 # Secret names in the watcher's config: file names in its secrets directory.
 DNS_TOKEN_SECRET = "cloudflare-token"
@@ -99,7 +99,7 @@ def watcher_config(
 ) -> dict[str, Any] | None:
     """The watcher's config for the watchdog-mode `sites`, or None when there is none.
 
-    Raises infra.watcher.config.WatcherConfigError when the result would not load on the node.
+    Raises twinhost_watcher.config.WatcherConfigError when the result would not load on the node.
     """
     watched = sorted((s for s in sites if s.mode == "watchdog"), key=lambda s: s.site)
     if not watched:
@@ -184,18 +184,15 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
                lab_aws: AwsStandIn | None = None) -> Parts:
     """The watcher on the redirector's first boot, after the redirector's own parts.
 
-    `infra.watcher.install.node_install` gives the pinned requirements, the unit and the venv
-    steps. Its archive fetch and config file are replaced by the refresh script, which does the
-    same (SHA-256 checked) with an explicit region, and keeps doing it every minute.
+    From `infra.watcher_install`: the pinned requirements of `backends`, the unit and the
+    virtualenv steps. The code, config and secrets come from the refresh script, which fetches
+    them (SHA-256 checked) with an explicit region, and keeps doing it every minute.
 
     `lab_aws` (the lab's render overrides, `RenderOverrides.aws`): the refresh reads S3 and SSM
     from the lab's stand-in with its fixed lab credentials instead of AWS with the instance role;
     the settings file then holds those credentials, so it is 0600.
     """
-    sha256 = install.source_sha256()
-    planned = install.node_install("{}", backends, bucket=bucket, key=archive_key(sha256),
-                                   archive_sha256=sha256)
-    files = [File(f.path, f.content, f.mode) for f in planned.files if f.path != install.CONFIG_PATH]
+    files = [install.requirements_file(backends), install.unit_file()]
     settings = {"bucket": bucket, "region": region, "releaseKey": RELEASE_KEY}
     settings_mode = 0o644
     if lab_aws is not None:
@@ -214,23 +211,12 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
         File(REFRESH_SERVICE, static("redirector" + REFRESH_SERVICE)),
         File(REFRESH_TIMER, static("redirector" + REFRESH_TIMER)),
     ]
-    runcmd: list[str | tuple[str, ...]] = [
-        ("install", "-d", "-m", "0700", install.SECRETS_DIR),
-        ("install", "-d", "-m", "0755", install.ROOT),
-        *_venv_steps(planned.runcmd),
+    runcmd: list[Command] = [
+        *install.install_steps(),
         ("systemctl", "daemon-reload"),
         # Code, config and secrets now, and the watcher started when there is a site to watch;
         # then every minute.
         (REFRESH_SCRIPT, "--first-boot"),
         ("systemctl", "enable", "--now", "twinhost-watcher-refresh.timer"),
     ]
-    return Parts(files=tuple(files), packages=planned.packages, runcmd=tuple(runcmd))
-
-
-def _venv_steps(runcmd: Sequence[str | tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """node_install's virtualenv and hash-pinned pip install, in its order."""
-    steps = [c for c in runcmd if isinstance(c, tuple)
-             and ((c[:3] == ("python3", "-m", "venv")) or c[0].endswith("/venv/bin/pip"))]
-    if len(steps) != 2:
-        raise RuntimeError(f"infra.watcher.install changed its steps; review node_parts: {runcmd}")
-    return steps
+    return Parts(files=tuple(files), packages=install.NODE_PACKAGES, runcmd=tuple(runcmd))

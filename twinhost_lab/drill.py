@@ -52,7 +52,7 @@ from twinhost_lab.host import LabError, alive, require_root, run, start_service,
 from twinhost_lab.knot import knot_conf
 from twinhost_lab.layout import Layout
 from twinhost_lab.network import in_namespace
-from infra.watcher.config import parse_config
+from twinhost_watcher.config import parse_config
 
 BACKENDS = ("rfc2136", "route53")
 KNOT_PORT = 5353  # dnsmasq has the bridge address's port 53

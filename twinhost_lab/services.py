@@ -167,10 +167,10 @@ def _dns_answers(layout: Layout) -> bool:
 
 def start_pypi(layout: Layout) -> int:
     """A PyPI stand-in for the containers: exactly the wheels the watcher's hash-pinned install
-    names (`infra.watcher.install.node_pins`), downloaded once from PyPI by the host's pip into
+    names (`infra.watcher_install.node_pins`), downloaded once from PyPI by the host's pip into
     the cache, served as a PEP 503 simple index. The node's `pip install --require-hashes` checks
     them against the hashes in the user data, so they must be PyPI's own files."""
-    from infra.watcher import install
+    from infra import watcher_install as install
 
     wheels = layout.cache_dir / f"wheels-py{layout.python_version}-{platform.machine()}"
     wheels.mkdir(parents=True, exist_ok=True)

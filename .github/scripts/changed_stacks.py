@@ -2,9 +2,9 @@
 """Which Pulumi stacks a change touches, for the CI matrix (standard library only).
 
 A stack is touched when its own stack file changed, or when anything every stack runs changed:
-the program (`infra/`, except the operator tools that never run under `pulumi up`), the node
-bootstrap (`cloudinit/`), the project file, the pinned dependencies, or the policy pack (a new
-rule must be previewed against every stack). A deleted stack file is left out (destroying a
+the program (`infra/`, except the operator tools that never run under `pulumi up`), the watcher
+it uploads (`twinhost_watcher/`), the node bootstrap (`cloudinit/`), the project file, the pinned
+dependencies, or the policy pack (a new rule must be previewed against every stack). A deleted stack file is left out (destroying a
 stack is done by hand, see docs/workflow.md). When the changed files cannot be known (a new
 branch, a force push), every stack is touched: previewing too much is cheap, too little is not.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 STACK_FILE = re.compile(r"^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 # Paths whose change can alter what `pulumi preview` shows for every stack.
-PROGRAM_PATHS = ("infra/", "cloudinit/", "policy/", "Pulumi.yaml", "requirements.lock", "pyproject.toml")
+PROGRAM_PATHS = ("infra/", "twinhost_watcher/", "cloudinit/", "policy/", "Pulumi.yaml", "requirements.lock",
+                 "pyproject.toml")
 # Code under infra/ that `pulumi up` never runs: the offline plan and the operator commands.
 NOT_PROGRAM = ("infra/plan/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py")
 ZERO_SHA = re.compile(r"^0+$")

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import platform_watcher as pw
-from infra.watcher import install
+from infra import watcher_install as install
 
 
 @dataclass

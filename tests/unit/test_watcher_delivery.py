@@ -21,8 +21,8 @@ from infra.components.watcher_delivery import watcher_policy
 from infra.config import Watcher
 from infra.plan.mocks import DEFAULT_ADDRESSES, PLAN_ACCOUNT, PLAN_REGION
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
-from infra.watcher.config import load_config
 from tests.conftest import REPO
+from twinhost_watcher.config import load_config
 
 PROD = REPO / "Pulumi.prod.yaml"
 SITE = REPO / "Pulumi.harbourlaw.yaml"

@@ -9,12 +9,12 @@ from typing import Any, Callable, Sequence
 
 import pytest
 
-from infra.watcher.backends import DnsError
-from infra.watcher.config import WatcherConfig, parse_config
-from infra.watcher.engine import Engine
-from infra.watcher.health import Result, Target
-from infra.watcher.log import EventLog
-from infra.watcher.state import StateStore
+from twinhost_watcher.backends import DnsError
+from twinhost_watcher.config import WatcherConfig, parse_config
+from twinhost_watcher.engine import Engine
+from twinhost_watcher.health import Result, Target
+from twinhost_watcher.log import EventLog
+from twinhost_watcher.state import StateStore
 
 A, B = "192.0.2.10", "198.51.100.20"  # documentation addresses: data only, never contacted
 

@@ -1,4 +1,4 @@
-"""`python -m infra.watcher` end to end: real HTTPS nodes, a real Knot DNS server, secrets on
+"""`python -m twinhost_watcher` end to end: real HTTPS nodes, a real Knot DNS server, secrets on
 disk, a real webhook receiver. Nothing here is a fake."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket as socket_module
 import subprocess
 import sys
 import time
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.watcher.__main__ import main
-from infra.watcher.backends.rfc2136 import Rfc2136Backend
+from twinhost_watcher.__main__ import main
+from twinhost_watcher.backends.rfc2136 import Rfc2136Backend
 
 from .conftest import A, B
 from .knot import ZONE, Knot
@@ -120,7 +121,7 @@ def test_a_missing_or_unsafe_secret_exits_2_before_any_check(world) -> None:
 
 def test_sigterm_stops_the_service_cleanly(world) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.watcher", "--config", str(world["config"])],
+        [sys.executable, "-m", "twinhost_watcher", "--config", str(world["config"])],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -144,8 +145,6 @@ def test_sigterm_stops_the_service_cleanly(world) -> None:
 
 
 def test_systemd_is_told_ready_then_pinged_every_round_then_stopping(world, tmp_path, monkeypatch) -> None:
-    import socket as socket_module
-
     path = str(tmp_path / "notify.sock")
     sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
     sock.bind(path)

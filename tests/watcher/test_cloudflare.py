@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.watcher.backends import DnsError, RateLimited
-from infra.watcher.backends.cloudflare import CloudflareBackend
+from twinhost_watcher.backends import DnsError, RateLimited
+from twinhost_watcher.backends.cloudflare import CloudflareBackend
 
 from .conftest import A, B, Harness
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.watcher.config import (
+from twinhost_watcher.config import (
     SecretError,
     WatcherConfigError,
     load_config,

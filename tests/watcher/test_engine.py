@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import os
 
 import pytest
 
-from infra.watcher.backends import DnsError, RateLimited
-from infra.watcher.state import StateStore
+from twinhost_watcher.backends import DnsError, RateLimited
+from twinhost_watcher.config import parse_config
+from twinhost_watcher.state import StateStore
 
-from .conftest import A, B, Harness, site_config
+from .conftest import A, B, Harness, MemoryBackend, site_config
 
 
 def test_node_is_marked_down_only_after_failures_consecutive_failed_checks(both_up: Harness) -> None:
@@ -83,8 +85,6 @@ def _kill_during_the_loop(h: Harness, phase: float, timeout: float) -> tuple[flo
 
 
 def _event_time(event) -> float:
-    import datetime
-
     return datetime.datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
@@ -332,8 +332,6 @@ def test_a_node_with_a_new_address_is_judged_afresh(tmp_path) -> None:
     replaced = site_config()
     data = replaced.model_dump(by_alias=True)
     data["sites"][0]["nodes"][1]["address"] = "198.51.100.21"
-    from infra.watcher.config import parse_config
-
     h.config = parse_config(data)
     h.restart()
     h.ticks(1)
@@ -355,14 +353,10 @@ def test_an_unexpected_backend_exception_is_handled_like_a_dns_error(both_up: Ha
 
 
 def test_one_broken_site_does_not_stop_the_others(tmp_path) -> None:
-    from .conftest import MemoryBackend
-
     data = site_config().model_dump(by_alias=True)
     other = copy.deepcopy(data["sites"][0])
     other.update(site="globex", record="globex.ops.example.net")
     data["sites"].append(other)
-    from infra.watcher.config import parse_config
-
     h = Harness(tmp_path, [A, B], config=parse_config(data))
     globex = MemoryBackend([A, B])
     h.engine.backends = {"acme": h.backend, "globex": globex}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.watcher.health import HttpsChecker, Target
+from twinhost_watcher.health import HttpsChecker, Target
 
 from .servers import NAME, HealthServer, SilentServer, make_ca, make_leaf, make_self_signed
 

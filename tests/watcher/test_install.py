@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,10 +15,12 @@ import tarfile
 import pytest
 from packaging.requirements import Requirement
 
-from infra.watcher import config as watcher_config
-from infra.watcher import install
+from infra import platform_watcher as pw
+from infra import watcher_install as install
+from twinhost_watcher import config as watcher_config
 
 UNIT = install.UNIT_FILE
+REPO = install.REPO
 
 
 def unit_directives() -> list[tuple[str, str, str]]:
@@ -56,7 +59,7 @@ def test_the_unit_keeps_the_hardening_the_watcher_was_designed_for() -> None:
 def test_the_unit_agrees_with_the_package_on_paths_and_credentials() -> None:
     service = [(k, v) for s, k, v in unit_directives() if s == "Service"]
     values = dict(service)
-    assert values["ExecStart"] == f"{install.ROOT}/venv/bin/python -m infra.watcher --config {install.CONFIG_PATH}"
+    assert values["ExecStart"] == f"{install.ROOT}/venv/bin/python -m twinhost_watcher --config {install.CONFIG_PATH}"
     assert "/var/lib/" + values["StateDirectory"] == watcher_config.DEFAULT_STATE_DIR
     credential_id, _, path = values["LoadCredential"].partition(":")
     assert path == watcher_config.DEFAULT_SECRETS_DIR == install.SECRETS_DIR
@@ -82,23 +85,36 @@ def test_the_source_archive_is_reproducible_and_runs_on_its_own(tmp_path) -> Non
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = tar.getnames()
         tar.extractall(lib, filter="data")
-    assert "infra/watcher/engine.py" in names and "infra/watcher/backends/rfc2136.py" in names
-    assert "infra/config.py" not in names and "infra/watcher/install.py" not in names
+    assert "twinhost_watcher/engine.py" in names and "twinhost_watcher/backends/rfc2136.py" in names
+    assert "infra/config.py" not in names and "infra/watcher_install.py" not in names
+    # The whole package and nothing else: no file picked out by name, no `infra` beside it.
+    package = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "twinhost_watcher").rglob("*.py"))
+    assert names == package
     print(f"watcher source archive: {len(archive)} bytes")
-    # The unpacked tree alone (no repo, no infra.config, no Pulumi) validates a config.
+    # The unpacked tree alone (no repo, no infra, no Pulumi) validates a config, run as the unit
+    # runs it: `python -m twinhost_watcher` with PYTHONPATH=lib. A stand-in `infra` that fails on
+    # import sits next on the path, so any import of infra (the repo's editable install would
+    # otherwise answer it) fails this test.
     config = tmp_path / "watcher.json"
     data = json.loads((install.REPO / "cloudinit/redirector/etc/twinhost/watcher.example.json").read_text())
     data["sites"] = [data["sites"][2]]  # route53: needs no secret file
     data["notify"] = {}
     config.write_text(json.dumps(data))
+    blocked = tmp_path / "blocked" / "infra"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('the watcher imported infra')\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": f"{lib}:{blocked.parent}"}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); from infra.watcher.__main__ import main; "
-         "import infra; assert infra.__file__.startswith(sys.argv[1]), infra.__file__; "
-         "sys.exit(main(['--config', sys.argv[2], '--check-config']))", str(lib), str(config)],
-        capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-s", "-m", "twinhost_watcher", "--config", str(config), "--check-config"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "initech: initech.ops.example.org via route53" in result.stdout
+    where = subprocess.run(
+        [sys.executable, "-s", "-c", "import twinhost_watcher.__main__ as m; print(m.__file__)"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
+    )
+    assert where.stdout.strip() == str(lib / "twinhost_watcher" / "__main__.py")
 
 
 @pytest.mark.parametrize("part", sorted(install.NODE_DISTRIBUTIONS))
@@ -114,18 +130,29 @@ def test_the_node_pins_are_a_closed_set_at_the_locked_versions(part: str) -> Non
             assert install._normal(requirement.name) in names, f"{name} needs {requirement.name}, not pinned for the node"
 
 
-def test_node_install_writes_secrets_0600_and_keeps_them_out_of_the_config() -> None:
-    plan = install.node_install('{"sites": []}', ["cloudflare"], bucket="b", key="watcher/abc.tar.gz",
-                                archive_sha256="ab" * 32, secrets={"cloudflare-token": "tok-xyz"})
-    by_path = {f.path: f for f in plan.files}
-    token = by_path["/etc/twinhost/watcher-secrets/cloudflare-token"]
-    assert token.mode == 0o600 and token.secret
-    assert "tok-xyz" not in by_path[install.CONFIG_PATH].content
-    pins = by_path[f"{install.ROOT}/requirements.txt"].content
+def test_the_node_install_pins_only_the_backends_in_use_and_checks_every_hash() -> None:
+    requirements = install.requirements_file(["cloudflare"])
+    assert requirements.path == f"{install.ROOT}/requirements.txt" and not requirements.secret
+    pins = requirements.content
     assert "cloudflare==5.9.0 --hash=sha256:" in pins and "boto3" not in pins and "pydantic==" in pins
-    assert any("--require-hashes" in c for c in plan.runcmd if isinstance(c, tuple))
-    assert any("sha256sum --check" in c for c in plan.runcmd if isinstance(c, str))
-    assert plan.runcmd[-1] == ("systemctl", "enable", "--now", "twinhost-watcher.service")
+    steps = install.install_steps()
+    assert any("--require-hashes" in c for c in steps if isinstance(c, tuple))
+    [pip] = [c for c in steps if isinstance(c, tuple) and c[0] == f"{install.ROOT}/venv/bin/pip"]
+    assert pip[-2:] == ("-r", requirements.path), "pip installs exactly the requirements file written"
+    assert steps.index(("python3", "-m", "venv", f"{install.ROOT}/venv")) < steps.index(pip)
+    assert install.unit_file().content == UNIT.read_text()
+
+
+def test_the_watcher_on_first_boot_holds_no_config_and_no_secret_in_user_data() -> None:
+    """Config and secrets reach the node through the refresh timer (S3 + SSM), never user data:
+    EC2 user data is readable by any local process through the instance metadata service."""
+    parts = pw.node_parts(bucket="b", region="eu-west-1", backends=["cloudflare", "route53", "rfc2136"])
+    paths = [f.path for f in parts.files]
+    assert install.CONFIG_PATH not in paths
+    assert not [p for p in paths if p.startswith(install.SECRETS_DIR)]
+    assert not [f.path for f in parts.files if f.secret]
+    assert parts.runcmd[:len(install.install_steps())] == install.install_steps()
+    assert set(install.NODE_PACKAGES) <= set(parts.packages)
 
 
 def test_every_node_pin_has_the_hashes_of_its_wheels_for_every_node_platform() -> None:

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from infra.watcher.log import EventLog
-from infra.watcher.notify import WebhookNotifier
+from twinhost_watcher.log import EventLog
+from twinhost_watcher.notify import WebhookNotifier
 
 from .conftest import A, B, Events, Harness
 from .servers import WebhookReceiver

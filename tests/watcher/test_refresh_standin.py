@@ -49,10 +49,7 @@ DEBIAN_BOTO3 = os.environ.get("TWINHOST_DEBIAN_BOTO3")
 def debian_boto3() -> str:
     if DEBIAN_BOTO3:
         return DEBIAN_BOTO3
-    bootstrap_tests = str(REPO / "tests" / "bootstrap")
-    if bootstrap_tests not in sys.path:
-        sys.path.insert(0, bootstrap_tests)
-    from bootstrap_debroot import tool_root
+    from tests.bootstrap.bootstrap_debroot import tool_root
 
     return str(tool_root(12, ("python3-boto3",)) / "usr/lib/python3/dist-packages")
 
@@ -245,7 +242,7 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
 
     # The code: the archive the stack published, unpacked where the watcher unit imports it from.
     lib = node.path("ROOT") / "lib"
-    for module in ("infra/watcher/__main__.py", "infra/watcher/config.py"):
+    for module in ("twinhost_watcher/__main__.py", "twinhost_watcher/config.py"):
         assert (lib / module).read_bytes() == (REPO / module).read_bytes()
     # The watcher runs as a DynamicUser: its code must be readable by others (found in the lab:
     # the unit's umask made tar's implicit directories 0700), and writable by root only.
@@ -265,7 +262,7 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
         assert f"updated secret {name}" in result.stderr
 
     # Checked with the watcher itself on the new code, then the watcher enabled and restarted.
-    assert node.calls("python") == [["-m", "infra.watcher", "--config", node.paths["CONFIG"], "--check-config"]]
+    assert node.calls("python") == [["-m", "twinhost_watcher", "--config", node.paths["CONFIG"], "--check-config"]]
     assert node.calls("systemctl") == [["enable", "--quiet", "twinhost-watcher.service"],
                                        ["restart", "twinhost-watcher.service"]]
     applied = json.loads(node.path("APPLIED").read_text())

@@ -3,10 +3,13 @@ result checked by a real DNS query (kdig)."""
 
 from __future__ import annotations
 
+import base64
+import os
+
 import pytest
 
-from infra.watcher.backends import DnsError
-from infra.watcher.backends.rfc2136 import Rfc2136Backend
+from twinhost_watcher.backends import DnsError
+from twinhost_watcher.backends.rfc2136 import Rfc2136Backend
 
 from .conftest import A, B, Harness
 from .knot import ZONE, Knot, free_port
@@ -48,9 +51,6 @@ def test_an_update_signed_with_a_key_without_rights_is_refused(knot: Knot) -> No
 
 
 def test_an_update_with_a_wrong_secret_is_refused(knot: Knot) -> None:
-    import base64
-    import os
-
     before = knot.dig(NAME)
     with pytest.raises(DnsError, match="rfc2136"):
         backend(knot, secret=base64.b64encode(os.urandom(32)).decode()).set(["203.0.113.66"], 60)

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from infra.watcher.backends import DnsError
-from infra.watcher.backends.route53 import Route53Backend
+from twinhost_watcher.backends import DnsError
+from twinhost_watcher.backends.route53 import Route53Backend
 
 from .conftest import A, B, Harness
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import datetime
 from typing import Any, Callable, Protocol
 
-from infra.watcher.backends import DnsBackend, DnsError, RateLimited
-from infra.watcher.clock import Clock
-from infra.watcher.config import Node, Site, WatcherConfig
-from infra.watcher.health import Checker, Result, Target
-from infra.watcher.log import EventLog
-from infra.watcher.state import NodeState, SiteState, StateStore, Status
+from twinhost_watcher.backends import DnsBackend, DnsError, RateLimited
+from twinhost_watcher.clock import Clock
+from twinhost_watcher.config import Node, Site, WatcherConfig
+from twinhost_watcher.health import Checker, Result, Target
+from twinhost_watcher.log import EventLog
+from twinhost_watcher.state import NodeState, SiteState, StateStore, Status
 
 
 class Notifier(Protocol):

@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable
 
-from infra.watcher import VERSION
-from infra.watcher.log import EventLog
+from twinhost_watcher import VERSION
+from twinhost_watcher.log import EventLog
 
 QUEUE_SIZE = 100
 MAX_BACKOFF = 10.0

@@ -17,7 +17,7 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from infra.watcher.backends import DnsError
+from twinhost_watcher.backends import DnsError
 
 ALGORITHMS = {
     "hmac-sha224": dns.tsig.HMAC_SHA224,

@@ -17,7 +17,7 @@ from typing import Any
 import cloudflare
 import httpx
 
-from infra.watcher.backends import DnsError, RateLimited
+from twinhost_watcher.backends import DnsError, RateLimited
 
 # One page holds every A record of one name; a name with more than this is not ours to manage.
 PAGE_SIZE = 100

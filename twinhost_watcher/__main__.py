@@ -1,4 +1,4 @@
-"""`python -m infra.watcher --config /etc/twinhost/watcher.json [--once | --check-config]`
+"""`python -m twinhost_watcher --config /etc/twinhost/watcher.json [--once | --check-config]`
 
 Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config or a missing/unsafe secret (nothing
 was checked or changed), 1 an unexpected error (systemd restarts the service).
@@ -11,22 +11,22 @@ import signal
 import sys
 from typing import Sequence, TextIO
 
-from infra.watcher import VERSION
-from infra.watcher.backends import DnsBackend, DnsError, backend_for
-from infra.watcher.clock import Clock, SystemClock
-from infra.watcher.config import SecretError, WatcherConfig, WatcherConfigError, load_config, webhook_url
-from infra.watcher.engine import Engine
-from infra.watcher.health import Checker, HttpsChecker
-from infra.watcher.log import EventLog
-from infra.watcher.notify import WebhookNotifier
-from infra.watcher.sdnotify import SystemdNotifier
-from infra.watcher.state import StateStore
+from twinhost_watcher import VERSION
+from twinhost_watcher.backends import DnsBackend, DnsError, backend_for
+from twinhost_watcher.clock import Clock, SystemClock
+from twinhost_watcher.config import SecretError, WatcherConfig, WatcherConfigError, load_config, webhook_url
+from twinhost_watcher.engine import Engine
+from twinhost_watcher.health import Checker, HttpsChecker
+from twinhost_watcher.log import EventLog
+from twinhost_watcher.notify import WebhookNotifier
+from twinhost_watcher.sdnotify import SystemdNotifier
+from twinhost_watcher.state import StateStore
 
 DEFAULT_CONFIG = "/etc/twinhost/watcher.json"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infra.watcher", description="twinhost failover watcher")
+    parser = argparse.ArgumentParser(prog="python -m twinhost_watcher", description="twinhost failover watcher")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"the JSON config file (default {DEFAULT_CONFIG})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true",

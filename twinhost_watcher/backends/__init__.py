@@ -7,10 +7,9 @@ imported only when a site uses it, so the redirector installs only the libraries
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from infra.watcher.config import Site, WatcherConfig
+from twinhost_watcher.config import CloudflareDns, Route53Dns, Site, WatcherConfig, read_secret
 
 
 class DnsError(Exception):
@@ -37,20 +36,18 @@ class DnsBackend(Protocol):
 
 def backend_for(site: Site, config: WatcherConfig, timeout: float) -> DnsBackend:
     """The backend of a site, with its secrets read. Raises SecretError naming a missing secret."""
-    from infra.watcher.config import CloudflareDns, Route53Dns, read_secret
-
     dns = site.dns
     index = config.sites.index(site)
     if isinstance(dns, CloudflareDns):
-        from infra.watcher.backends.cloudflare import CloudflareBackend
+        from twinhost_watcher.backends.cloudflare import CloudflareBackend
 
         token = read_secret(config, f"sites[{index}].dns.tokenSecret", dns.token_secret)
         return CloudflareBackend(site.record, dns.zone_id, token, proxied=dns.proxied, timeout=timeout)
     if isinstance(dns, Route53Dns):
-        from infra.watcher.backends.route53 import Route53Backend
+        from twinhost_watcher.backends.route53 import Route53Backend
 
         return Route53Backend(site.record, dns.hosted_zone_id, region=dns.region, endpoint_url=dns.endpoint_url, timeout=timeout)
-    from infra.watcher.backends.rfc2136 import Rfc2136Backend
+    from twinhost_watcher.backends.rfc2136 import Rfc2136Backend
 
     secret = read_secret(config, f"sites[{index}].dns.tsigSecret", dns.tsig_secret)
     return Rfc2136Backend(

@@ -13,7 +13,7 @@ import boto3  # type: ignore[import-untyped]
 import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 
-from infra.watcher.backends import DnsError, RateLimited
+from twinhost_watcher.backends import DnsError, RateLimited
 
 THROTTLED = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded"}
 THROTTLE_RETRY_AFTER = 5.0

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from twinhost_watcher.validators import DNS_LABEL, cloudflare_zone_id, dns_label, dns_name, route53_zone_id
+
 DEFAULT_STATE_DIR = "/var/lib/twinhost-watcher"  # the unit's StateDirectory=
 DEFAULT_SECRETS_DIR = "/etc/twinhost/watcher-secrets"
 # The unit loads DEFAULT_SECRETS_DIR with `LoadCredential=secrets:<dir>`; systemd names each file's
@@ -35,12 +37,7 @@ WEBHOOK_ENV = "TWINHOST_WATCHER_WEBHOOK_URL"
 CLOUDFLARE_MIN_TTL = 60
 DEFAULT_TTL = 60
 
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
-# Route 53's API documents only "at most 32 characters"; real ids start with Z by custom, and
-# emulators (moto) do not follow it. Upper-case letters and digits, as every id seen so far.
-_ROUTE53_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -71,26 +68,13 @@ class WatcherConfigError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Field validators: each raises ValueError saying what is allowed.
-
-
-def _label(value: str) -> str:
-    if not _LABEL.match(value):
-        raise ValueError("must be a DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'")
-    return value
-
-
-def _fqdn(value: str) -> str:
-    name = value.strip().rstrip(".").lower()
-    labels = name.split(".")
-    if len(labels) < 2 or any(not _LABEL.match(label) for label in labels) or len(name) > 253:
-        raise ValueError("must be a fully qualified DNS name such as site.ops.example.net")
-    return name
+# Field validators: each raises ValueError saying what is allowed. DNS names and provider ids are
+# shared with the stack config (twinhost_watcher.validators).
 
 
 def _key_name(value: str) -> str:
     name = value.strip().rstrip(".").lower()
-    if not name or any(not _LABEL.match(label) for label in name.split(".")):
+    if not name or any(not DNS_LABEL.match(label) for label in name.split(".")):
         raise ValueError("must be a TSIG key name: DNS labels such as 'watcher' or 'watcher.ops.example.net'")
     return name
 
@@ -145,17 +129,8 @@ def _sha256_pin(value: str) -> str:
     return pin
 
 
-def _pattern(regex: re.Pattern[str], what: str) -> Any:
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise ValueError(f"must be {what}")
-        return value
-
-    return check
-
-
-Label = Annotated[str, AfterValidator(_label)]
-Fqdn = Annotated[str, AfterValidator(_fqdn)]
+Label = Annotated[str, AfterValidator(dns_label)]
+Fqdn = Annotated[str, AfterValidator(dns_name)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
@@ -200,7 +175,7 @@ class CloudflareDns(_Model):
     """The record lives in a Cloudflare zone; changed with the official SDK."""
 
     backend: Literal["cloudflare"]
-    zone_id: Annotated[str, AfterValidator(_pattern(_CLOUDFLARE_ID, "a Cloudflare zone id: 32 lowercase hex characters"))]
+    zone_id: Annotated[str, AfterValidator(cloudflare_zone_id)]
     token_secret: SecretName
     proxied: bool = False
 
@@ -209,7 +184,7 @@ class Route53Dns(_Model):
     """The record lives in a Route 53 hosted zone; changed with boto3 (instance role credentials)."""
 
     backend: Literal["route53"]
-    hosted_zone_id: Annotated[str, AfterValidator(_pattern(_ROUTE53_ZONE_ID, "a hosted zone id such as Z0123456789ABCDEFGHIJ (upper-case letters and digits, at most 32)"))]
+    hosted_zone_id: Annotated[str, AfterValidator(route53_zone_id)]
     # Only for emulators (moto's server in tests and the lab); the real API needs none.
     endpoint_url: str | None = None
     region: str = "us-east-1"
