@@ -19,6 +19,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic.alias_generators import to_camel
 
 from infra import catalog
+from twinhost_watcher.validators import (
+    DNS_LABEL,
+    cloudflare_account_id,
+    cloudflare_zone_id,
+    dns_label,
+    route53_zone_id,
+)
 
 Provider = Literal["digitalocean", "linode"]
 PROVIDERS: tuple[Provider, ...] = ("digitalocean", "linode")
@@ -57,12 +64,9 @@ RESERVED_USERS = frozenset({
 # of the same name would be overridden or would break the blue/green slots.
 RESERVED_ENV = ("PORT", "APP_VERSION", "APP_IMAGE_REF", "SHARED_DIR")
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Debian's adduser NAME_REGEX, narrowed to what is also a DNS label; 32 characters is useradd's limit.
 _USER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
-_ROUTE53_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STACK_PART = r"[A-Za-z0-9_.-]+"
 # A known site: its stack name (a DNS label, read as <this org>/<this project>/<name>), or a
@@ -82,14 +86,6 @@ def decode(value: Any) -> Any:
         return value == "true"
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
         return int(value)
-    return value
-
-
-def dns_label(value: str) -> str:
-    if not DNS_LABEL.match(value):
-        raise ValueError(
-            "must be a DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'"
-        )
     return value
 
 
@@ -197,18 +193,6 @@ def email(value: str) -> str:
     return value
 
 
-def cloudflare_id(value: str) -> str:
-    if not _CLOUDFLARE_ID.match(value):
-        raise ValueError("must be a Cloudflare id: 32 lowercase hex characters")
-    return value
-
-
-def route53_zone_id(value: str) -> str:
-    if not _ROUTE53_ZONE_ID.match(value):
-        raise ValueError("must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
-    return value
-
-
 def resolver_address(value: str) -> str:
     try:
         address = ipaddress.ip_address(value)
@@ -263,7 +247,8 @@ ZoneName = Annotated[str, AfterValidator(zone_name)]
 Cidr = Annotated[str, AfterValidator(cidr)]
 SshPublicKey = Annotated[str, AfterValidator(ssh_public_key)]
 Email = Annotated[str, AfterValidator(email)]
-CloudflareId = Annotated[str, AfterValidator(cloudflare_id)]
+CloudflareZoneId = Annotated[str, AfterValidator(cloudflare_zone_id)]
+CloudflareAccountId = Annotated[str, AfterValidator(cloudflare_account_id)]
 Route53ZoneId = Annotated[str, AfterValidator(route53_zone_id)]
 ResolverAddress = Annotated[str, AfterValidator(resolver_address)]
 HttpsUrl = Annotated[str, AfterValidator(https_url)]

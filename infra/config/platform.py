@@ -11,7 +11,7 @@ from infra.config.fields import (
     DEFAULT_RESOLVERS,
     LETS_ENCRYPT_DIRECTORY,
     AdminAccess,
-    CloudflareId,
+    CloudflareZoneId,
     Email,
     HttpsUrl,
     ResolverAddress,
@@ -58,7 +58,7 @@ class PlatformConfig(AdminAccess):
     role: Literal["platform"]
     ops_zone: ZoneName
     dns_provider: Literal["cloudflare", "route53"] = "cloudflare"
-    cloudflare_zone_id: CloudflareId | None = None
+    cloudflare_zone_id: CloudflareZoneId | None = None
     route53_zone_id: Route53ZoneId | None = None
     acme_email: Email
     aws: AwsRedirector = Field(default_factory=lambda: AwsRedirector())

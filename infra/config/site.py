@@ -18,7 +18,8 @@ from infra.config.fields import (
     AdminAccess,
     ApexDomain,
     CertificateSource,
-    CloudflareId,
+    CloudflareAccountId,
+    CloudflareZoneId,
     DnsLabel,
     Email,
     FailoverMode,
@@ -116,7 +117,7 @@ class Failover(StrictModel):
     interval: int | None = Field(None, ge=2, le=3600)
     failures: int = Field(3, ge=1, le=10)
     recoveries: int = Field(2, ge=1, le=10)
-    account_id: CloudflareId | None = None
+    account_id: CloudflareAccountId | None = None
 
     @property
     def check_interval(self) -> int:
@@ -130,7 +131,7 @@ class ClientDomain(StrictModel):
     """A client apex domain; `cloudflareZoneId` when the client's zone is in the agency account."""
 
     name: ApexDomain
-    cloudflare_zone_id: CloudflareId | None = None
+    cloudflare_zone_id: CloudflareZoneId | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, PlatformConfig, parse_config
+from twinhost_watcher.validators import route53_zone_id
 
 BASE: dict[str, Any] = {
     "role": "platform",
@@ -50,3 +51,22 @@ def test_bad_redirector_settings_are_refused_by_key_and_value(aws: dict[str, Any
     issues = [issue for issue in caught.value.issues if issue.key == key]
     assert issues, str(caught.value)
     assert message in str(issues[0])
+
+
+ROUTE53 = {"dnsProvider": "route53"}
+
+
+@pytest.mark.parametrize("zone_id", ["Z0123456789ABCDEFGHIJ", "K8VANQW3JPQB3EGL5NCSYQ"])
+def test_route53_zone_ids_follow_the_watchers_rule(zone_id: str) -> None:
+    """One rule in one place (twinhost_watcher.validators): what the watcher accepts, the stack
+    accepts, moto's ids included (they do not start with Z)."""
+    assert route53_zone_id(zone_id) == zone_id
+    assert _parse(**ROUTE53, route53ZoneId=zone_id).route53_zone_id == zone_id
+
+
+@pytest.mark.parametrize("zone_id", ["z0123456789abcdef", "Z" + "A" * 32, "/hostedzone/Z0123"])
+def test_route53_zone_ids_the_watcher_would_refuse_are_refused_by_key(zone_id: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse(**ROUTE53, route53ZoneId=zone_id)
+    assert any(issue.key == "twinhost:route53ZoneId" and "at most 32" in str(issue)
+               for issue in caught.value.issues), str(caught.value)
