@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bootstrap_debroot import scratch_copy, tool_root, write_fresh
+from tests.bootstrap.bootstrap_debroot import scratch_copy, tool_root, write_fresh
 from infra.bootstrap.parts import File
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.spec import NodeSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap_specs import Keys, make_keys
+from tests.bootstrap.bootstrap_specs import Keys, make_keys
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from bootstrap_specs import self_signed
+from tests.bootstrap.bootstrap_specs import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "cloudinit/site/usr/local/sbin/twinhost-certs"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap_nodes import rendered_files
-from bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_nodes import rendered_files
+from tests.bootstrap.bootstrap_specs import make_spec
 
 FAKES = {
     "systemctl": 'echo "systemctl $*" >> "$CALLS"',

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap_specs import FAKE_KEYS, make_spec
-from bootstrap_variants import all_variants
+from tests.bootstrap.bootstrap_specs import FAKE_KEYS, make_spec
+from tests.bootstrap.bootstrap_variants import all_variants
 from infra import platform_watcher
 from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_specs import make_spec
 from infra.bootstrap import hardening_parts, render_parts, render_user_data
 from infra.bootstrap.hardening import FirewallRule
 from infra.bootstrap.parts import compact

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from bootstrap_debroot import chroot
-from bootstrap_nodes import install, rendered_files, scratch_root
-from bootstrap_specs import ADMIN_CIDRS, make_spec
+from tests.bootstrap.bootstrap_debroot import chroot
+from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
+from tests.bootstrap.bootstrap_specs import ADMIN_CIDRS, make_spec
 from infra.bootstrap.glusterfs import fstab_line
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.webfront import cloudflare_ranges

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap_debroot import CODENAMES, cloud_init_package
+from tests.bootstrap.bootstrap_debroot import CODENAMES, cloud_init_package
 from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import (
     ALLOWED_KEYS, File, MergeError, Parts, cloud_config, dump_cloud_config, static,
 )
 from infra.plan.runner import run_plan
-from bootstrap_variants import all_variants
-from bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_variants import all_variants
+from tests.bootstrap.bootstrap_specs import make_spec
 from tests.conftest import REPO
 
 CHECKER = Path(__file__).with_name("cloudinit_schema_check.py")

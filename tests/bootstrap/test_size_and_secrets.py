@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bootstrap_specs import make_spec
-from bootstrap_variants import all_variants, everything_on
+from tests.bootstrap.bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_variants import all_variants, everything_on
 from infra.bootstrap import USER_DATA_LIMITS, render_user_data, secret_values
 from infra.bootstrap.render import node_parts
-from test_golden import redirector_user_data
+from tests.bootstrap.test_golden import redirector_user_data
 
 
 @pytest.mark.parametrize("app", ["demo", "container", "deb", "command"])

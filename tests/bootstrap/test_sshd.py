@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap_debroot import chroot
-from bootstrap_nodes import free_port, install, rendered_files, scratch_root
-from bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_debroot import chroot
+from tests.bootstrap.bootstrap_nodes import free_port, install, rendered_files, scratch_root
+from tests.bootstrap.bootstrap_specs import make_spec
 from infra.bootstrap.hardening import SSH_KEX
 
 DROP_IN = "/etc/ssh/sshd_config.d/01-twinhost-hardening.conf"

@@ -6,9 +6,9 @@ import re
 import subprocess
 import time
 
-from bootstrap_debroot import write_fresh
-from bootstrap_nodes import free_port, rendered_files, scratch_root
-from bootstrap_specs import DROPLET_OWN_IP, PUBLIC, make_spec
+from tests.bootstrap.bootstrap_debroot import write_fresh
+from tests.bootstrap.bootstrap_nodes import free_port, rendered_files, scratch_root
+from tests.bootstrap.bootstrap_specs import DROPLET_OWN_IP, PUBLIC, make_spec
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.tinc import MESH_INTERFACE
 

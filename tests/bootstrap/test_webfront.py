@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap_debroot import chroot, write_fresh
-from bootstrap_nodes import install, rendered_files, scratch_root
-from bootstrap_specs import make_spec, self_signed
+from tests.bootstrap.bootstrap_debroot import chroot, write_fresh
+from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
+from tests.bootstrap.bootstrap_specs import make_spec, self_signed
 from infra.bootstrap.webfront import cloudflare_ranges
 
 NGINX_FILES = ["/etc/nginx/conf.d/twinhost.conf", "/etc/nginx/twinhost/proxy.conf",

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
-if str(POLICY_DIR) not in sys.path:
-    sys.path.insert(0, str(POLICY_DIR))
-
-from policy_harness import Plans  # noqa: E402
+from tests.policy.policy_harness import Plans
 
 
 @pytest.fixture(scope="session")

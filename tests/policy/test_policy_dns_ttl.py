@@ -4,7 +4,7 @@ use the automatic TTL."""
 from __future__ import annotations
 
 import pytest
-from policy_harness import Plans, resource_args, violations
+from tests.policy.policy_harness import Plans, resource_args, violations
 from twinhost_policy.rules import (
     CLOUDFLARE_DNS_RECORD,
     CLOUDFLARE_LOAD_BALANCER,

@@ -4,7 +4,7 @@ Linode 25 in total and 255 addresses per rule). Limits come from infra.component
 from __future__ import annotations
 
 import pytest
-from policy_harness import Plans, resource_args, violations
+from tests.policy.policy_harness import Plans, resource_args, violations
 from twinhost_policy.rules import DIGITALOCEAN_FIREWALL, LINODE_FIREWALL, validate_firewall_rule_count
 
 from infra.components.firewall_rules import (

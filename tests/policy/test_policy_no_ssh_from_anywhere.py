@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from policy_harness import Plans, resource_args, violations
+from tests.policy.policy_harness import Plans, resource_args, violations
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 from twinhost_policy.rules import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from policy_harness import PROJECT_DIR, Plans, resource_args, stack_args, violations
+from tests.policy.policy_harness import PROJECT_DIR, Plans, resource_args, stack_args, violations
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 from twinhost_policy import rules
 from twinhost_policy.policies import PACK_NAME, POLICIES

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from policy_harness import PROJECT_DIR, Plan, Plans
+from tests.policy.policy_harness import PROJECT_DIR, Plan, Plans
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from twinhost_policy.rules import DIGITALOCEAN_FIREWALL, DROPLET, LINODE_INSTANCE, RESERVED_IP, SSH_OVERRIDE_KEY

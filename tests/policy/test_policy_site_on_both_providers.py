@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from policy_harness import Plans, stack_args, violations
+from tests.policy.policy_harness import Plans, stack_args, violations
 from twinhost_policy.rules import DROPLET, LINODE_INSTANCE, validate_site_has_both_providers
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from policy_harness import Plans, preview_unknown, resource_args, violations
+from tests.policy.policy_harness import Plans, preview_unknown, resource_args, violations
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from twinhost_policy.rules import (
