@@ -111,7 +111,7 @@ def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
     lists as JSON), `secure:` values replaced by a placeholder and listed as secret keys, and
     Pulumi.yaml's declared defaults applied under the stack's values."""
     with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
+        document = yaml.load(handle, Loader=yaml.CSafeLoader) or {}  # libyaml: a plan reads many
     section: Mapping[str, Any] = document.get("config") or {}
     project_defaults = _project_defaults(path.parent / "Pulumi.yaml")
     config: dict[str, str] = {f"{NAMESPACE}:{k}": _as_config_string(v) for k, v in project_defaults.items()}
@@ -130,7 +130,7 @@ def _project_defaults(project_file: Path) -> dict[str, Any]:
     if not project_file.exists():
         return {}
     with open(project_file, encoding="utf-8") as handle:
-        project = yaml.safe_load(handle) or {}
+        project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
     return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
             if isinstance(spec, dict) and "default" in spec}
 
