@@ -23,7 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
-from infra.plan.mocks import DEFAULT_ADDRESSES, PlanMocks
+from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, prefetch_rsa_keys
 
 SECRET_PLACEHOLDER = "[secret]"
 _SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
@@ -189,6 +189,7 @@ def run_plan(
     pulumi.runtime.set_all_config(config_values, secret_keys)
     config = load_config()  # ConfigError here: nothing has been declared yet
     if isinstance(config, SiteConfig):
+        prefetch_rsa_keys(SITE_RSA_KEYS)  # generated while the SDKs import (infra/plan/mocks.py)
         referenced = config.platform_stack.rsplit("/", 1)[-1]
         if referenced not in references:
             platform_file = stack_file.parent / f"Pulumi.{referenced}.yaml"
