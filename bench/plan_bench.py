@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -56,9 +55,9 @@ _IMPORT_ONLY = ("import importlib, warnings; warnings.simplefilter('ignore'); im
                 "for name in {modules!r}:\n    hasattr(importlib.import_module(name), '_floor')")
 
 
-def wall(command: list[str], cwd: Path = REPO) -> tuple[float, subprocess.CompletedProcess[str]]:
+def wall(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     return time.perf_counter() - start, done
 
 
@@ -99,7 +98,7 @@ def plan_once(project: Path, stack: str) -> tuple[float, list[str]]:
     command = [sys.executable, "-c", _PLAN_AND_REPORT, "plan", "--stack", stack,
                "--project-dir", str(project), "--build-dir", str(project / "build")]
     seconds, done = wall(command)
-    return seconds, json.loads(done.stderr.rsplit("LOADED ", 1)[1])
+    return seconds, json.loads(done.stderr.rsplit("LOADED ", 1)[1].splitlines()[0])
 
 
 def floor_once(modules: list[str]) -> float:
@@ -117,7 +116,7 @@ def measure_shape(project: Path, stack: str, runs: int) -> dict:
 
 
 # Commands that never plan: what a user runs most, none may import a provider SDK.
-def _non_plan_commands(work: Path) -> dict[str, list[str]]:
+def _non_plan_commands() -> dict[str, list[str]]:
     manual = dict(_example(EXAMPLE_SITE), **{"twinhost:failover": {"mode": "manual", "active": "digitalocean"}})
     project = _project(_example(PLATFORM), {EXAMPLE_SITE: manual})
     return {
@@ -130,12 +129,11 @@ def _non_plan_commands(work: Path) -> dict[str, list[str]]:
 
 
 def non_plan_walls(runs: int) -> dict[str, float]:
-    work = Path(tempfile.mkdtemp(prefix="twinhost-bench-"))
     results = {}
-    for label, args in _non_plan_commands(work).items():
+    for label in _non_plan_commands():
         times = []
         for _ in range(runs):
-            commands = _non_plan_commands(work)  # fresh project each run: new-site writes once
+            commands = _non_plan_commands()  # a fresh project each run: new-site writes once
             times.append(wall([sys.executable, "-c", "import sys; from infra.cli import main; sys.exit(main())",
                                *commands[label]])[0])
         results[label] = statistics.median(times)
@@ -161,6 +159,10 @@ def marginal_per_site(counts: tuple[int, ...]) -> dict[int, float]:
     return results
 
 
+def say(line: str) -> None:
+    print(line, flush=True)  # each figure as soon as it is known (the whole run takes minutes)
+
+
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -170,7 +172,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one run of each, N = 1 and 4 (for `make test`)")
     args = parser.parse_args(argv)
     runs, counts = (1, (1, 4)) if args.quick else (3, (1, 10, 50))
-    say: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
 
     say(f"load average before: {load_average()} ({os.cpu_count()} cores); median of {runs} run(s) each")
     for shape, (project, stack) in shapes().items():

@@ -36,7 +36,7 @@ def imported_sdks(*args: str) -> set[str]:
     done = subprocess.run([sys.executable, "-c", _RUN_AND_LIST, *args], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return set(json.loads(done.stderr.rsplit("IMPORTED ", 1)[1]))
+    return set(json.loads(done.stderr.rsplit("IMPORTED ", 1)[1].splitlines()[0]))
 
 
 def route53_project(directory: Path, site_values: dict[str, Any], platform_values: dict[str, Any]) -> Path:
