@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = "harbourlaw"
 PLATFORM = "prod"
 ROUTE53_ZONE_ID = "Z0123456789ABCDEFGHIJ"
+# Every throwaway project of one run, removed at the end (plans write user data with keys there).
+WORK = Path(tempfile.mkdtemp(prefix="twinhost-bench-"))
 
 # Runs the CLI in-process, then reports which provider SDK modules it loaded (stderr, last line).
 _PLAN_AND_REPORT = r"""
@@ -67,7 +70,7 @@ def _stack_file(project: Path, name: str, config: dict) -> None:
 
 def _project(platform: dict, sites: dict[str, dict]) -> Path:
     """A throwaway project: Pulumi.yaml, the platform watching `sites`, and the sites."""
-    project = Path(tempfile.mkdtemp(prefix="twinhost-bench-"))
+    project = Path(tempfile.mkdtemp(dir=WORK))
     (project / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
     _stack_file(project, PLATFORM, dict(platform, **{"twinhost:sites": sorted(sites)}))
     for name, config in sites.items():
@@ -171,23 +174,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run of each, N = 1 and 4 (for `make test`)")
     args = parser.parse_args(argv)
-    runs, counts = (1, (1, 4)) if args.quick else (3, (1, 10, 50))
-
-    say(f"load average before: {load_average()} ({os.cpu_count()} cores); median of {runs} run(s) each")
-    for shape, (project, stack) in shapes().items():
-        result = measure_shape(project, stack, runs)
-        say(f"{shape:26s} import floor {result['floor']:5.2f} s | twinhost plan --stack {stack}: "
-            f"{result['plan']:5.2f} s = {result['plan'] / result['floor']:.2f} x floor (target <= 1.3)")
-        say(f"{'':26s} provider SDKs imported: {', '.join(result['sdks'])}")
-    for label, seconds in non_plan_walls(runs).items():
-        say(f"{label:42s} {seconds:5.2f} s (target < 1 s)")
-    per_count = marginal_per_site(counts)
-    for count, seconds in per_count.items():
-        say(f"plan --all with {count:2d} site stacks + platform, one process: {seconds:.2f} s")
-    first, last = min(per_count), max(per_count)
-    marginal = (per_count[last] - per_count[first]) / (last - first)
-    say(f"marginal time per extra site: {marginal * 1000:.0f} ms (target < 100 ms)")
-    say(f"load average after: {load_average()}")
+    try:
+        runs, counts = (1, (1, 4)) if args.quick else (3, (1, 10, 50))
+        say(f"load average before: {load_average()} ({os.cpu_count()} cores); median of {runs} run(s) each")
+        for shape, (project, stack) in shapes().items():
+            result = measure_shape(project, stack, runs)
+            say(f"{shape:26s} import floor {result['floor']:5.2f} s | twinhost plan --stack {stack}: "
+                f"{result['plan']:5.2f} s = {result['plan'] / result['floor']:.2f} x floor (target <= 1.3)")
+            say(f"{'':26s} provider SDKs imported: {', '.join(result['sdks'])}")
+        for label, seconds in non_plan_walls(runs).items():
+            say(f"{label:42s} {seconds:5.2f} s (target < 1 s)")
+        per_count = marginal_per_site(counts)
+        for count, seconds in per_count.items():
+            say(f"plan --all with {count:2d} site stacks + platform, one process: {seconds:.2f} s")
+        first, last = min(per_count), max(per_count)
+        marginal = (per_count[last] - per_count[first]) / (last - first)
+        say(f"marginal time per extra site: {marginal * 1000:.0f} ms (target < 100 ms)")
+        say(f"load average after: {load_average()}")
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":
