@@ -180,11 +180,14 @@ def _command(command: Command) -> str | list[str]:
     return list(command)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block scalars for multi-line strings, so files stay readable in the user data."""
+class _Dumper(yaml.CSafeDumper):
+    """Block scalars for multi-line strings, so files stay readable in the user data.
+
+    libyaml's emitter (PyYAML's C extension, in every PyYAML wheel): the same YAML as the
+    pure-Python `SafeDumper`, about 10x faster, which was half of each extra site's plan time."""
 
 
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _str_representer(dumper: yaml.CSafeDumper, value: str) -> yaml.Node:
     if "\n" in value:
         # A block scalar cannot carry trailing spaces on a line or tabs cleanly; fall back then.
         if not any(line != line.rstrip(" ") for line in value.splitlines()):
@@ -192,7 +195,7 @@ def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
-def _flow_representer(dumper: yaml.SafeDumper, value: FlowList) -> yaml.Node:
+def _flow_representer(dumper: yaml.CSafeDumper, value: FlowList) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", list(value), flow_style=True)
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
-import pulumi_cloudflare as cloudflare
 
-from infra.components.failover_dns import OpsZone
+from infra.components.dns_providers import OpsZone, dns_provider
 
 APEX_LABEL = "_apex"
 REGISTRATION_TTL = 300
@@ -37,22 +35,14 @@ class ApexRegistration(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApexRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("twinhost:site:ApexRegistration", name, None, opts)
         content = f"twinhost site={args.site}"
+        dns = dns_provider(args.zone.provider)
         names = []
         for apex in args.apexes:
             record_name = registration_name(apex, args.zone.name)
             names.append(record_name)
-            options = pulumi.ResourceOptions(parent=self, protect=True)
-            if args.zone.provider == "cloudflare":
-                cloudflare.DnsRecord(
-                    f"{name}-{apex}", zone_id=args.zone.zone_id, name=record_name, type="TXT",
-                    content=f'"{content}"', ttl=REGISTRATION_TTL, proxied=False,
-                    comment=f"twinhost {args.site}: redirector may issue a certificate for {apex}",
-                    opts=options,
-                )
-            else:
-                aws.route53.Record(
-                    f"{name}-{apex}", zone_id=args.zone.zone_id, name=record_name, type="TXT",
-                    ttl=REGISTRATION_TTL, records=[content], opts=options,
-                )
+            dns.registration_record(
+                f"{name}-{apex}", self, args.zone, record_name, content, REGISTRATION_TTL,
+                comment=f"twinhost {args.site}: redirector may issue a certificate for {apex}",
+            )
         self.names = pulumi.Output.all(*names)
         self.register_outputs({"names": self.names})

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_cloudflare as cloudflare
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
@@ -42,16 +41,14 @@ from infra.components.cloud_firewalls import (
     LinodeFirewallArgs,
 )
 from infra.components.digitalocean_node import DigitalOceanSiteNode, DigitalOceanSiteNodeArgs
+from infra.components.dns_providers import cloudflare
 from infra.components.failover_dns import FailoverDns, FailoverDnsArgs, OpsZone
 from infra.components.firewall_rules import check_limits, node_inbound_rules
 from infra.components.linode_node import LinodeSiteNode, LinodeSiteNodeArgs
-from infra.components.origin_tls import OriginTls, OriginTlsArgs
 from infra.config import Provider, SiteConfig
 
 # tinc 1.0 authenticates peers with RSA keys; 3072 bits matches our floor for SSH keys.
 TINC_RSA_BITS = 3072
-# The client's apex A record points at the redirector; it rarely changes, so a longer TTL.
-APEX_TTL = 3600
 
 
 @dataclass
@@ -92,7 +89,7 @@ class SitePair(pulumi.ComponentResource):
             opts=self._child.merge(pulumi.ResourceOptions(protect=True)),
         )
         self.origin_tls = (
-            OriginTls(f"{name}-origin-tls", OriginTlsArgs(config.site, self._server_names()), opts=self._child)
+            cloudflare().origin_tls(f"{name}-origin-tls", config.site, self._server_names(), opts=self._child)
             if config.certificate_source == "cloudflare-origin" else None
         )
         self.linode_node = LinodeSiteNode(
@@ -298,28 +295,12 @@ class SitePair(pulumi.ComponentResource):
         for domain in self._config.domains:
             if domain.cloudflare_zone_id is None:
                 continue
-            protect = pulumi.ResourceOptions(parent=self, protect=True)
-            cloudflare.DnsRecord(
-                f"{self._name}-{domain.name}-www",
-                zone_id=domain.cloudflare_zone_id,
-                name=f"www.{domain.name}",
-                type="CNAME",
-                content=self.failover_hostname,
+            cloudflare().client_records(
+                self._name, self, domain.cloudflare_zone_id, domain.name,
+                failover_hostname=self.failover_hostname,
+                redirector_address=self._args.platform.redirector_address,
                 proxied=self._config.proxied,
-                ttl=1 if self._config.proxied else (self._config.record_ttl or 60),
-                comment="twinhost: www follows the failover name",
-                opts=protect,
-            )
-            cloudflare.DnsRecord(
-                f"{self._name}-{domain.name}-apex",
-                zone_id=domain.cloudflare_zone_id,
-                name=domain.name,
-                type="A",
-                content=self._args.platform.redirector_address,
-                proxied=False,  # the redirector terminates TLS for the apex itself (ACME)
-                ttl=APEX_TTL,
-                comment="twinhost: apex -> redirector -> https://www",
-                opts=protect,
+                ttl=self._config.record_ttl or 60,
             )
 
     def _client_instructions(self) -> pulumi.Output[str]:

@@ -24,7 +24,7 @@ def read_stack_document(path: Path) -> dict[str, Any]:
     not YAML or not a mapping with a `config:` mapping."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            document = yaml.load(handle, Loader=yaml.CSafeLoader)  # libyaml: a plan reads many
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

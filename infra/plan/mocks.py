@@ -9,9 +9,10 @@ data file.
 from __future__ import annotations
 
 import datetime
-import functools
 import itertools
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,30 @@ def _private_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dic
     }
 
 
-@functools.lru_cache(maxsize=64)
+# The RSA keys a site stack asks for: its two tinc keys (infra/components/site_pair.py,
+# TINC_RSA_BITS, one per node; tests/unit/test_plan.py checks the two agree). Only a hint: a key
+# not prefetched is generated when asked for.
+SITE_RSA_KEYS: tuple[tuple[int, str], ...] = ((3072, "digitalocean"), (3072, "linode"))
+
+_rsa_keys: dict[tuple[int, str], Future[rsa.RSAPrivateKey]] = {}
+_rsa_keys_lock = threading.Lock()
+# One worker: OpenSSL generates keys without holding the GIL, so a key made here overlaps the
+# plan's SDK imports on another core instead of following them (each 3072-bit key: 0.1-0.5 s).
+_rsa_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twinhost-plan-keys")
+
+
+def prefetch_rsa_keys(wanted: tuple[tuple[int, str], ...]) -> None:
+    """Start generating the (bits, role) keys a plan is about to ask for."""
+    with _rsa_keys_lock:
+        for bits, role in wanted:
+            if (bits, role) not in _rsa_keys:
+                _rsa_keys[(bits, role)] = _rsa_worker.submit(
+                    rsa.generate_private_key, public_exponent=65537, key_size=bits)
+
+
 def _rsa_key(bits: int, role: str) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    prefetch_rsa_keys(((bits, role),))
+    return _rsa_keys[(bits, role)].result()
 
 
 def _cert_request(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
 from infra.plan.lab_profile import LabProfile
 from infra.config.files import config_section, platform_stack_file_issue
 from infra.config.rules import ops_dns_matches_the_platform
-from infra.plan.mocks import DEFAULT_ADDRESSES, PlanMocks
+from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, prefetch_rsa_keys
 
 SECRET_PLACEHOLDER = "[secret]"
 _SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
@@ -131,7 +131,7 @@ def _project_defaults(project_file: Path) -> dict[str, Any]:
     if not project_file.exists():
         return {}
     with open(project_file, encoding="utf-8") as handle:
-        project = yaml.safe_load(handle) or {}
+        project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
     return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
             if isinstance(spec, dict) and "default" in spec}
 
@@ -180,6 +180,7 @@ def run_plan(
     pulumi.runtime.set_all_config(config_values, secret_keys)
     config = load_config(served_elsewhere)  # ConfigError here: nothing has been declared yet
     if isinstance(config, SiteConfig):
+        prefetch_rsa_keys(SITE_RSA_KEYS)  # generated while the SDKs import (infra/plan/mocks.py)
         referenced = config.platform_stack.rsplit("/", 1)[-1]
         if referenced not in references:
             missing = platform_stack_file_issue(stack_file.parent, config.platform_stack)

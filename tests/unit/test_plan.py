@@ -103,3 +103,11 @@ def test_missing_stack_file_is_a_clear_error(tmp_path):
     write_stack(tmp_path, "prod", {})
     result = run_cli("plan", "--stack", "nosuch", "--project-dir", str(tmp_path))
     assert result.returncode == 2 and "no stack file" in result.stderr
+
+
+def test_the_plan_prefetches_the_tinc_keys_a_site_asks_for():
+    # infra/plan/mocks.py generates these while the SDKs import: the hint must match the program.
+    from infra.components.site_pair import TINC_RSA_BITS
+    from infra.plan.mocks import SITE_RSA_KEYS
+
+    assert SITE_RSA_KEYS == ((TINC_RSA_BITS, "digitalocean"), (TINC_RSA_BITS, "linode"))
