@@ -17,6 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from infra.cli import find_project_dir, project_dir_option
 from infra.config import NAMESPACE, ConfigError, SiteConfig, parse_config
 
 TARGETS = ("digitalocean", "linode", "both")
@@ -24,8 +25,6 @@ EXIT_REFUSED = 2
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from infra.cli import project_dir_option
-
     parser = commands.add_parser("failover", help="switch a manual-mode site to the other node",
                                  parents=[project_dir_option()])
     parser.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
@@ -36,8 +35,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from infra.cli import find_project_dir
-
     project_dir = find_project_dir(getattr(args, "project_dir", None))
     try:
         path, previous = switch_active(project_dir, args.site, args.to)
@@ -54,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if shutil.which("pulumi") is None:
         print("twinhost failover: --apply needs the Pulumi CLI on PATH; run `pulumi up` yourself.", file=sys.stderr)
         return EXIT_REFUSED
-    from pulumi import automation
+    from pulumi import automation  # deliberate: the Automation API loads only for --apply
 
     stack = automation.select_stack(stack_name=args.site, work_dir=str(project_dir))
     stack.up(on_output=print)

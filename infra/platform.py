@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from infra import catalog
 from infra import platform_watcher as pw
+from infra import site_outputs
 from infra.bootstrap import Parts
 from infra.bootstrap.overrides import RenderOverrides
 from infra.components.redirector import Redirector, RedirectorArgs
@@ -117,8 +118,8 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
         for name in config.sites
     ]
     outputs = [
-        pulumi.Output.all(*[ref.get_output(key) for key in _SITE_OUTPUTS]).apply(
-            lambda values: dict(zip(_SITE_OUTPUTS, values)))
+        pulumi.Output.all(*[ref.get_output(key) for key in site_outputs.KEYS]).apply(
+            lambda values: dict(zip(site_outputs.KEYS, values)))
         for ref in references
     ]
     sites = pulumi.Output.all(*outputs).apply(lambda found: [
@@ -160,11 +161,6 @@ def _set_secret(key: str) -> pulumi.Output[str] | None:
     if not pulumi.runtime.is_config_secret(f"{NAMESPACE}:{key}"):
         return None
     return pulumi.Config(NAMESPACE).get_secret(key)
-
-
-# What the platform reads from each site stack (infra/site.py exports them).
-_SITE_OUTPUTS = ("site", "failoverHostname", "failoverMode", "nodeAddresses", "opsZone",
-                 "failoverTtl", "proxied", "primary", "certificates")
 
 
 def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = None) -> RedirectorSpec:

@@ -28,6 +28,7 @@ from infra import watcher_install as install
 from infra.bootstrap.parts import Command, File, Parts, static
 from infra.bootstrap.overrides import AwsStandIn
 from infra.config import Watcher
+from infra.site_outputs import SiteOutputs
 from twinhost_watcher.config import parse_config
 
 # Secret names in the watcher's config: file names in its secrets directory.
@@ -58,7 +59,7 @@ def parameter_name(stack: str, secret: str) -> str:
 
 @dataclass(frozen=True)
 class WatchedSite:
-    """What the platform reads from one site stack (its outputs; see infra/site.py)."""
+    """The watcher's view of one site stack (its outputs: `infra.site_outputs`)."""
 
     site: str
     mode: str
@@ -72,20 +73,19 @@ class WatchedSite:
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any], *, default_zone: str) -> WatchedSite:
-        """From a site stack's outputs. Outputs added after the first site stacks (opsZone,
-        failoverTtl, proxied, primary, certificates) fall back to what those sites had."""
-        record = str(outputs["failoverHostname"])
+        """From a site stack's outputs (`infra.site_outputs`, which fills in the outputs older
+        site stacks do not have)."""
+        read = SiteOutputs.from_outputs(outputs, default_zone=default_zone)
         return cls(
-            site=str(outputs.get("site") or record.split(".", 1)[0]),
-            mode=str(outputs["failoverMode"]),
-            record=record,
-            zone=str(outputs.get("opsZone") or default_zone),
-            addresses={str(k): str(v) for k, v in dict(outputs["nodeAddresses"]).items()},
-            primary=str(outputs.get("primary") or "digitalocean"),
-            ttl=(int(outputs["failoverTtl"]) if outputs.get("failoverTtl") is not None else
-                 (None if outputs.get("proxied") else 60)),
-            proxied=bool(outputs.get("proxied", False)),
-            certificates=str(outputs.get("certificates") or "acme"),
+            site=read.site,
+            mode=read.failover_mode,
+            record=read.failover_hostname,
+            zone=read.ops_zone,
+            addresses=read.node_addresses,
+            primary=read.primary,
+            ttl=read.failover_ttl,
+            proxied=read.proxied,
+            certificates=read.certificates,
         )
 
 

@@ -11,6 +11,7 @@ from infra.bootstrap.overrides import RenderOverrides
 from infra.components.failover_dns import OpsZone
 from infra.components.site_pair import PlatformOutputs, SitePair, SitePairArgs
 from infra.config import NAMESPACE, ConfigError, ConfigIssue, SiteConfig
+from infra.site_outputs import SiteOutputs
 
 
 def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> dict[str, Any]:
@@ -29,20 +30,19 @@ def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> 
         ),
     )
     pair = SitePair(config.site, SitePairArgs(config, platform, app_secrets=_app_secrets(), overrides=overrides))
-    return {
-        "site": config.site,
-        "failoverHostname": pair.failover_hostname,
-        "failoverMode": config.failover.mode,
-        "nodeAddresses": pair.node_addresses,
-        "clientDns": pair.client_dns,
-        "domains": [d.name for d in config.domains],
-        # Read by the platform stack to generate the failover watcher's config.
-        "opsZone": platform.ops_zone.name,
-        "failoverTtl": config.record_ttl,  # None when proxied (Cloudflare's automatic TTL)
-        "proxied": config.proxied,
-        "primary": config.primary,
-        "certificates": config.certificate_source,
-    }
+    return SiteOutputs(
+        site=config.site,
+        failover_hostname=pair.failover_hostname,
+        failover_mode=config.failover.mode,
+        node_addresses=pair.node_addresses,
+        client_dns=pair.client_dns,
+        domains=[d.name for d in config.domains],
+        ops_zone=platform.ops_zone.name,
+        failover_ttl=config.record_ttl,
+        proxied=config.proxied,
+        primary=config.primary,
+        certificates=config.certificate_source,
+    ).to_exports()
 
 
 def _same_dns_provider(expected: str, actual: str) -> str:

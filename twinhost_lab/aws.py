@@ -68,7 +68,7 @@ class Seed:
 def platform_seed(platform_plan: Any) -> Seed:
     """The bucket objects and SSM parameters from a platform plan (`infra.plan.runner.run_plan`),
     and the bucket name and region the redirector's refresh settings name."""
-    from infra.plan.runner import reveal
+    from infra.plan.runner import reveal  # deliberate: loads Pulumi; `lab down`/`status` never need it
 
     if getattr(platform_plan, "role", None) != "platform":
         raise LabError("the AWS stand-in is seeded from the platform stack's plan")
@@ -139,6 +139,7 @@ def start_aws_standin(layout: Layout, platform_plan: Any, *, host: str | None = 
 
 def client(service: str, url: str, region: str) -> Any:
     """A boto3 client for the stand-in, with the lab credentials (never the host's)."""
+    # deliberate: boto3 loads only when the stand-in is seeded or read (about 0.5 s).
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 

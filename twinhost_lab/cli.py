@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _layout_of_running() -> Layout:
-    from twinhost_lab.lab import load_state
+    from twinhost_lab.lab import load_state  # deliberate: `twinhost --help` and other commands load only this parser
 
     state = load_state(Layout())
     if state is None:
@@ -53,7 +53,7 @@ def _guard(function):
 
 @_guard
 def _up(args: argparse.Namespace) -> int:
-    from twinhost_lab import lab
+    from twinhost_lab import lab  # deliberate: `twinhost --help` and other commands load only this parser
 
     layout = Layout(stack=args.stack, platform_stack=args.platform, debian=args.debian)
     project = find_project_dir(getattr(args, "project_dir", None))
@@ -64,7 +64,7 @@ def _up(args: argparse.Namespace) -> int:
 
 @_guard
 def _check(args: argparse.Namespace) -> int:
-    from twinhost_lab import checks
+    from twinhost_lab import checks  # deliberate: `twinhost --help` and other commands load only this parser
 
     layout = _layout_of_running()
     failed = 0
@@ -76,7 +76,7 @@ def _check(args: argparse.Namespace) -> int:
 
 @_guard
 def _drill(args: argparse.Namespace) -> int:
-    from twinhost_lab import drill
+    from twinhost_lab import drill  # deliberate: `twinhost --help` and other commands load only this parser
 
     layout = _layout_of_running()
     backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
@@ -98,7 +98,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
-    from twinhost_lab import lab
+    from twinhost_lab import lab  # deliberate: `twinhost --help` and other commands load only this parser
 
     layout = _layout_of_running()
     state = lab.load_state(layout)
@@ -110,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @_guard
 def _down(args: argparse.Namespace) -> int:
-    from twinhost_lab import lab
+    from twinhost_lab import lab  # deliberate: `twinhost --help` and other commands load only this parser
 
     removed = lab.down(Layout(), log=lambda line: print(line, flush=True))
     if not removed:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from infra.bootstrap.overrides import RenderOverrides
 from infra.plan.lab_profile import LabProfile
+from infra.redirector.registry import apex_record_content, apex_record_name
+from infra.site_outputs import SiteOutputs
 from twinhost_lab import aws, network, services
 from twinhost_lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
 from twinhost_lab.host import LabError, alive, require_root, run, stop_all
@@ -113,7 +115,7 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> LabProfil
 def render(layout: Layout, project_dir: Path, profile: LabProfile) -> tuple[dict[str, str], dict[str, Any], Any]:
     """The user data `twinhost plan --lab` renders for each container, the site's names, and the
     platform's plan (what the AWS stand-in is seeded with)."""
-    from infra.plan.runner import run_plan
+    from infra.plan.runner import run_plan  # deliberate: loads Pulumi; `lab down`/`status` never need it
 
     platform = run_plan(project_dir / f"Pulumi.{layout.platform_stack}.yaml", lab=profile)
     site = run_plan(project_dir / f"Pulumi.{layout.stack}.yaml", lab=profile,
@@ -132,19 +134,18 @@ def render(layout: Layout, project_dir: Path, profile: LabProfile) -> tuple[dict
 
 
 def _site_facts(site: Any, platform: Any) -> dict[str, Any]:
-    from infra.components.apex_registration import APEX_LABEL
-
     config = site.config
     ops_zone = str(platform.outputs["opsZone"])
+    exported = SiteOutputs.from_outputs(site.outputs, default_zone=ops_zone)
     apexes = [domain.name for domain in config.domains]
     second_apex, second_site = SECOND_CLIENT
-    registrations = {f"{apex}.{APEX_LABEL}.{ops_zone}": f"twinhost site={config.site}" for apex in apexes}
-    registrations[f"{second_apex}.{APEX_LABEL}.{ops_zone}"] = f"twinhost site={second_site}"
+    registrations = {apex_record_name(apex, ops_zone): apex_record_content(config.site) for apex in apexes}
+    registrations[apex_record_name(second_apex, ops_zone)] = apex_record_content(second_site)
     return {
         "site": config.site,
         "apexes": apexes,
         "www": [f"www.{apex}" for apex in apexes],
-        "failover": str(site.outputs["failoverHostname"]),
+        "failover": exported.failover_hostname,
         "ops_zone": ops_zone,
         "registrations": registrations,
         "redirect_apexes": [*apexes, second_apex],

@@ -23,11 +23,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from infra import watcher_install as install
 from twinhost_lab.host import LabError, pip_errors, run, start_service
 from twinhost_lab.layout import Layout
 
@@ -153,10 +157,6 @@ def start_dns(layout: Layout, hosts: dict[str, list[str]], txt: dict[str, str]) 
 
 
 def _dns_answers(layout: Layout) -> bool:
-    import dns.exception
-    import dns.message
-    import dns.query
-
     try:
         dns.query.udp(dns.message.make_query("lab.invalid", "A"), layout.host_address, timeout=1,
                       port=layout.dns_port)
@@ -170,8 +170,6 @@ def start_pypi(layout: Layout) -> int:
     names (`infra.watcher_install.node_pins`), downloaded once from PyPI by the host's pip into
     the cache, served as a PEP 503 simple index. The node's `pip install --require-hashes` checks
     them against the hashes in the user data, so they must be PyPI's own files."""
-    from infra import watcher_install as install
-
     wheels = layout.cache_dir / f"wheels-py{layout.python_version}-{platform.machine()}"
     wheels.mkdir(parents=True, exist_ok=True)
     have = {f"{_project(w.name.split('-')[0])}=={w.name.split('-')[1]}" for w in wheels.glob("*.whl")}

@@ -20,13 +20,8 @@ from infra.bootstrap.parts import Parts, cloud_config, dump_cloud_config, merge
 from infra.bootstrap.spec import NodeSpec
 from infra.bootstrap.tinc import tinc_firewall_rules, tinc_parts
 from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
+from infra.constants import USER_DATA_LIMITS  # re-exported by infra.bootstrap
 
-# Provider limits on user data, in bytes, before any base64 the API needs.
-USER_DATA_LIMITS = {
-    "digitalocean": 64 * 1024,
-    "linode": 65535,
-    "aws": 16 * 1024,
-}
 
 
 def node_parts(spec: NodeSpec) -> Parts:

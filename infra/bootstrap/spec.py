@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from infra.config import App, CertificateSource, DemoApp, Provider
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 
-LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 TINC_PORT = 655
 
 

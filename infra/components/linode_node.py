@@ -7,6 +7,7 @@ refused by the config model before anything is created.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
@@ -59,6 +60,4 @@ class LinodeSiteNode(pulumi.ComponentResource):
 
 
 def _private_last(address: str) -> bool:
-    import ipaddress
-
     return ipaddress.ip_address(address).is_private

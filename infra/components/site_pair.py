@@ -46,6 +46,7 @@ from infra.components.failover_dns import FailoverDns, FailoverDnsArgs, OpsZone
 from infra.components.firewall_rules import check_limits, node_inbound_rules
 from infra.components.linode_node import LinodeSiteNode, LinodeSiteNodeArgs
 from infra.config import Provider, SiteConfig
+from infra.site_outputs import client_dns
 
 # tinc 1.0 authenticates peers with RSA keys; 3072 bits matches our floor for SSH keys.
 TINC_RSA_BITS = 3072
@@ -306,9 +307,5 @@ class SitePair(pulumi.ComponentResource):
     def _client_instructions(self) -> pulumi.Output[str]:
         domains = [d.name for d in self._config.domains]
         return pulumi.Output.all(self.failover_hostname, self._args.platform.redirector_address).apply(
-            lambda v: "\n".join(
-                line
-                for apex in domains
-                for line in (f"{apex}: www CNAME {v[0]}", f"{apex}: @ A {v[1]}")
-            )
+            lambda v: client_dns(domains, v[0], v[1])
         )

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic.alias_generators import to_camel
 
 from infra import catalog
+from infra.constants import LETS_ENCRYPT_DIRECTORY  # re-exported by infra.config
 from twinhost_watcher.validators import (
     DNS_LABEL,
     cloudflare_account_id,
@@ -36,7 +37,6 @@ DebianRelease = Literal[12, 13]
 # The redirector's defaults (see AwsRedirector). Two independent public resolvers (Cloudflare,
 # Quad9): the apex registry lookup keeps working when one of them is down.
 DEFAULT_RESOLVERS = ("1.1.1.1", "9.9.9.9")
-LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 
 # DNS-only record TTLs: below 60 s many resolvers clamp anyway; above a day a failover is useless.
 TTL_MIN, TTL_MAX = 60, 86400

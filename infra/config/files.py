@@ -1,10 +1,12 @@
 """Stack files (`Pulumi.<stack>.yaml`) as the plan and `new-site` read them: refused in one clear
-line when they are not YAML, and the facts that span files (which stack serves which domain,
-whether a referenced platform stack has a file).
+line when they are not YAML, their config as Pulumi hands it to a program (`read_stack_file`,
+with Pulumi.yaml's declared defaults), and the facts that span files (which stack serves which
+domain, whether a referenced platform stack has a file). The one module that reads them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,10 @@ import yaml
 
 from infra.config.fields import apex_domain
 from infra.config.issues import NAMESPACE, ConfigIssue, StackFileError, issue
+
+
+# What a `secure:` value reads as: the offline plan never decrypts a secret.
+SECRET_PLACEHOLDER = "[secret]"
 
 
 def stack_name_of(path: Path) -> str:
@@ -48,6 +54,40 @@ def read_stack_document(path: Path) -> dict[str, Any]:
 def config_section(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file (StackFileError when unreadable)."""
     return dict(read_stack_document(path).get("config") or {})
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """A stack file's config as Pulumi hands it to a program: every value a string (objects and
+    lists as JSON), `secure:` values replaced by a placeholder and listed as secret keys, and
+    Pulumi.yaml's declared defaults applied under the stack's values."""
+    section: Mapping[str, Any] = config_section(path)  # StackFileError: one line, not a traceback
+    defaults = project_defaults(path.parent / "Pulumi.yaml")
+    config: dict[str, str] = {f"{NAMESPACE}:{k}": _as_config_string(v) for k, v in defaults.items()}
+    secret_keys: list[str] = []
+    for key, value in section.items():
+        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            config[full_key] = SECRET_PLACEHOLDER
+            secret_keys.append(full_key)
+        else:
+            config[full_key] = _as_config_string(value)
+    return config, secret_keys
+
+
+def project_defaults(project_file: Path) -> dict[str, Any]:
+    """The `default:` of every config key Pulumi.yaml declares ({} when there is no file)."""
+    if not project_file.exists():
+        return {}
+    with open(project_file, encoding="utf-8") as handle:
+        project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
+    return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
+            if isinstance(spec, dict) and "default" in spec}
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def served_domains(project_dir: Path, exclude: Path | None = None) -> dict[str, str]:

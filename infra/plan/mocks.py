@@ -23,6 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from infra.config import NAMESPACE, SiteConfig, parse_config
+from infra.config.files import project_defaults, read_stack_file
+from infra.site_outputs import SiteOutputs, client_dns
+
 # State keys use the wire (camelCase) names, as a provider would return them.
 # Stand-ins for the public addresses the providers would hand out (RFC 5737 documentation ranges).
 DEFAULT_ADDRESSES: dict[str, str] = {
@@ -76,9 +80,7 @@ def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
 
 def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any] | None:
     """What `pulumi up` of a site stack would export (infra/site.py), from its stack file and
-    this plan's address map: the outputs the platform reads, deterministically."""
-    from infra.config import SiteConfig
-
+    this plan's address map: every output of the contract (`infra.site_outputs`), deterministically."""
     if not path.exists():
         return None
     config = _parsed(path)
@@ -87,31 +89,32 @@ def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any
     platform_file = path.parent / f"Pulumi.{config.platform_stack.rsplit('/', 1)[-1]}.yaml"
     platform = _parsed(platform_file) if platform_file.exists() else None
     ops_zone = str(getattr(platform, "ops_zone", "ops.invalid"))
-    return {
-        "site": config.site,
-        "failoverHostname": f"{config.site}.{ops_zone}",
-        "failoverMode": config.failover.mode,
+    failover_hostname = f"{config.site}.{ops_zone}"
+    domains = [d.name for d in config.domains]
+    return SiteOutputs(
+        site=config.site,
+        failover_hostname=failover_hostname,
+        failover_mode=config.failover.mode,
         # The droplet is reached on its reserved IP (infra/components/digitalocean_node.py).
-        "nodeAddresses": {"digitalocean": mocks.addresses["digitalocean_reserved_ip"],
-                          "linode": mocks.addresses["linode"]},
-        "domains": [d.name for d in config.domains],
-        "opsZone": ops_zone,
-        "failoverTtl": config.record_ttl,
-        "proxied": config.proxied,
-        "primary": config.primary,
-        "certificates": config.certificate_source,
-    }
+        node_addresses={"digitalocean": mocks.addresses["digitalocean_reserved_ip"],
+                        "linode": mocks.addresses["linode"]},
+        # The platform's redirector is the Elastic IP these mocks hand out.
+        client_dns=client_dns(domains, failover_hostname, mocks.addresses["redirector"]),
+        domains=domains,
+        ops_zone=ops_zone,
+        failover_ttl=config.record_ttl,
+        proxied=config.proxied,
+        primary=config.primary,
+        certificates=config.certificate_source,
+    ).to_exports()
 
 
 def _parsed(path: Path) -> Any:
-    from infra.config import NAMESPACE, parse_config
-    from infra.plan.runner import _project_defaults, read_stack_file
-
     values, secret_keys = read_stack_file(path)
     prefix = NAMESPACE + ":"
     raw = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
     return parse_config(raw, [k[len(prefix):] for k in secret_keys],
-                        declared_defaults=_project_defaults(path.parent / "Pulumi.yaml"))
+                        declared_defaults=project_defaults(path.parent / "Pulumi.yaml"))
 
 
 def _droplet(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:

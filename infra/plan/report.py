@@ -9,6 +9,7 @@ from typing import Any
 
 from infra.plan.cost import monthly_cost
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, redact, reveal
+from infra.redirector import decompress
 
 # Inputs worth showing per resource, by wire name, in this order; others are left out of the tree.
 KEY_SETTINGS = (
@@ -49,8 +50,6 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
     if "userDataBase64" in inputs:
         packed = reveal(inputs["userDataBase64"])
         if isinstance(packed, str):
-            from infra.redirector import decompress
-
             raw = base64.b64decode(packed)
             shown["userData"] = (f"[secret] {len(raw)} bytes gzip "
                                  f"({len(decompress(raw).encode())} bytes as cloud-init reads it)")
@@ -72,8 +71,6 @@ def _rule_summary(protocol: Any, ports: Any, sources: list[str]) -> str:
 
 
 def _user_data_text(value: Any) -> str | None:
-    import base64
-
     plain = reveal(value)
     if isinstance(plain, list) and plain and isinstance(plain[0], dict):
         encoded = plain[0].get("userData")

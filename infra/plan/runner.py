@@ -9,14 +9,13 @@ This is `twinhost plan`: no credentials, no network, no Pulumi CLI. The program 
 from __future__ import annotations
 
 import asyncio
-import json
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -24,11 +23,12 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
 from infra.plan.lab_profile import LabProfile
-from infra.config.files import config_section, platform_stack_file_issue
+from infra.config.files import SECRET_PLACEHOLDER, platform_stack_file_issue, read_stack_file, stack_name_of
 from infra.config.rules import ops_dns_matches_the_platform
 from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, prefetch_rsa_keys
+from infra.redirector import decompress
+from infra.stack import build_stack, load_config
 
-SECRET_PLACEHOLDER = "[secret]"
 _SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
 
 
@@ -106,47 +106,6 @@ def redact(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Stack files
-
-
-def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
-    """A stack file's config as Pulumi hands it to a program: every value a string (objects and
-    lists as JSON), `secure:` values replaced by a placeholder and listed as secret keys, and
-    Pulumi.yaml's declared defaults applied under the stack's values."""
-    section: Mapping[str, Any] = config_section(path)  # StackFileError: one line, not a traceback
-    project_defaults = _project_defaults(path.parent / "Pulumi.yaml")
-    config: dict[str, str] = {f"{NAMESPACE}:{k}": _as_config_string(v) for k, v in project_defaults.items()}
-    secret_keys: list[str] = []
-    for key, value in section.items():
-        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            config[full_key] = SECRET_PLACEHOLDER
-            secret_keys.append(full_key)
-        else:
-            config[full_key] = _as_config_string(value)
-    return config, secret_keys
-
-
-def _project_defaults(project_file: Path) -> dict[str, Any]:
-    if not project_file.exists():
-        return {}
-    with open(project_file, encoding="utf-8") as handle:
-        project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
-    return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
-            if isinstance(spec, dict) and "default" in spec}
-
-
-def _as_config_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def stack_name_of(path: Path) -> str:
-    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-
-
-# ---------------------------------------------------------------------------------------------
 # Running
 
 
@@ -166,8 +125,6 @@ def run_plan(
     local lab's profile): its addresses for the mocks, its admin network and key added to the
     stack's, and its render overrides handed to `build_stack` (never put in the stack config).
     """
-    from infra.stack import build_stack, load_config
-
     _ensure_event_loop()
     stack = stack_name_of(stack_file)
     config_values, secret_keys = read_stack_file(stack_file)
@@ -243,8 +200,6 @@ _USER_DATA_FIELDS = {
 
 
 def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
-    import base64
-
     found: dict[str, str] = {}
     for resource in resources:
         if resource.type not in _USER_DATA_FIELDS:
@@ -256,8 +211,6 @@ def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
             value = base64.b64decode(encoded).decode() if encoded else None
         if key == "userDataBase64" and isinstance(value, str):
             # gzip for the redirector (EC2's 16 KB): written out as cloud-init reads it.
-            from infra.redirector import decompress
-
             value = decompress(base64.b64decode(value))
         if isinstance(value, str):
             found[node] = value

@@ -17,6 +17,7 @@ import gzip
 from collections.abc import Sequence
 
 from infra.bootstrap import FirewallRule, Parts, compact, hardening_parts, merge, render_parts
+from infra.constants import USER_DATA_LIMITS
 from infra.redirector.parts import apex_ask_part, base_part, caddy_part
 from infra.redirector.spec import RedirectorSpec
 
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 # EC2 refuses user data over 16 KB (16384 bytes) before base64 encoding.
-AWS_USER_DATA_LIMIT = 16384
+AWS_USER_DATA_LIMIT = USER_DATA_LIMITS["aws"]
 GZIP_MAGIC = b"\x1f\x8b"
 WEB_RULE = FirewallRule("web from anywhere: redirects and ACME", "80,443")
 

@@ -35,7 +35,8 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, unknown_checking_proxy
 
-from infra.plan.runner import PlanResult, RecordedResource, read_stack_file, run_plan
+from infra.config.files import read_stack_file
+from infra.plan.runner import PlanResult, RecordedResource, run_plan
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EXAMPLE_SITE = PROJECT_DIR / "Pulumi.harbourlaw.yaml"

@@ -12,7 +12,7 @@ import yaml
 
 from infra.cli import main
 from infra.config import SiteConfig, parse_config
-from infra.plan.runner import read_stack_file
+from infra.config.files import read_stack_file
 from infra.pulumi_config import declared_defaults
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -11,11 +11,12 @@ import pytest
 
 from infra import catalog
 from infra.config import ConfigError
+from infra.constants import USER_DATA_LIMITS
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
 from tests.conftest import REPO, write_stack
 
 CF_ZONE = "0123456789abcdef0123456789abcdef"
-LIMITS = {"digitalocean": 64 * 1024, "linode": 65535}
+LIMITS = {provider: USER_DATA_LIMITS[provider] for provider in ("digitalocean", "linode")}
 
 
 def plan(tmp_path: Path, values: dict[str, Any], name: str = "variant") -> PlanResult:

@@ -19,6 +19,7 @@ import yaml
 from infra import platform_watcher as pw
 from infra.components.watcher_delivery import watcher_policy
 from infra.config import Watcher
+from infra.constants import USER_DATA_LIMITS
 from infra.plan.mocks import DEFAULT_ADDRESSES, PLAN_ACCOUNT, PLAN_REGION
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
 from tests.conftest import REPO
@@ -247,7 +248,7 @@ def test_user_data_is_gzip_base64_and_ignored_after_first_boot(plan: PlanResult)
 
     (instance,) = of_type(plan, "aws:ec2/instance:Instance")
     packed = base64.b64decode(reveal(instance.inputs["userDataBase64"]))
-    assert packed[:2] == b"\x1f\x8b" and len(packed) <= 16384
+    assert packed[:2] == b"\x1f\x8b" and len(packed) <= USER_DATA_LIMITS["aws"]
     assert is_secret_value(instance.inputs["userDataBase64"])
     assert {"userData", "userDataBase64", "ami"} <= set(instance.ignore_changes)
 
@@ -257,14 +258,14 @@ def test_user_data_is_gzip_base64_and_ignored_after_first_boot(plan: PlanResult)
 
 def test_plan_answers_a_site_reference_exactly_as_the_site_stack_exports() -> None:
     """The mocks synthesise a site's outputs from its stack file; they must equal what planning
-    the site itself exports, for every key the platform reads."""
+    the site itself exports, for every key of the contract (all of which the platform reads)."""
     from infra.plan.mocks import PlanMocks, _site_outputs_from_stack_file
-    from infra.platform import _SITE_OUTPUTS
+    from infra.site_outputs import KEYS
 
     synthesised = _site_outputs_from_stack_file(PlanMocks(), SITE)
     planned = run_plan(SITE).outputs
     assert synthesised is not None
-    assert {k: synthesised[k] for k in _SITE_OUTPUTS} == {k: planned[k] for k in _SITE_OUTPUTS}
+    assert {k: synthesised[k] for k in KEYS} == {k: planned[k] for k in KEYS}
 
 
 def test_a_site_without_a_stack_file_is_named_in_the_error(variant: Any) -> None:
