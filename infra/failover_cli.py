@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # `pulumi up` converges: run it even when the file already said so (an earlier edit that was
     # never applied is exactly the case to repair).
+    assert pulumi is not None  # checked before the edit
     print(f"Running: {' '.join(command)}", flush=True)
     code = subprocess.run([pulumi, *command[1:]], cwd=project_dir, check=False).returncode
     if code != 0:
