@@ -146,3 +146,15 @@ def test_a_failed_pulumi_up_is_a_failure_that_says_the_record_may_not_have_moved
     monkeypatch.setenv("FAKE_PULUMI_EXIT", "3")
     assert failover(project, "harbourlaw", "--to", "linode", "--apply") == 3
     assert "may not have moved" in capsys.readouterr().err
+
+
+def test_a_stack_file_written_by_new_site_changes_only_its_active_line(tmp_path, capsys):
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.harbourlaw.yaml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    assert main(["--project-dir", str(tmp_path), "new-site", "acme", "--domain", "acme.example",
+                 "--failover-mode", "manual"]) == 0
+    path = tmp_path / "Pulumi.acme.yaml"
+    before = path.read_bytes()
+    assert b"    active: digitalocean\n" in before and max(len(l) for l in before.splitlines()) > 100
+    switch_active(tmp_path, "acme", "linode")
+    assert path.read_bytes() == before.replace(b"    active: digitalocean\n", b"    active: linode\n")
