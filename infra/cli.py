@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Command groups that live in their own packages register themselves here."""
-    for module_name in ("twinhost_lab.cli", "infra.scaffold", "infra.failover_cli"):
+    for module_name in ("twinhost_lab.cli", "infra.scaffold", "infra.failover_cli", "infra.site_watch"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -122,6 +122,7 @@ def _plan(args: argparse.Namespace) -> int:
             failed = True
             continue
         outputs_by_stack[result.stack] = result.outputs
+        _warn_if_unwatched(project_dir, path)
         paths = report.write_user_data(result, build_dir)
         plans.append(report.to_dict(result, paths))
     if args.json:
@@ -129,6 +130,15 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(report.render_text(plan) for plan in plans))
     return EXIT_CONFIG_ERROR if failed else 0
+
+
+def _warn_if_unwatched(project_dir: Path, path: Path) -> None:
+    """A watchdog-mode site that no platform stack file lists is never watched: say so (stderr)."""
+    from infra.site_watch import unwatched_warning
+
+    warning = unwatched_warning(project_dir, path)
+    if warning is not None:
+        print(warning, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ the platform stack), copied from an existing site stack or, failing that, the pl
 The file is validated by the same model the program uses (`infra.config.parse_config`) before
 anything is written: an invalid input writes nothing and exits 2 with every problem listed.
 
+A watchdog-mode site is also added to the platform stack file's `twinhost:sites` (comments and
+layout kept; `--no-watch` leaves it out): the platform's watcher watches only the sites listed
+there, from the platform's next `pulumi up` on, after the site's first (see infra/site_watch.py).
+
 What it deliberately does not do: create the Pulumi stack, touch any backend or set secrets.
 Those need credentials; it prints the exact commands instead (`pulumi stack init`, each
 `pulumi config set --secret` the stack needs, `pulumi preview` with the policy pack).
@@ -40,6 +44,8 @@ from infra.config import (
 from infra.cli import find_project_dir
 from infra.config.files import config_section, platform_stack_file_issue, served_domains
 from infra.pulumi_config import declared_defaults
+from infra.site_watch import SITES_KEY, add_site, platform_file_for, watch_commands, watching_platforms
+from infra.stack_edit import EditedStackFile
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -70,6 +76,7 @@ class SiteRequest:
     type_linode: str | None = None
     ttl: int | None = None
     copy_from: str | None = None
+    watch: bool = True  # add a watchdog-mode site to the platform's twinhost:sites
 
 
 @dataclass
@@ -92,6 +99,7 @@ class Scaffold:
     config: SiteConfig
     next_commands: list[str]
     notes: list[str]
+    platform_edit: EditedStackFile | None = None  # the platform file with the site in `sites`
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,10 +133,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--size-do", help="DigitalOcean droplet size")
     parser.add_argument("--region-linode", help="Linode region with the Metadata service (default: gb-lon)")
     parser.add_argument("--type-linode", help="Linode type")
-    parser.add_argument("--ttl", type=int, help="TTL of DNS-only records (default 60; 60..300 passes the policy pack)")
+    parser.add_argument("--ttl", type=int, help="TTL of DNS-only records, 60..300 s (default 60): the policy pack's bounds")
     parser.add_argument("--from", dest="copy_from", metavar="STACK",
                         help="copy the shared values from Pulumi.STACK.yaml (default: the first site "
                              "stack, else the platform stack)")
+    parser.add_argument("--no-watch", dest="watch", action="store_false",
+                        help="do not add a watchdog-mode site to the platform stack file's "
+                             "twinhost:sites (default: add it; the watcher watches only listed sites)")
     parser.set_defaults(handler=_new_site)
 
 
@@ -140,7 +151,7 @@ def _new_site(args: argparse.Namespace) -> int:
         platform_stack=args.platform_stack, failover_mode=args.failover_mode, active=args.active,
         cloudflare_account_id=args.cloudflare_account_id, proxied=args.proxied, zone_ids=zone_ids,
         region_do=args.region_do, size_do=args.size_do, region_linode=args.region_linode,
-        type_linode=args.type_linode, ttl=args.ttl, copy_from=args.copy_from,
+        type_linode=args.type_linode, ttl=args.ttl, copy_from=args.copy_from, watch=args.watch,
     )
     try:
         scaffold = build_scaffold(project_dir, request, problems)
@@ -201,6 +212,24 @@ def build_scaffold(
     if path.exists():
         raise StackExists(f"{path.name} already exists; choose another name (nothing written)")
     notes = []
+    commands = next_commands(config, shared)
+    platform_edit = None
+    if config.failover.mode == "watchdog":
+        platform_file = platform_file_for(project_dir, config.platform_stack)
+        listed = bool(watching_platforms(project_dir, request.name))
+        if request.watch and platform_file.exists():
+            # Validated here, written after the site file: an invalid edit writes nothing at all.
+            platform_edit = add_site(platform_file, request.name)
+            listed = True
+        if listed:
+            commands += watch_commands(f"{config.platform_stack.split('/', 1)[0]}/{request.name}",
+                                       config.platform_stack)
+        elif request.watch:
+            notes.append(f"there is no platform stack file {platform_file.name} here: add {request.name} "
+                         f"to {SITES_KEY} of the platform stack yourself, or nothing watches it")
+        else:
+            notes.append(f"--no-watch: nothing watches {request.name} until it is in {SITES_KEY} of the "
+                         "platform stack and the platform is updated (`twinhost plan` warns)")
     if shared.source is None:
         notes.append("no stack file to copy admin CIDRs, SSH keys and the ACME contact from")
     if request.platform_stack is None and shared.platform_stack is None:
@@ -208,7 +237,7 @@ def build_scaffold(
             f"platformStack defaults to {config.platform_stack} (a self-managed backend's fixed "
             "organization); with Pulumi Cloud use --platform-stack ORG/twinhost/STACK"
         )
-    return Scaffold(path, text, config, next_commands(config, shared), notes)
+    return Scaffold(path, text, config, commands, notes, platform_edit)
 
 
 def read_shared_values(project_dir: Path, copy_from: str | None) -> SharedValues:
@@ -341,6 +370,8 @@ def write_scaffold(scaffold: Scaffold) -> None:
     # "x": never replace a file that appeared since the check (two operators, one name).
     with open(scaffold.path, "x", encoding="utf-8") as handle:
         handle.write(scaffold.text)
+    if scaffold.platform_edit is not None:
+        scaffold.platform_edit.write()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +422,10 @@ def render_report(scaffold: Scaffold, project_dir: Path) -> str:
     relative = scaffold.path.relative_to(project_dir) if scaffold.path.is_relative_to(project_dir) else scaffold.path
     lines = [f"Wrote {relative} (validated: site {scaffold.config.site}, "
              f"failover {scaffold.config.failover.mode}, primary {scaffold.config.primary})."]
+    if scaffold.platform_edit is not None:
+        lines.append(f"Added {scaffold.config.site} to {SITES_KEY} in {scaffold.platform_edit.path.name}: "
+                     "the platform's watcher watches it after the platform's next `pulumi up`, which "
+                     "must follow the site's first (the platform reads the site's outputs).")
     lines += [f"Note: {note}." for note in scaffold.notes]
     lines.append("")
     lines.append("Next, from the project directory:")
@@ -398,5 +433,6 @@ def render_report(scaffold: Scaffold, project_dir: Path) -> str:
     lines.append("")
     lines.append("Secrets it needs:")
     lines += [f"  {key}: {what}" for key, what in required_secrets(scaffold.config)]
-    lines.append(f"Then commit {relative} and open a pull request: CI previews it with the policy pack.")
+    changed = f"{relative} and {scaffold.platform_edit.path.name}" if scaffold.platform_edit else f"{relative}"
+    lines.append(f"Then commit {changed} and open a pull request: CI previews it with the policy pack.")
     return "\n".join(lines)

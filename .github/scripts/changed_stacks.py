@@ -32,7 +32,8 @@ STACK_FILE = re.compile(r"^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 PROGRAM_PATHS = ("infra/", "twinhost_watcher/", "cloudinit/", "policy/", "Pulumi.yaml", "requirements.lock",
                  "pyproject.toml")
 # Code under infra/ that `pulumi up` never runs: the offline plan and the operator commands.
-NOT_PROGRAM = ("infra/plan/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py")
+NOT_PROGRAM = ("infra/plan/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py",
+               "infra/stack_edit.py", "infra/site_watch.py")
 ZERO_SHA = re.compile(r"^0+$")
 
 

@@ -38,8 +38,10 @@ DebianRelease = Literal[12, 13]
 # Quad9): the apex registry lookup keeps working when one of them is down.
 DEFAULT_RESOLVERS = ("1.1.1.1", "9.9.9.9")
 
-# DNS-only record TTLs: below 60 s many resolvers clamp anyway; above a day a failover is useless.
-TTL_MIN, TTL_MAX = 60, 86400
+# DNS-only record TTLs: below 60 s many resolvers clamp anyway; above 5 minutes resolvers keep a
+# dead node's address too long after a failover. The policy pack's `dns-only-ttl-60-to-300`
+# imports these two, so `new-site`, `twinhost plan` and `pulumi preview` refuse the same values.
+TTL_MIN, TTL_MAX = 60, 300
 DEFAULT_TTL = 60
 # RSA keys under this size are below today's recommendations (NIST SP 800-57: 128-bit security).
 MIN_RSA_BITS = 3072

@@ -16,7 +16,8 @@ way it hands it to the program (PULUMI_CONFIG), and pulumi-policy installs it be
 analysis. That is how the loud override `twinhost:dangerouslyAllowSshFromAnywhere` and the
 client's apex domains reach the rules (`stack_settings()`).
 
-Limits that the program also checks come from `infra.components.firewall_rules`: one source.
+Limits that the program also checks come from the program's own modules, one source each:
+`infra.components.firewall_rules` (firewall limits), `infra.config.fields` (DNS-only TTLs).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from infra.components.firewall_rules import (
     LINODE_MAX_ADDRESSES_PER_RULE,
     LINODE_MAX_RULES,
 )
+from infra.config.fields import TTL_MAX, TTL_MIN
 
 NAMESPACE = "twinhost"
 SSH_OVERRIDE_KEY = f"{NAMESPACE}:dangerouslyAllowSshFromAnywhere"
@@ -79,8 +81,10 @@ LINODE_USER_DATA_MAX = 65_535
 AWS_USER_DATA_MAX = 16 * 1024
 
 # DNS-only records that follow a node: long enough to spare resolvers, short enough that a moved
-# record is seen within minutes. Cloudflare's ttl=1 means "automatic", which is 300 s.
-DNS_ONLY_TTL_MIN, DNS_ONLY_TTL_MAX = 60, 300
+# record is seen within minutes. The bounds are the stack config's own (`twinhost:ttl`), so
+# `new-site` and `twinhost plan` refuse what this pack refuses. Cloudflare's ttl=1 means
+# "automatic", which is 300 s.
+DNS_ONLY_TTL_MIN, DNS_ONLY_TTL_MAX = TTL_MIN, TTL_MAX
 CLOUDFLARE_AUTOMATIC_TTL = 1
 
 

@@ -1,5 +1,5 @@
 """The GitHub Actions workflows pass actionlint (with shellcheck on every `run:` script), and keep
-the rules the team relies on: per-stack concurrency, least privilege, pinned actions, the policy
+the rules the team relies on: per-stack concurrency (a preview never cancels an `up`), least privilege, pinned actions, the policy
 pack on every preview and update."""
 
 from __future__ import annotations
@@ -70,12 +70,26 @@ def test_workflow_grants_nothing_by_default_and_each_job_declares_permissions() 
     assert writers == {"preview"}
 
 
-def test_every_pulumi_job_has_a_concurrency_group_per_stack_and_never_cancels() -> None:
+def test_every_pulumi_up_has_a_concurrency_group_per_stack_and_never_cancels() -> None:
     jobs = _pulumi_jobs()
     assert set(jobs) == {"preview", "up-platform", "up-sites"}
-    for name, job in jobs.items():
-        assert job["concurrency"]["group"] == "pulumi-stack-${{ matrix.stack }}", name
-        assert job["concurrency"]["cancel-in-progress"] is False, name
+    for name in ("up-platform", "up-sites"):
+        assert jobs[name]["concurrency"]["group"] == "pulumi-up-${{ matrix.stack }}", name
+        assert jobs[name]["concurrency"]["cancel-in-progress"] is False, name
+
+
+def test_a_preview_can_never_cancel_a_queued_up() -> None:
+    """GitHub keeps one pending job per concurrency group and cancels the older pending one,
+    whatever cancel-in-progress says: a preview in an `up` group could cancel a queued `up`. So
+    previews have groups of their own, which no `up` group can equal for any stack name."""
+    jobs = _pulumi_jobs()
+    preview_group = jobs["preview"]["concurrency"]["group"]
+    assert "${{ matrix.stack }}" in preview_group  # still per stack
+    assert preview_group.startswith("pulumi-preview-")
+    for name in ("up-platform", "up-sites"):
+        up_group = jobs[name]["concurrency"]["group"]
+        assert up_group.startswith("pulumi-up-")
+        assert not up_group.startswith("pulumi-preview-") and not preview_group.startswith("pulumi-up-")
 
 
 def test_every_action_is_pinned_and_pulumi_to_an_exact_release() -> None:

@@ -3,7 +3,12 @@ use the automatic TTL."""
 
 from __future__ import annotations
 
+import shutil
+import warnings
+from pathlib import Path
+
 import pytest
+from infra.cli import main
 from tests.policy.policy_harness import Plans, resource_args, violations
 from twinhost_policy.rules import (
     CLOUDFLARE_DNS_RECORD,
@@ -12,6 +17,7 @@ from twinhost_policy.rules import (
     validate_dns_ttl,
 )
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 RECORD_TYPES = (CLOUDFLARE_DNS_RECORD, ROUTE53_RECORD, CLOUDFLARE_LOAD_BALANCER)
 
 
@@ -24,12 +30,55 @@ def test_program_records_have_allowed_ttls(plans: Plans, stack: str) -> None:
         assert violations(validate_dns_ttl, resource_args(record)) == [], record.name
 
 
+def _failover_record(plans: Plans):
+    return next(r for r in plans.shipped("harbourlaw").of_type(CLOUDFLARE_DNS_RECORD) if r.inputs.get("type") == "A")
+
+
 def test_failover_record_ttl_over_300_is_refused(plans: Plans) -> None:
-    # twinhost:ttl 600 is valid config (60..86400) but too slow for a failover to be seen.
-    plan = plans.variant("longttl")
-    failover = next(r for r in plan.of_type(CLOUDFLARE_DNS_RECORD) if r.inputs.get("type") == "A")
-    found = violations(validate_dns_ttl, resource_args(failover))
+    # 600 s is too slow for a failover to be seen (the stack config refuses it too, below).
+    found = violations(validate_dns_ttl, resource_args(_failover_record(plans), edit=lambda i: i.update(ttl=600)))
     assert len(found) == 1 and "TTL 600" in found[0]
+
+
+TTL_TABLE = (1, 30, 59, 60, 61, 120, 299, 300, 301, 600, 3600, 86400, 100000)
+
+
+def test_new_site_refuses_exactly_the_ttls_the_policy_refuses(plans: Plans, tmp_path: Path, capsys) -> None:
+    """`new-site --ttl N` writes a stack only when the pack would pass its failover record."""
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    # twinhost:ttl lands on a Cloudflare record or a Route 53 record (opsDns): the pack refuses a
+    # value when it refuses it on either (ttl 1 is Cloudflare's "automatic", but 1 s on Route 53).
+    records = (_failover_record(plans),
+               next(r for r in plans.variant("route53").of_type(ROUTE53_RECORD) if r.inputs.get("type") == "A"))
+    disagreements = []
+    for ttl in TTL_TABLE:
+        policy_refuses = any(violations(validate_dns_ttl, resource_args(record, edit=lambda i: i.update(ttl=ttl)))
+                             for record in records)
+        code = main(["--project-dir", str(tmp_path), "new-site", f"ttl{ttl}", "--domain", f"ttl{ttl}.example",
+                     "--ttl", str(ttl), "--no-watch"])
+        written = (tmp_path / f"Pulumi.ttl{ttl}.yaml").exists()
+        assert (code == 0) == written
+        if policy_refuses == written:
+            disagreements.append((ttl, "policy refuses" if policy_refuses else "policy passes",
+                                  "new-site wrote it" if written else "new-site refused it"))
+    capsys.readouterr()
+    assert disagreements == []
+
+
+def test_plan_refuses_a_ttl_the_policy_refuses(tmp_path: Path, capsys) -> None:
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.harbourlaw.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    path = tmp_path / "Pulumi.harbourlaw.yaml"
+    path.write_text(path.read_text().replace("  twinhost:primary: digitalocean\n",
+                                             "  twinhost:primary: digitalocean\n  twinhost:ttl: 600\n"))
+    assert "twinhost:ttl: 600" in path.read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        code = main(["--project-dir", str(tmp_path), "plan", "--stack", "harbourlaw",
+                     "--build-dir", str(tmp_path / "build")])
+    assert code == 2
+    assert "twinhost:ttl" in capsys.readouterr().err
 
 
 def test_route53_record_ttl_under_60_is_refused(plans: Plans) -> None:
