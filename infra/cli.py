@@ -134,7 +134,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _warn_if_unwatched(project_dir: Path, path: Path) -> None:
     """A watchdog-mode site that no platform stack file lists is never watched: say so (stderr)."""
-    from infra.site_watch import unwatched_warning
+    from infra.site_watch import unwatched_warning  # deferred: site_watch imports this module
 
     warning = unwatched_warning(project_dir, path)
     if warning is not None:

@@ -22,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra.cli import find_project_dir, project_dir_option
 from infra.config import NAMESPACE, ConfigError, ConfigIssue, PlatformConfig, flatten_stack_file_config, parse_config
 from infra.config.files import config_section
 from infra.config.issues import StackFileError
@@ -144,8 +145,6 @@ def watch_commands(site_stack: str, platform_stack: str) -> list[str]:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `destroy-site` to the `twinhost` command (called by infra.cli)."""
-    from infra.cli import project_dir_option
-
     parser = commands.add_parser(
         "destroy-site", parents=[project_dir_option()],
         help="stop watching a site (remove it from the platform's twinhost:sites) and print the "
@@ -178,8 +177,6 @@ def destroy_commands(site: str, site_stack: str, platform_stack: str | None, wat
 
 
 def _destroy_site(args: argparse.Namespace) -> int:
-    from infra.cli import find_project_dir
-
     project_dir = find_project_dir(getattr(args, "project_dir", None))
     site = args.site
     path = project_dir / f"Pulumi.{site}.yaml"
