@@ -33,6 +33,17 @@ def cloudflare_ranges() -> dict[str, Any]:
     return _load("cloudflare-ips.yaml")
 
 
+@functools.cache
+def cloudflare_origin_ca() -> dict[str, Any]:
+    """Cloudflare's Origin CA roots, dated and sourced (`data/cloudflare-origin-ca.yaml`)."""
+    return _load("cloudflare-origin-ca.yaml")
+
+
+def cloudflare_origin_ca_bundle() -> str:
+    """The Origin CA roots as one PEM bundle (what the watcher trusts for proxied origins)."""
+    return "".join(root["pem"] for root in cloudflare_origin_ca()["roots"])
+
+
 def _load(name: str) -> dict[str, Any]:
     with open(DATA_DIR / name, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)

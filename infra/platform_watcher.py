@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bootstrap.parts import File, Parts, static
+from infra.catalog import cloudflare_origin_ca_bundle
 from infra.config import LabAws, Watcher
 from infra.watcher import install
 from infra.watcher.config import parse_config
@@ -32,7 +33,9 @@ from infra.watcher.config import parse_config
 # Secret names in the watcher's config: file names in its secrets directory.
 DNS_TOKEN_SECRET = "cloudflare-token"
 WEBHOOK_SECRET = "webhook-url"
-# Cloudflare Origin CA root for proxied sites' origins (see docs/watcher.md: not shipped yet).
+# Cloudflare's Origin CA roots, for the checks of `cloudflare-origin` sites' nodes: installed by
+# node_parts on every redirector (sites come and go after first boot) from
+# infra/data/cloudflare-origin-ca.yaml.
 ORIGIN_CA_BUNDLE = "/etc/twinhost/ca/cloudflare-origin-ca.pem"
 
 # Keys in the platform's bucket. The archive key carries its SHA-256 (install.source_sha256()).
@@ -208,6 +211,8 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
                           f"Environment=AWS_ACCESS_KEY_ID={lab_aws.access_key_id}\n"
                           f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n", 0o600))
     files += [
+        # Always: user data is first-boot only, and a proxied watchdog site may come later.
+        File(ORIGIN_CA_BUNDLE, cloudflare_origin_ca_bundle(), 0o644),
         File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
         File(REFRESH_SCRIPT, static(REFRESH_SCRIPT.lstrip("/")), 0o755),
         File(REFRESH_SERVICE, static(REFRESH_SERVICE.lstrip("/"))),

@@ -1,7 +1,7 @@
 """`python -m infra.watcher --config /etc/twinhost/watcher.json [--once | --check-config]`
 
-Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config or a missing/unsafe secret (nothing
-was checked or changed), 1 an unexpected error (systemd restarts the service).
+Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config, a missing/unreadable `caBundle` or
+a missing/unsafe secret (nothing was checked or changed), 1 an unexpected error (systemd restarts the service).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Sequence, TextIO
 from infra.watcher import VERSION
 from infra.watcher.backends import DnsBackend, DnsError, backend_for
 from infra.watcher.clock import Clock, SystemClock
-from infra.watcher.config import SecretError, WatcherConfig, WatcherConfigError, load_config, webhook_url
+from infra.watcher.config import (
+    SecretError, WatcherConfig, WatcherConfigError, check_trust_files, load_config, webhook_url,
+)
 from infra.watcher.engine import Engine
 from infra.watcher.health import Checker, HttpsChecker
 from infra.watcher.log import EventLog
@@ -59,6 +61,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     log = EventLog(clock.now, out)
     try:
         config = load_config(args.config)
+        check_trust_files(config)  # a missing caBundle would judge every node of its site down
         backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
         url = webhook_url(config)
     except (WatcherConfigError, SecretError, DnsError) as exc:

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,6 +403,33 @@ def _key_path(loc: list[Any]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (("." if path else "") + str(part))
     return path or "(file)"
+
+
+def check_trust_files(config: WatcherConfig) -> None:
+    """Every node's `caBundle` must exist and hold at least one CA certificate OpenSSL loads.
+
+    A missing bundle fails every check of that node, so both nodes of a site look down and its
+    record freezes: refuse such a config before it runs (raise WatcherConfigError, every problem).
+    """
+    issues = []
+    for s_index, site in enumerate(config.sites):
+        for n_index, node in enumerate(site.nodes):
+            if node.ca_bundle is None:
+                continue
+            key = f"sites[{s_index}].nodes[{n_index}].caBundle"
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.load_verify_locations(cafile=node.ca_bundle)
+            except OSError as exc:
+                issues.append(Issue(key, f"cannot be read ({exc.strerror or exc})", node.ca_bundle))
+                continue
+            except ssl.SSLError:
+                issues.append(Issue(key, "holds no PEM CA certificate OpenSSL can load", node.ca_bundle))
+                continue
+            if not context.get_ca_certs():
+                issues.append(Issue(key, "holds no CA certificate", node.ca_bundle))
+    if issues:
+        raise WatcherConfigError(issues)
 
 
 # ---------------------------------------------------------------------------------------------
