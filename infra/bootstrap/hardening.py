@@ -31,6 +31,9 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 SUDOERS_MODE = 0o440
 SCRIPT_MODE = 0o755
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+FIREWALL = "/usr/local/sbin/twinhost-firewall"
+FIREWALL_OR_STOP = (f"{FIREWALL} || {{ echo 'twinhost: host firewall failed; first boot stopped, "
+                    "no service started' >&2; exit 1; }")
 
 # Post-quantum hybrid key exchange only: ssh-audit 3.9 warns on every other kex, including
 # curve25519-sha256 ("does not provide protection against post-quantum attacks").
@@ -201,7 +204,11 @@ def hardening_parts(
         runcmd=(
             ("/usr/local/sbin/twinhost-sysctl",),
             ("/usr/local/sbin/twinhost-sshd-finish",),
-            ("/usr/local/sbin/twinhost-firewall",),
+            # cloud-init runs runcmd as one plain `sh` script that goes on after a failure: a
+            # firewall that failed after `ufw --force reset` would leave the node open while the
+            # next lines start every service. Fail closed: stop the script here, so policy-rc.d
+            # stays and nothing below starts (the cloud firewall still fronts the node).
+            FIREWALL_OR_STOP,
             # The firewall is up: services may start from now on.
             ("rm", "-f", POLICY_RC_D),
             ("systemctl", "daemon-reload"),
