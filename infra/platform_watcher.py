@@ -33,10 +33,11 @@ from infra.watcher.config import parse_config
 # Secret names in the watcher's config: file names in its secrets directory.
 DNS_TOKEN_SECRET = "cloudflare-token"
 WEBHOOK_SECRET = "webhook-url"
-# Cloudflare's Origin CA roots, for the checks of `cloudflare-origin` sites' nodes: installed by
-# node_parts on every redirector (sites come and go after first boot) from
-# infra/data/cloudflare-origin-ca.yaml.
-ORIGIN_CA_BUNDLE = "/etc/twinhost/ca/cloudflare-origin-ca.pem"
+# Cloudflare's Origin CA root for the checks of `cloudflare-origin` sites' nodes, from
+# infra/data/cloudflare-origin-ca.yaml: the root of the type infra/components/origin_tls.py
+# requests (a test keeps the two in step). It travels inline in the watcher's config (`caPem`):
+# nothing to install on the redirector (whose 16 KB of user data has no room), nothing missing.
+ORIGIN_CA_REQUEST_TYPE = "origin-ecc"
 
 # Keys in the platform's bucket. The archive key carries its SHA-256 (install.source_sha256()).
 KEY_PREFIX = "watcher/"
@@ -138,7 +139,7 @@ def _site(site: WatchedSite, dns_provider: str, zone_id: str) -> dict[str, Any]:
         node: dict[str, Any] = {"name": provider, "address": site.addresses[provider]}
         if site.certificates == "cloudflare-origin":
             # Origin CA certificates chain to Cloudflare's Origin CA root, not a public CA.
-            node["caBundle"] = ORIGIN_CA_BUNDLE
+            node["caPem"] = cloudflare_origin_ca_bundle(ORIGIN_CA_REQUEST_TYPE)
         nodes.append(node)
     entry: dict[str, Any] = {"site": site.site, "record": site.record, "zone": site.zone}
     if not site.proxied and site.ttl is not None:
@@ -211,8 +212,6 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
                           f"Environment=AWS_ACCESS_KEY_ID={lab_aws.access_key_id}\n"
                           f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n", 0o600))
     files += [
-        # Always: user data is first-boot only, and a proxied watchdog site may come later.
-        File(ORIGIN_CA_BUNDLE, cloudflare_origin_ca_bundle(), 0o644),
         File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
         File(REFRESH_SCRIPT, static(REFRESH_SCRIPT.lstrip("/")), 0o755),
         File(REFRESH_SERVICE, static(REFRESH_SERVICE.lstrip("/"))),

@@ -146,6 +146,19 @@ def _sha256_pin(value: str) -> str:
     return pin
 
 
+def _ca_pem(value: str) -> str:
+    if "-----BEGIN CERTIFICATE-----" not in value:
+        raise ValueError("must hold PEM CA certificates (-----BEGIN CERTIFICATE-----)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=value)
+    except (ssl.SSLError, ValueError):
+        raise ValueError("holds no PEM certificate OpenSSL can load") from None
+    if not context.get_ca_certs():
+        raise ValueError("holds no CA certificate")
+    return value
+
+
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
     def check(value: str) -> str:
         if not regex.match(value):
@@ -184,12 +197,19 @@ class Node(_Model):
     # Trust: the system CAs by default; or a CA bundle (e.g. Cloudflare's Origin CA root); or the
     # pinned SHA-256 of the node's own certificate (self-signed origins).
     ca_bundle: AbsolutePath | None = None
+    # The same as PEM text in the config itself (what the platform writes for Cloudflare Origin CA
+    # sites): nothing to install on the node, so nothing can be missing.
+    ca_pem: Annotated[str, AfterValidator(_ca_pem)] | None = None
     pin_sha256: Annotated[str, AfterValidator(_sha256_pin)] | None = None
 
     @model_validator(mode="after")
     def _one_trust(self) -> Node:
         if self.ca_bundle is not None and self.pin_sha256 is not None:
             raise ValueError("give caBundle or pinSha256, not both (a pin replaces chain checks)")
+        given = [k for k, v in (("caBundle", self.ca_bundle), ("caPem", self.ca_pem),
+                                ("pinSha256", self.pin_sha256)) if v is not None]
+        if len(given) > 1 and self.ca_pem is not None:
+            raise ValueError(f"give one of caBundle, caPem, pinSha256, not {' and '.join(given)}")
         return self
 
     @property

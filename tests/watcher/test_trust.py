@@ -63,6 +63,6 @@ def test_check_config_refuses_a_bundle_without_certificates(tmp_path: Path) -> N
 
 def test_check_config_accepts_the_shipped_origin_ca_bundle(tmp_path: Path) -> None:
     bundle = tmp_path / "cloudflare-origin-ca.pem"
-    bundle.write_text(cloudflare_origin_ca_bundle())
+    bundle.write_text(cloudflare_origin_ca_bundle("origin-ecc"))
     code, err = _check(_config(tmp_path, str(bundle)))
     assert (code, err) == (0, "")
