@@ -6,8 +6,9 @@ user data, each node's public key in both host files. Both nodes `ConnectTo` eac
 mesh forms whichever boots first.
 
 On DigitalOcean, a droplet's outgoing traffic leaves from its own public IP, not its reserved
-IP. The peer's firewall therefore also allows the droplet's own address
-(`MeshPeer.other_source_addresses`), and on the droplet a small unit routes traffic for the peer
+IP. The Linode peer's ufw allows tinc from the reserved IP only (its user data is rendered before
+the droplet exists, so `MeshPeer.other_source_addresses` stays empty in a real site; the cloud
+firewall allows both addresses), and on the droplet a small unit routes traffic for the peer
 through the anchor gateway when DigitalOcean's metadata service is present (skipped elsewhere),
 so that it leaves from the reserved IP.
 """
