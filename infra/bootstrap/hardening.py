@@ -61,8 +61,8 @@ HARDENING_PACKAGES: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class FirewallRule:
-    """One ufw opening. `sources` empty means from anywhere; `interface` opens everything that
-    arrives on that interface (the tinc mesh)."""
+    """One ufw opening. `sources` empty means from anywhere; `interface` without `port` opens
+    everything that arrives on that interface, with `port` only that port arriving there."""
 
     reason: str
     port: str | None = None  # "22", "80,443"; None with `interface`
@@ -73,13 +73,14 @@ class FirewallRule:
 
     def ufw_commands(self) -> list[str]:
         """The arguments after `ufw`, one command per line, shell-quoted."""
-        if self.interface is not None:
+        if self.interface is not None and self.port is None:
             return [f"allow in on {shlex.quote(self.interface)} comment {shlex.quote(self.reason[:60])}"]
+        on = f"on {shlex.quote(self.interface)} " if self.interface is not None else ""
         lines = []
         for proto in self.protocols:
             for source in self.sources or ("any",):
                 lines.append(
-                    f"{self.action} in proto {proto} from {shlex.quote(source)} to any port "
+                    f"{self.action} in {on}proto {proto} from {shlex.quote(source)} to any port "
                     f"{self.port} comment {shlex.quote(self.reason[:60])}"
                 )
         return lines

@@ -90,10 +90,23 @@ def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
     return (spec.peer.public_address, *spec.peer.other_source_addresses)
 
 
+# What the mesh carries: GlusterFS only. glusterd's management port, and the brick ports glusterd
+# hands out from its base-port (49152; one brick per node, so the first of them; 100 as the
+# GlusterFS docs' range). Ping (ICMP echo) is allowed by ufw's own before.rules.
+GLUSTERD_PORT = "24007"
+GLUSTER_BRICK_PORTS = "49152:49251"
+
+
 def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
-    """tinc's port from the peer's addresses only; everything arriving on the mesh interface."""
+    """tinc's port from the peer's addresses only; on the mesh interface, from the peer's mesh
+    address, only what the mesh carries (GlusterFS): sshd, nginx, the app and anything else
+    that listens stay closed to a compromised peer."""
+    peer = (f"{spec.peer.mesh_address}/32",)
     return (
         FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"),
                      sources=peer_addresses(spec)),
-        FirewallRule("everything over the tinc mesh", interface=MESH_INTERFACE),
+        FirewallRule("glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer,
+                     interface=MESH_INTERFACE),
+        FirewallRule("gluster bricks from the peer over the mesh", GLUSTER_BRICK_PORTS, sources=peer,
+                     interface=MESH_INTERFACE),
     )

@@ -40,25 +40,16 @@ def test_web_is_open_to_all_when_dns_only_and_to_cloudflare_and_health_checkers_
     assert web == set(cloudflare_ranges()) | {"192.0.2.200/32"}
 
 
-def test_everything_on_the_mesh_interface_is_allowed():
-    assert "$ufw allow in on tinc0 comment" in firewall()
-
-
-def test_firewall_script_is_valid_shell():
-    result = subprocess.run(["sh", "-n"], input=firewall(proxied=True), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_services_cannot_start_before_the_firewall_is_up():
-    parts = node_parts(make_spec())
-    assert parts.files[0].path == "/usr/sbin/policy-rc.d" and "exit 101" in parts.files[0].content
-    runcmd = list(parts.runcmd)
-    firewall_at = runcmd.index(FIREWALL_OR_STOP)
-    assert FIREWALL_OR_STOP.startswith("/usr/local/sbin/twinhost-firewall || ")
-    unblock_at = runcmd.index(("rm", "-f", "/usr/sbin/policy-rc.d"))
-    assert firewall_at < unblock_at
-    starts = [i for i, c in enumerate(runcmd) if c[:1] == ("systemctl",) and ("--now" in c or "start" in c)]
-    assert all(i > unblock_at for i in starts)
+def test_only_glusterfs_from_the_peers_mesh_address_is_allowed_on_the_mesh():
+    """Issue 15: the mesh used to be open on every port to the peer; it carries GlusterFS only."""
+    spec = make_spec()
+    mesh_lines = [line for line in firewall().splitlines() if " on tinc0 " in line]
+    peer = f"{spec.peer.mesh_address}/32"
+    assert mesh_lines == [
+        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 24007 comment 'glusterd from the peer over the mesh'",
+        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 49152:49251 comment 'gluster bricks from the peer over the mesh'",
+    ]
+    assert "allow in on tinc0 comment" not in firewall()
 
 
 def _shellify(runcmd) -> str:
