@@ -60,11 +60,34 @@ def test_tls_follows_mozilla_intermediate(proxied):
 
 def test_http_redirects_to_https_but_serves_acme_challenges_and_health():
     conf = rendered_files(make_spec(proxied=False))[CONF].content
-    port80 = conf.split("listen 80 ", 1)[1].split("\nserver {", 1)[0]
+    port80 = conf.split("listen 80;", 1)[1].split("\nserver {", 1)[0]  # the site's named server
     assert "return 301 https://$host$request_uri;" in port80
     assert "location ^~ /.well-known/acme-challenge/" in port80
     assert "root /srv/shared/acme/webroot;" in port80
     assert "location = /health" in port80
+
+
+@pytest.mark.parametrize("debian", [12, 13])
+def test_unknown_names_are_refused_by_a_catch_all_server(debian):
+    """Issue 15: only the site's names reach the app. The default servers refuse any other Host
+    (444; /health stays answerable by address) and any other SNI (no handshake)."""
+    conf = rendered_files(make_spec(debian=debian))[CONF].content
+    servers = ["server {" + block for block in conf.split("\nserver {")[1:]]
+    defaults = [s for s in servers if "default_server" in s]
+    assert len(defaults) == 2
+    http, https = defaults
+    assert directives(http, "server_name") == ["_"] and directives(https, "server_name") == ["_"]
+    assert "return 444;" in http and "location = /health" in http
+    assert "return 301" not in http and "acme-challenge" not in http
+    assert directives(https, "ssl_reject_handshake") == ["on"]
+    assert "proxy_pass" not in https and "ssl_certificate" not in https
+    named = [s for s in servers if "default_server" not in s]
+    assert all(directives(s, "server_name") != ["_"] for s in named) and len(named) == 2
+
+
+def test_debian_13_offers_the_post_quantum_hybrid_first():
+    conf = rendered_files(make_spec(debian=13))[CONF].content
+    assert directives(conf, "ssl_ecdh_curve") == ["X25519MLKEM768:X25519:prime256v1:secp384r1"]
 
 
 def test_health_is_passed_through_to_the_app_over_https():
