@@ -38,7 +38,10 @@ FIREWALL_OR_STOP = (f"{FIREWALL} || {{ echo 'twinhost: host firewall failed; fir
 # Post-quantum hybrid key exchange only: ssh-audit 3.9 warns on every other kex, including
 # curve25519-sha256 ("does not provide protection against post-quantum attacks").
 SSH_KEX: dict[int, tuple[str, ...]] = {
-    12: ("sntrup761x25519-sha512@openssh.com", "sntrup761x25519-sha512"),  # OpenSSH 9.2
+    # OpenSSH 9.2. Not the suffix-less "sntrup761x25519-sha512": Debian added that name only in
+    # 9.2p1-2+deb12u4 (Dec 2024); an older provider image's sshd would refuse the whole line
+    # and not start at first boot. Clients offer the @openssh.com name too.
+    12: ("sntrup761x25519-sha512@openssh.com",),
     13: ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"),  # 10.0
 }
 
