@@ -35,7 +35,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                       help="one round of checks and decisions, then exit (state is kept: repeated runs "
                            "accumulate towards failures/recoveries, as ticks do)")
     mode.add_argument("--check-config", action="store_true",
-                      help="validate the config and that every secret is readable, print a summary, exit")
+                      help="validate the config, that every caBundle loads and every secret is readable, "
+                           "print a summary, exit")
     parser.add_argument("--state-dir", help="override the config's stateDir")
     parser.add_argument("--version", action="version", version=f"twinhost-watcher {VERSION}")
     return parser.parse_args(argv)
