@@ -90,11 +90,12 @@ def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
     return (spec.peer.public_address, *spec.peer.other_source_addresses)
 
 
-# What the mesh carries: GlusterFS only. glusterd's management port, and the brick ports glusterd
-# hands out from its base-port (49152; one brick per node, so the first of them; 100 as the
-# GlusterFS docs' range). Ping (ICMP echo) is allowed by ufw's own before.rules.
+# What the mesh carries: GlusterFS only. glusterd's management port, and the range glusterd hands
+# brick ports out of (glusterd.vol's base-port..max-port: 49152..60999; GlusterFS 10 allocates from
+# the top down, so a 100-port range from 49152 misses the brick: found in the lab). Ping (ICMP
+# echo) is allowed by ufw's own before.rules.
 GLUSTERD_PORT = "24007"
-GLUSTER_BRICK_PORTS = "49152:49251"
+GLUSTER_BRICK_PORTS = "49152:60999"
 
 
 def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:

@@ -47,7 +47,7 @@ def test_only_glusterfs_from_the_peers_mesh_address_is_allowed_on_the_mesh():
     peer = f"{spec.peer.mesh_address}/32"
     assert mesh_lines == [
         f"$ufw allow in on tinc0 proto tcp from {peer} to any port 24007 comment 'glusterd from the peer over the mesh'",
-        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 49152:49251 comment 'gluster bricks from the peer over the mesh'",
+        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 49152:60999 comment 'gluster bricks from the peer over the mesh'",
     ]
     assert "allow in on tinc0 comment" not in firewall()
 
