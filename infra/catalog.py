@@ -33,6 +33,21 @@ def cloudflare_ranges() -> dict[str, Any]:
     return _load("cloudflare-ips.yaml")
 
 
+@functools.cache
+def cloudflare_origin_ca() -> dict[str, Any]:
+    """Cloudflare's Origin CA roots, dated and sourced (`data/cloudflare-origin-ca.yaml`)."""
+    return _load("cloudflare-origin-ca.yaml")
+
+
+def cloudflare_origin_ca_bundle(request_type: str) -> str:
+    """The Origin CA root(s) that certificates of `request_type` (origin-ecc, origin-rsa) chain
+    to, as one PEM bundle (what the watcher trusts for proxied origins)."""
+    roots = [root["pem"] for root in cloudflare_origin_ca()["roots"] if root["requestType"] == request_type]
+    if not roots:
+        raise ValueError(f"no Cloudflare Origin CA root for request type {request_type!r}")
+    return "".join(roots)
+
+
 def _load(name: str) -> dict[str, Any]:
     with open(DATA_DIR / name, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)

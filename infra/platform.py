@@ -51,11 +51,14 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
     zone_id = config.cloudflare_zone_id if config.dns_provider == "cloudflare" else config.route53_zone_id
     webhook = _set_secret("notifyWebhook")
     delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
-    user_data = delivery.bucket.apply(lambda bucket: user_data_base64(redirector_user_data(
-        config, extra_parts=(pw.node_parts(
-            bucket=bucket, region=config.aws.region, backends=_watcher_backends(config, overrides),
-            # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
-            lab_aws=overrides.aws if overrides else None),), overrides=overrides)))
+    # The Elastic IP goes into the ask service's settings: certificates only for apexes that
+    # point here (the address exists before the instance; the association comes after).
+    user_data = pulumi.Output.all(delivery.bucket, address.public_ip).apply(
+        lambda values: user_data_base64(redirector_user_data(
+            config, public_address=values[1], overrides=overrides, extra_parts=(pw.node_parts(
+                bucket=values[0], region=config.aws.region, backends=_watcher_backends(config, overrides),
+                # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
+                lab_aws=overrides.aws if overrides else None),))))
     redirector = Redirector(
         "redirector",
         RedirectorArgs(
@@ -163,9 +166,11 @@ def _set_secret(key: str) -> pulumi.Output[str] | None:
     return pulumi.Config(NAMESPACE).get_secret(key)
 
 
-def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = None) -> RedirectorSpec:
+def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = None,
+                    public_address: str | None = None) -> RedirectorSpec:
     overrides = overrides or RenderOverrides()  # production's values unless `twinhost plan --lab`
     return RedirectorSpec(
+        public_address=public_address,
         hostname=REDIRECTOR_HOSTNAME,
         debian=config.debian,
         admin_user=config.admin_user,
@@ -183,7 +188,9 @@ def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = 
 
 
 def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Parts, ...] = (),
-                         overrides: RenderOverrides | None = None) -> str:
+                         overrides: RenderOverrides | None = None,
+                         public_address: str | None = None) -> str:
     """The redirector's readable #cloud-config: shared hardening, its own parts, then
-    `extra_parts` (the failover watcher). Delivered gzip-compressed (infra.redirector)."""
-    return render_user_data(redirector_spec(config, overrides), extra_parts=extra_parts)
+    `extra_parts` (the failover watcher). Delivered gzip-compressed (infra.redirector).
+    `public_address`: the Elastic IP, for the ask service's check of an apex's A records."""
+    return render_user_data(redirector_spec(config, overrides, public_address), extra_parts=extra_parts)

@@ -27,6 +27,7 @@ from typing import Any
 from infra import watcher_install as install
 from infra.bootstrap.parts import Command, File, Parts, static
 from infra.bootstrap.overrides import AwsStandIn
+from infra.catalog import cloudflare_origin_ca_bundle
 from infra.config import Watcher
 from infra.site_outputs import SiteOutputs
 from twinhost_watcher.config import parse_config
@@ -34,8 +35,11 @@ from twinhost_watcher.config import parse_config
 # Secret names in the watcher's config: file names in its secrets directory.
 DNS_TOKEN_SECRET = "cloudflare-token"
 WEBHOOK_SECRET = "webhook-url"
-# Cloudflare Origin CA root for proxied sites' origins (see docs/watcher.md: not shipped yet).
-ORIGIN_CA_BUNDLE = "/etc/twinhost/ca/cloudflare-origin-ca.pem"
+# Cloudflare's Origin CA root for the checks of `cloudflare-origin` sites' nodes, from
+# infra/data/cloudflare-origin-ca.yaml: the root of the type infra/components/origin_tls.py
+# requests (a test keeps the two in step). It travels inline in the watcher's config (`caPem`):
+# nothing to install on the redirector (whose 16 KB of user data has no room), nothing missing.
+ORIGIN_CA_REQUEST_TYPE = "origin-ecc"
 
 # Keys in the platform's bucket. The archive key carries its SHA-256 (install.source_sha256()).
 KEY_PREFIX = "watcher/"
@@ -136,7 +140,7 @@ def _site(site: WatchedSite, dns_provider: str, zone_id: str) -> dict[str, Any]:
         node: dict[str, Any] = {"name": provider, "address": site.addresses[provider]}
         if site.certificates == "cloudflare-origin":
             # Origin CA certificates chain to Cloudflare's Origin CA root, not a public CA.
-            node["caBundle"] = ORIGIN_CA_BUNDLE
+            node["caPem"] = cloudflare_origin_ca_bundle(ORIGIN_CA_REQUEST_TYPE)
         nodes.append(node)
     entry: dict[str, Any] = {"site": site.site, "record": site.record, "zone": site.zone}
     if not site.proxied and site.ttl is not None:

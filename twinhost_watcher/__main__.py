@@ -1,7 +1,7 @@
 """`python -m twinhost_watcher --config /etc/twinhost/watcher.json [--once | --check-config]`
 
-Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config or a missing/unsafe secret (nothing
-was checked or changed), 1 an unexpected error (systemd restarts the service).
+Exit codes: 0 ok (or stopped by SIGTERM/SIGINT), 2 bad config, a missing/unreadable `caBundle` or
+a missing/unsafe secret (nothing was checked or changed), 1 an unexpected error (systemd restarts the service).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Sequence, TextIO
 from twinhost_watcher import VERSION
 from twinhost_watcher.backends import DnsBackend, DnsError, backend_for
 from twinhost_watcher.clock import Clock, SystemClock
-from twinhost_watcher.config import SecretError, WatcherConfig, WatcherConfigError, load_config, webhook_url
+from twinhost_watcher.config import (
+    SecretError, WatcherConfig, WatcherConfigError, check_trust_files, load_config, webhook_url,
+)
 from twinhost_watcher.engine import Engine
 from twinhost_watcher.health import Checker, HttpsChecker
 from twinhost_watcher.log import EventLog
@@ -33,7 +35,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                       help="one round of checks and decisions, then exit (state is kept: repeated runs "
                            "accumulate towards failures/recoveries, as ticks do)")
     mode.add_argument("--check-config", action="store_true",
-                      help="validate the config and that every secret is readable, print a summary, exit")
+                      help="validate the config, that every caBundle loads and every secret is readable, "
+                           "print a summary, exit")
     parser.add_argument("--state-dir", help="override the config's stateDir")
     parser.add_argument("--version", action="version", version=f"twinhost-watcher {VERSION}")
     return parser.parse_args(argv)
@@ -59,6 +62,7 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     log = EventLog(clock.now, out)
     try:
         config = load_config(args.config)
+        check_trust_files(config)  # a missing caBundle would judge every node of its site down
         backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
         url = webhook_url(config)
     except (WatcherConfigError, SecretError, DnsError) as exc:

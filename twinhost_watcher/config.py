@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,19 @@ def _sha256_pin(value: str) -> str:
     return pin
 
 
+def _ca_pem(value: str) -> str:
+    if "-----BEGIN CERTIFICATE-----" not in value:
+        raise ValueError("must hold PEM CA certificates (-----BEGIN CERTIFICATE-----)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=value)
+    except (ssl.SSLError, ValueError):
+        raise ValueError("holds no PEM certificate OpenSSL can load") from None
+    if not context.get_ca_certs():
+        raise ValueError("holds no CA certificate")
+    return value
+
+
 Label = Annotated[str, AfterValidator(dns_label)]
 Fqdn = Annotated[str, AfterValidator(dns_name)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
@@ -158,12 +172,19 @@ class Node(_Model):
     # Trust: the system CAs by default; or a CA bundle (e.g. Cloudflare's Origin CA root); or the
     # pinned SHA-256 of the node's own certificate (self-signed origins).
     ca_bundle: AbsolutePath | None = None
+    # The same as PEM text in the config itself (what the platform writes for Cloudflare Origin CA
+    # sites): nothing to install on the node, so nothing can be missing.
+    ca_pem: Annotated[str, AfterValidator(_ca_pem)] | None = None
     pin_sha256: Annotated[str, AfterValidator(_sha256_pin)] | None = None
 
     @model_validator(mode="after")
     def _one_trust(self) -> Node:
         if self.ca_bundle is not None and self.pin_sha256 is not None:
             raise ValueError("give caBundle or pinSha256, not both (a pin replaces chain checks)")
+        given = [k for k, v in (("caBundle", self.ca_bundle), ("caPem", self.ca_pem),
+                                ("pinSha256", self.pin_sha256)) if v is not None]
+        if len(given) > 1 and self.ca_pem is not None:
+            raise ValueError(f"give one of caBundle, caPem, pinSha256, not {' and '.join(given)}")
         return self
 
     @property
@@ -377,6 +398,33 @@ def _key_path(loc: list[Any]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (("." if path else "") + str(part))
     return path or "(file)"
+
+
+def check_trust_files(config: WatcherConfig) -> None:
+    """Every node's `caBundle` must exist and hold at least one CA certificate OpenSSL loads.
+
+    A missing bundle fails every check of that node, so both nodes of a site look down and its
+    record freezes: refuse such a config before it runs (raise WatcherConfigError, every problem).
+    """
+    issues = []
+    for s_index, site in enumerate(config.sites):
+        for n_index, node in enumerate(site.nodes):
+            if node.ca_bundle is None:
+                continue
+            key = f"sites[{s_index}].nodes[{n_index}].caBundle"
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.load_verify_locations(cafile=node.ca_bundle)
+            except OSError as exc:
+                issues.append(Issue(key, f"cannot be read ({exc.strerror or exc})", node.ca_bundle))
+                continue
+            except ssl.SSLError:
+                issues.append(Issue(key, "holds no PEM CA certificate OpenSSL can load", node.ca_bundle))
+                continue
+            if not context.get_ca_certs():
+                issues.append(Issue(key, "holds no CA certificate", node.ca_bundle))
+    if issues:
+        raise WatcherConfigError(issues)
 
 
 # ---------------------------------------------------------------------------------------------

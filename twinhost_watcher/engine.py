@@ -86,7 +86,8 @@ class Engine:
     def tick(self) -> None:
         """One round: check every node at once, then decide and act for each site."""
         targets = [
-            Target((site.site, node.name), node.url, site.tls_name(node), node.ca_bundle, node.pin_sha256)
+            Target((site.site, node.name), node.url, site.tls_name(node), node.ca_bundle, node.pin_sha256,
+                   node.ca_pem)
             for site in self.config.sites for node in site.nodes
         ]
         results = self.checker(targets)

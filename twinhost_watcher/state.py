@@ -53,14 +53,68 @@ class State:
 
     @classmethod
     def from_json(cls, text: str) -> State:
-        data: dict[str, Any] = json.loads(text)
+        """Parse and check the shape of every value: a file of the wrong shape (hand-edited, from
+        another version, damaged) raises ValueError here, never a crash later in the engine."""
+        data = json.loads(text)
+        _expect(isinstance(data, dict), "the file is not a JSON object")
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"state version {data.get('version')!r} is not {STATE_VERSION}")
+        _expect(isinstance(data.get("sites"), dict), "'sites' is not an object")
         sites = {}
         for name, raw in data["sites"].items():
-            nodes = {n: NodeState(**v) for n, v in raw.pop("nodes", {}).items()}
+            _expect(isinstance(raw, dict), f"site {name!r} is not an object")
+            raw = dict(raw)
+            nodes_raw = raw.pop("nodes", {})
+            _expect(isinstance(nodes_raw, dict), f"site {name!r}: 'nodes' is not an object")
+            nodes = {}
+            for node, values in nodes_raw.items():
+                _expect(isinstance(values, dict), f"node {name}/{node} is not an object")
+                _check_fields(f"node {name}/{node}", values, _NODE_FIELDS)
+                _expect(values.get("status") in ("up", "down"), f"node {name}/{node}: bad status")
+                nodes[node] = NodeState(**values)
+            _check_fields(f"site {name!r}", raw, _SITE_FIELDS)
             sites[name] = SiteState(nodes=nodes, **raw)
         return cls(sites=sites)
+
+
+def _expect(condition: bool, problem: str) -> None:
+    if not condition:
+        raise ValueError(problem)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_addresses(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(a, str) for a in value))
+
+
+# Each field's check; a field missing from the file takes its default (required ones excepted).
+_NODE_FIELDS = {
+    "address": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
+    "ok_streak": _is_int, "fail_streak": _is_int, "since": _is_number,
+    "last_error": lambda v: v is None or isinstance(v, str),
+}
+_NODE_REQUIRED = ("address", "status")
+_SITE_FIELDS = {
+    "published": _is_addresses, "all_down_alerted": lambda v: isinstance(v, bool),
+    "dns_failures": _is_int, "dns_alerted": lambda v: isinstance(v, bool), "backoff_until": _is_number,
+}
+
+
+def _check_fields(where: str, values: dict[str, Any], fields: dict[str, Any]) -> None:
+    unknown = sorted(set(values) - set(fields))
+    _expect(not unknown, f"{where}: unknown keys {unknown}")
+    if fields is _NODE_FIELDS:
+        missing = [k for k in _NODE_REQUIRED if k not in values]
+        _expect(not missing, f"{where}: missing {missing}")
+    for key, value in values.items():
+        _expect(fields[key](value), f"{where}: bad {key} {value!r}")
 
 
 class StateStore:

@@ -31,11 +31,17 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 SUDOERS_MODE = 0o440
 SCRIPT_MODE = 0o755
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+FIREWALL = "/usr/local/sbin/twinhost-firewall"
+FIREWALL_OR_STOP = (f"{FIREWALL} || {{ echo 'twinhost: host firewall failed; first boot stopped, "
+                    "no service started' >&2; exit 1; }")
 
 # Post-quantum hybrid key exchange only: ssh-audit 3.9 warns on every other kex, including
 # curve25519-sha256 ("does not provide protection against post-quantum attacks").
 SSH_KEX: dict[int, tuple[str, ...]] = {
-    12: ("sntrup761x25519-sha512@openssh.com", "sntrup761x25519-sha512"),  # OpenSSH 9.2
+    # OpenSSH 9.2. Not the suffix-less "sntrup761x25519-sha512": Debian added that name only in
+    # 9.2p1-2+deb12u4 (Dec 2024); an older provider image's sshd would refuse the whole line
+    # and not start at first boot. Clients offer the @openssh.com name too.
+    12: ("sntrup761x25519-sha512@openssh.com",),
     13: ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"),  # 10.0
 }
 
@@ -58,8 +64,8 @@ HARDENING_PACKAGES: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class FirewallRule:
-    """One ufw opening. `sources` empty means from anywhere; `interface` opens everything that
-    arrives on that interface (the tinc mesh)."""
+    """One ufw opening. `sources` empty means from anywhere; `interface` without `port` opens
+    everything that arrives on that interface, with `port` only that port arriving there."""
 
     reason: str
     port: str | None = None  # "22", "80,443"; None with `interface`
@@ -70,13 +76,14 @@ class FirewallRule:
 
     def ufw_commands(self) -> list[str]:
         """The arguments after `ufw`, one command per line, shell-quoted."""
-        if self.interface is not None:
+        if self.interface is not None and self.port is None:
             return [f"allow in on {shlex.quote(self.interface)} comment {shlex.quote(self.reason[:60])}"]
+        on = f"on {shlex.quote(self.interface)} " if self.interface is not None else ""
         lines = []
         for proto in self.protocols:
             for source in self.sources or ("any",):
                 lines.append(
-                    f"{self.action} in proto {proto} from {shlex.quote(source)} to any port "
+                    f"{self.action} in {on}proto {proto} from {shlex.quote(source)} to any port "
                     f"{self.port} comment {shlex.quote(self.reason[:60])}"
                 )
         return lines
@@ -202,7 +209,11 @@ def hardening_parts(
         runcmd=(
             ("/usr/local/sbin/twinhost-sysctl",),
             ("/usr/local/sbin/twinhost-sshd-finish",),
-            ("/usr/local/sbin/twinhost-firewall",),
+            # cloud-init runs runcmd as one plain `sh` script that goes on after a failure: a
+            # firewall that failed after `ufw --force reset` would leave the node open while the
+            # next lines start every service. Fail closed: stop the script here, so policy-rc.d
+            # stays and nothing below starts (the cloud firewall still fronts the node).
+            FIREWALL_OR_STOP,
             # The firewall is up: services may start from now on.
             ("rm", "-f", POLICY_RC_D),
             ("systemctl", "daemon-reload"),

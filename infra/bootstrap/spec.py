@@ -26,8 +26,9 @@ class MeshPeer:
     public_address: str  # where tinc reaches it (DigitalOcean: the reserved IP)
     mesh_address: str  # its address inside the tinc network
     tinc_public_key_pem: str
-    # Extra source addresses its traffic may come from (a droplet sends from its own public IP,
-    # not from the reserved IP); allowed for tinc in ufw as well.
+    # Extra source addresses its traffic may come from, allowed for tinc in ufw as well. The site
+    # pair sets none: a droplet's own IP is not known when the Linode's user data is rendered, and
+    # twinhost-peer-route makes the droplet send to its peer from the reserved IP instead.
     other_source_addresses: tuple[str, ...] = ()
 
 

@@ -6,8 +6,9 @@ user data, each node's public key in both host files. Both nodes `ConnectTo` eac
 mesh forms whichever boots first.
 
 On DigitalOcean, a droplet's outgoing traffic leaves from its own public IP, not its reserved
-IP. The peer's firewall therefore also allows the droplet's own address
-(`MeshPeer.other_source_addresses`), and on the droplet a small unit routes traffic for the peer
+IP. The Linode peer's ufw allows tinc from the reserved IP only (its user data is rendered before
+the droplet exists, so `MeshPeer.other_source_addresses` stays empty in a real site; the cloud
+firewall allows both addresses), and on the droplet a small unit routes traffic for the peer
 through the anchor gateway when DigitalOcean's metadata service is present (skipped elsewhere),
 so that it leaves from the reserved IP.
 """
@@ -90,10 +91,24 @@ def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
     return (spec.peer.public_address, *spec.peer.other_source_addresses)
 
 
+# What the mesh carries: GlusterFS only. glusterd's management port, and the range glusterd hands
+# brick ports out of (glusterd.vol's base-port..max-port: 49152..60999; GlusterFS 10 allocates from
+# the top down, so a 100-port range from 49152 misses the brick: found in the lab). Ping (ICMP
+# echo) is allowed by ufw's own before.rules.
+GLUSTERD_PORT = "24007"
+GLUSTER_BRICK_PORTS = "49152:60999"
+
+
 def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
-    """tinc's port from the peer's addresses only; everything arriving on the mesh interface."""
+    """tinc's port from the peer's addresses only; on the mesh interface, from the peer's mesh
+    address, only what the mesh carries (GlusterFS): sshd, nginx, the app and anything else
+    that listens stay closed to a compromised peer."""
+    peer = (f"{spec.peer.mesh_address}/32",)
     return (
         FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"),
                      sources=peer_addresses(spec)),
-        FirewallRule("everything over the tinc mesh", interface=MESH_INTERFACE),
+        FirewallRule("glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer,
+                     interface=MESH_INTERFACE),
+        FirewallRule("gluster bricks from the peer over the mesh", GLUSTER_BRICK_PORTS, sources=peer,
+                     interface=MESH_INTERFACE),
     )

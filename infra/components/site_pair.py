@@ -8,8 +8,13 @@ change after creation:
 4. the failover name, the apex registration the redirector reads, and, for proxied sites, the
    client's own records.
 
-Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, so node B's
-firewalls allow the tinc port from both of node A's addresses.
+Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, unless
+routed: node B's cloud firewall allows the tinc port from both of node A's addresses, but node B's
+own ufw can name only the reserved IP, because node B is created before node A (node A's user data
+names node B's address) and so cannot know node A's own address. On DigitalOcean,
+`twinhost-peer-route` makes node A's traffic to node B leave from the reserved IP (the anchor
+address), which is what node B's ufw allows. If that route is missing, tinc's UDP from node A is
+dropped at node B and tinc carries the mesh over its TCP connection instead (it probes UDP).
 """
 
 from __future__ import annotations
@@ -200,6 +205,9 @@ class SitePair(pulumi.ComponentResource):
                 mesh_prefix=mesh_network(config.site).prefixlen,
                 tinc_private_key_pem=resolved["own_key"],
                 tinc_public_key_pem=resolved["own_public"],
+                # No other_source_addresses: node B is created before node A, so the droplet's
+                # own address is unknown here (module docstring); twinhost-peer-route makes node
+                # A's traffic to node B leave from the reserved IP instead.
                 peer=MeshPeer(
                     name=tinc_node_name(config.site, peer),
                     public_address=resolved["peer_address"],

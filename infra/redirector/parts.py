@@ -56,7 +56,11 @@ def apex_ask_part(spec: RedirectorSpec) -> Parts:
         "timeout": 3,
         "positive_ttl": spec.positive_cache_s,
         "negative_ttl": spec.negative_cache_s,
+        "max_asks": spec.max_asks,
+        "ask_window": spec.ask_window_s,
     }
+    if spec.public_address:
+        settings["address"] = spec.public_address
     allowed = " ".join(["localhost", *spec.resolvers])
     # With the unit's IPAddressDeny=any: loopback (Caddy) and the configured resolvers only.
     network = f"[Service]\nIPAddressAllow={allowed}\n"

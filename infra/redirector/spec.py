@@ -50,6 +50,13 @@ class RedirectorSpec:
     # Seconds the ask service remembers a "yes" / a "no" (bounds lookups per random name).
     positive_cache_s: int = 300
     negative_cache_s: int = 30
+    # The Elastic IP: the ask service approves a certificate only for an apex whose A/AAAA records
+    # are all this address (None: registration alone, as for tests without client DNS).
+    public_address: str | None = None
+    # Certificate asks approved per apex per window: Let's Encrypt allows 5 failed validations per
+    # hostname per account per hour; a success is kept for months, so stay under that.
+    max_asks: int = 3
+    ask_window_s: int = 3600
     # Where Caddy listens. The real redirector: every address, ports 80/443. Tests: loopback.
     http_port: int = 80
     https_port: int = 443

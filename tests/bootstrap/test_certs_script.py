@@ -81,3 +81,33 @@ def test_a_real_certbot_failure_still_backs_off(tmp_path) -> None:
     # Meanwhile nginx has a certificate to start with: the self-signed stopgap.
     assert "BEGIN CERTIFICATE" in (tls / "live/fullchain.pem").read_text()
     assert os.stat(tls / "live/privkey.pem").st_mode & 0o077 == 0
+
+
+def test_a_certificate_whose_key_does_not_match_is_never_installed(tmp_path) -> None:
+    """Issue 15: a lineage whose privkey.pem is not the certificate's key (a torn copy, another
+    lineage's key) would stop nginx at its next reload: it is refused, loudly, and nginx keeps
+    what it serves."""
+    env, shared, tls = _node(tmp_path)
+    lineage = shared / "acme/config/live/twinhost"
+    lineage.mkdir(parents=True)
+    cert, _ = self_signed(tuple(NAMES.split()))
+    _, other_key = self_signed(tuple(NAMES.split()))
+    (lineage / "fullchain.pem").write_text(cert)
+    (lineage / "privkey.pem").write_text(other_key)
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "do not match; not installed" in result.stderr
+    assert not (tls / "live/fullchain.pem").exists() or (tls / "live/fullchain.pem").read_text() != cert
+    assert not (tls / "live/privkey.pem").exists() or (tls / "live/privkey.pem").read_text() != other_key
+
+
+def test_a_matching_certificate_is_installed(tmp_path) -> None:
+    env, shared, tls = _node(tmp_path)
+    lineage = shared / "acme/config/live/twinhost"
+    lineage.mkdir(parents=True)
+    cert, key = self_signed(tuple(NAMES.split()))
+    (lineage / "fullchain.pem").write_text(cert)
+    (lineage / "privkey.pem").write_text(key)
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tls / "live/fullchain.pem").read_text() == cert

@@ -99,3 +99,24 @@ def test_deploy_refuses_a_version_that_is_not_a_version(tmp_path):
     result = deploy(script, env, "1.0; rm -rf /")
     assert result.returncode == 1 and "is not a version" in result.stderr
     assert not (tmp_path / "calls").exists()
+
+
+def test_the_new_slot_is_enabled_before_the_old_one_is_disabled_and_active_is_renamed_in(tmp_path):
+    """Issue 15: a crash between disabling the old slot and enabling the new one left nothing to
+    start at boot, and `active` was written in place. Now: `active` replaced by a rename, the
+    new slot enabled, then the old one disabled. The fake systemctl stops the deploy (as a
+    crash would) at the old slot's disable, and checks what a boot would find at that moment."""
+    script, env = setup(tmp_path, "demo")
+    state = tmp_path / "state"
+    crash = tmp_path / "bin/systemctl"
+    crash.write_text('#!/bin/sh\necho "systemctl $*" >> "$CALLS"\n'
+                     'case "$*" in "disable --quiet twinhost-app@blue") kill -9 $PPID ;; esac\n')
+    inode = (state / "active").stat().st_ino
+    result = deploy(script, env, "2.0")
+    assert result.returncode != 0  # killed mid-way, as a crash
+    calls = (tmp_path / "calls").read_text()
+    assert "systemctl enable --quiet twinhost-app@green" in calls
+    assert calls.index("systemctl enable --quiet twinhost-app@green") < calls.index("systemctl disable --quiet twinhost-app@blue")
+    assert (state / "active").read_text() == "green\n"
+    assert (state / "active").stat().st_ino != inode  # a new file renamed in, not rewritten
+    assert [p.name for p in state.iterdir() if p.name.startswith(".active")] == []

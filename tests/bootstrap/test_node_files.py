@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
@@ -10,6 +11,7 @@ from tests.bootstrap.bootstrap_debroot import chroot
 from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import ADMIN_CIDRS, make_spec
 from infra.bootstrap.glusterfs import fstab_line
+from infra.bootstrap.hardening import FIREWALL_OR_STOP
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.webfront import cloudflare_ranges
 
@@ -38,24 +40,57 @@ def test_web_is_open_to_all_when_dns_only_and_to_cloudflare_and_health_checkers_
     assert web == set(cloudflare_ranges()) | {"192.0.2.200/32"}
 
 
-def test_everything_on_the_mesh_interface_is_allowed():
-    assert "$ufw allow in on tinc0 comment" in firewall()
+def test_only_glusterfs_from_the_peers_mesh_address_is_allowed_on_the_mesh():
+    """Issue 15: the mesh used to be open on every port to the peer; it carries GlusterFS only."""
+    spec = make_spec()
+    mesh_lines = [line for line in firewall().splitlines() if " on tinc0 " in line]
+    peer = f"{spec.peer.mesh_address}/32"
+    assert mesh_lines == [
+        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 24007 comment 'glusterd from the peer over the mesh'",
+        f"$ufw allow in on tinc0 proto tcp from {peer} to any port 49152:60999 comment 'gluster bricks from the peer over the mesh'",
+    ]
+    assert "allow in on tinc0 comment" not in firewall()
 
 
-def test_firewall_script_is_valid_shell():
-    result = subprocess.run(["sh", "-n"], input=firewall(proxied=True), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def _shellify(runcmd) -> str:
+    """What cloud-init makes of runcmd (cloudinit.util.shellify): one `sh` script, a line per
+    entry, argv lists quoted, strings as they are."""
+    lines = [c if isinstance(c, str) else " ".join(shlex.quote(a) for a in c) for c in runcmd]
+    return "#!/bin/sh\n" + "\n".join(lines) + "\n"
 
 
-def test_services_cannot_start_before_the_firewall_is_up():
-    parts = node_parts(make_spec())
-    assert parts.files[0].path == "/usr/sbin/policy-rc.d" and "exit 101" in parts.files[0].content
-    runcmd = list(parts.runcmd)
-    firewall_at = runcmd.index(("/usr/local/sbin/twinhost-firewall",))
-    unblock_at = runcmd.index(("rm", "-f", "/usr/sbin/policy-rc.d"))
-    assert firewall_at < unblock_at
-    starts = [i for i, c in enumerate(runcmd) if c[:1] == ("systemctl",) and ("--now" in c or "start" in c)]
-    assert all(i > unblock_at for i in starts)
+@pytest.mark.parametrize("firewall_exit", [1, 0])
+def test_a_failed_firewall_stops_first_boot_before_any_service_starts(tmp_path, firewall_exit):
+    """Fail closed: after `ufw --force reset`, a failing firewall script must leave policy-rc.d in
+    place and start nothing; runcmd is plain `sh`, which would otherwise run every next line."""
+    script = _shellify(node_parts(make_spec()).runcmd)
+    fake = tmp_path / "fs"
+    (fake / "usr/local/sbin").mkdir(parents=True)
+    (fake / "usr/sbin").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for name in ("twinhost-sysctl", "twinhost-sshd-finish", "twinhost-firewall", "twinhost-certs"):
+        code = firewall_exit if name == "twinhost-firewall" else 0
+        (fake / "usr/local/sbin" / name).write_text(f"#!/bin/sh\necho {name} >> {calls}\nexit {code}\n")
+        (fake / "usr/local/sbin" / name).chmod(0o755)
+    for name in ("systemctl", "ufw", "install", "chown", "ln", "podman", "mkdir", "chmod"):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n")
+        (bin_dir / name).chmod(0o755)
+    (fake / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")
+    script = script.replace("/usr/local/sbin/", f"{fake}/usr/local/sbin/").replace(
+        "/usr/sbin/policy-rc.d", f"{fake}/usr/sbin/policy-rc.d").replace(
+        "/etc/nginx/", f"{fake}/etc/nginx/")
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    called = calls.read_text().splitlines()
+    if firewall_exit:
+        assert result.returncode != 0 and "host firewall failed" in result.stderr
+        assert (fake / "usr/sbin/policy-rc.d").exists()
+        assert not [c for c in called if c.startswith("systemctl")], called
+    else:
+        assert not (fake / "usr/sbin/policy-rc.d").exists()
+        assert any(c.startswith("systemctl enable --now fail2ban.service") for c in called), called
 
 
 @pytest.mark.parametrize("debian", [12, 13])

@@ -106,3 +106,23 @@ def test_ssh_audit_finds_no_failure_and_no_warning(sshd_root):
     assert not {"critical", "warning"} & set(recommendations), recommendations
     assert report.get("cves") == []
     assert report["compression"] == ["none"]
+
+
+# The key exchange names OpenSSH 9.2p1 knows (kex.c's kexalgs table of the 9.2 release), which is
+# what Debian 12's first images ship (9.2p1-2, before +deb12u4 added the suffix-less
+# "sntrup761x25519-sha512": openssh-client's changelog.Debian, 1:9.2p1-2+deb12u4, closes #1088873).
+# That old sshd is not obtainable here (only the current mirror is reachable), so the rule is
+# checked against this list; test_sshd_offers_only_modern_algorithms runs today's sshd.
+OPENSSH_9_2_KEX = {
+    "diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1", "diffie-hellman-group-exchange-sha256",
+    "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+    "curve25519-sha256", "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com",
+}
+
+
+def test_debian_12_kex_names_are_known_to_the_first_debian_12_sshd():
+    """An unknown name makes sshd refuse its config: at first boot on an older provider image,
+    no sshd at all."""
+    assert set(SSH_KEX[12]) <= OPENSSH_9_2_KEX, set(SSH_KEX[12]) - OPENSSH_9_2_KEX

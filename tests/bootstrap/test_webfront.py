@@ -48,9 +48,9 @@ def directives(conf: str, name: str) -> list[str]:
 @pytest.mark.parametrize("proxied", [False, True])
 def test_tls_follows_mozilla_intermediate(proxied):
     conf = rendered_files(make_spec(proxied=proxied))[CONF].content
-    assert directives(conf, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
-    assert directives(conf, "ssl_ecdh_curve") == ["X25519:prime256v1:secp384r1"]
-    (ciphers,) = directives(conf, "ssl_ciphers")
+    assert set(directives(conf, "ssl_protocols")) == {"TLSv1.2 TLSv1.3"}
+    assert set(directives(conf, "ssl_ecdh_curve")) == {"X25519:prime256v1:secp384r1"}
+    (ciphers,) = set(directives(conf, "ssl_ciphers"))
     for suite in ciphers.split(":"):
         assert suite.startswith("ECDHE-") and ("GCM" in suite or "CHACHA20-POLY1305" in suite), suite
     assert directives(conf, "ssl_prefer_server_ciphers") == ["off"]
@@ -60,11 +60,37 @@ def test_tls_follows_mozilla_intermediate(proxied):
 
 def test_http_redirects_to_https_but_serves_acme_challenges_and_health():
     conf = rendered_files(make_spec(proxied=False))[CONF].content
-    port80 = conf.split("listen 80 ", 1)[1].split("\nserver {", 1)[0]
+    port80 = conf.split("listen 80;", 1)[1].split("\nserver {", 1)[0]  # the site's named server
     assert "return 301 https://$host$request_uri;" in port80
     assert "location ^~ /.well-known/acme-challenge/" in port80
     assert "root /srv/shared/acme/webroot;" in port80
     assert "location = /health" in port80
+
+
+@pytest.mark.parametrize("debian", [12, 13])
+def test_unknown_names_are_refused_by_a_catch_all_server(debian):
+    """Issue 15: only the site's names reach the app. The default servers refuse any other Host
+    (444; /health stays answerable by address) and any other SNI (no handshake)."""
+    conf = rendered_files(make_spec(debian=debian))[CONF].content
+    servers = ["server {" + block for block in conf.split("\nserver {")[1:]]
+    defaults = [s for s in servers if "default_server" in s]
+    assert len(defaults) == 2
+    http, https = defaults
+    assert directives(http, "server_name") == ["_"] and directives(https, "server_name") == ["_"]
+    assert "return 444;" in http and "location = /health" in http
+    assert "return 301" not in http and "acme-challenge" not in http
+    assert directives(https, "ssl_reject_handshake") == ["on"]
+    assert "proxy_pass" not in https and "ssl_certificate" not in https
+    named = [s for s in servers if "default_server" not in s]
+    assert all(directives(s, "server_name") != ["_"] for s in named) and len(named) == 2
+    # The handshake starts with the default server's settings: the same TLS profile (lab: sslyze).
+    for name in ("ssl_protocols", "ssl_ciphers", "ssl_ecdh_curve"):
+        assert directives(https, name) == directives(named[1], name), name
+
+
+def test_debian_13_offers_the_post_quantum_hybrid_first():
+    conf = rendered_files(make_spec(debian=13))[CONF].content
+    assert set(directives(conf, "ssl_ecdh_curve")) == {"X25519MLKEM768:X25519:prime256v1:secp384r1"}
 
 
 def test_health_is_passed_through_to_the_app_over_https():

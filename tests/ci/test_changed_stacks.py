@@ -25,7 +25,6 @@ ROLES = {"prod": "platform", "harbourlaw": "site", "acme": "site"}
     (["infra/components/site_pair.py"], ["acme", "harbourlaw", "prod"]),
     # The platform uploads the watcher's source: a change to it is a change to the program.
     (["twinhost_watcher/engine.py"], ["acme", "harbourlaw", "prod"]),
-    (["cloudinit/etc/ssh/sshd_config.d/10-twinhost.conf"], ["acme", "harbourlaw", "prod"]),
     (["cloudinit/common/etc/ssh/sshd_config.d/01-twinhost-hardening.conf.j2"], ["acme", "harbourlaw", "prod"]),
     (["policy/twinhost_policy/rules.py"], ["acme", "harbourlaw", "prod"]),
     (["requirements.lock"], ["acme", "harbourlaw", "prod"]),

@@ -38,6 +38,15 @@ def answer(wire: bytes, zone_file: str) -> bytes:
         data = json.load(handle)
     zone = dns.name.from_text(data["zone"])
     question = query.question[0]
+    # Client apexes' own A/AAAA records (the client's DNS, outside the ops zone): "hosts".
+    addresses = data.get("hosts", {}).get(question.name.to_text().rstrip(".").lower())
+    if addresses is not None:
+        rdtype = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}.get(question.rdtype)
+        chosen = [a for a in addresses if rdtype and (":" in a) == (rdtype == 6)]
+        if chosen:
+            response.answer.append(dns.rrset.from_text_list(
+                question.name, TXT_TTL, dns.rdataclass.IN, question.rdtype, chosen))
+        return response.to_wire()
     if not question.name.is_subdomain(zone):
         response.set_rcode(dns.rcode.REFUSED)
         response.flags &= ~dns.flags.AA

@@ -64,9 +64,11 @@ class Zone:
     port: int
     negative_ttl: int
     txt: dict[str, list[str]] = field(default_factory=dict)
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # client apexes' A/AAAA
 
     def write(self) -> None:
-        document = {"zone": OPS_ZONE, "negative_ttl": self.negative_ttl, "txt": self.txt}
+        document = {"zone": OPS_ZONE, "negative_ttl": self.negative_ttl, "txt": self.txt,
+                    "hosts": self.hosts}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(document))
         tmp.replace(self.path)  # the server reads the file per query: never a half-written one

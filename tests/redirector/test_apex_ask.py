@@ -4,6 +4,7 @@ path (a DNS server on 127.0.0.1), and no certificate or redirect for anything el
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -105,3 +106,64 @@ def test_a_new_apex_is_known_once_its_record_exists(dns_zone: Zone, ask_service:
         assert time.monotonic() < deadline, "a registered apex stayed unknown"
         time.sleep(0.25)
     assert "lookup late-client.test -> registered" in ask_service.log.read_text()
+
+
+# -- certificates only for apexes that point here, and not too often -------------------------------
+
+EIP = "192.0.2.44"
+
+
+@pytest.fixture
+def pointing(dns_zone: Zone, tmp_path: Path):
+    """An ask service that knows the redirector's address, and three registered apexes: one
+    pointing here, one still at the client's old host, one with an extra AAAA elsewhere."""
+    apexes = {"moved.test": [EIP], "not-yet.test": ["198.51.100.9"], "dual.test": [EIP, "2001:db8::9"]}
+    for apex, addresses in apexes.items():
+        dns_zone.register(apex, apex.split(".")[0].replace("-", ""))
+        dns_zone.hosts[apex] = addresses
+    dns_zone.register("no-address.test", "noaddress")
+    dns_zone.hosts["no-address.test"] = []  # the name exists, with no address record
+    dns_zone.write()
+    process, service = start_ask_service(tmp_path, loopback_spec(dns_zone, public_address=EIP, max_asks=2))
+    try:
+        yield service
+    finally:
+        stop(process)
+
+
+def test_a_certificate_needs_the_apex_to_point_at_the_redirector(pointing: AskService) -> None:
+    """The registration exists before the client moves DNS and may outlive it: only an apex whose
+    A/AAAA records are all the Elastic IP gets a certificate. Redirects (/gate) still need only
+    the registration."""
+    assert pointing.ask("moved.test") == 200
+    for name in ("not-yet.test", "dual.test", "no-address.test"):
+        assert pointing.ask(name) == 404, name
+        assert pointing.gate(name) == 200, name
+    assert "ask not-yet.test: A/AAAA ['198.51.100.9'], not 192.0.2.44" in pointing.log.read_text()
+
+
+def test_certificate_asks_are_limited_per_name(pointing: AskService) -> None:
+    """Caddy asks before each order; a success lasts months, so repeats mean failed orders. The
+    third ask within the window is refused (429), for that name only, and redirects go on."""
+    assert [pointing.ask("moved.test") for _ in range(3)] == [200, 200, 429]
+    assert pointing.gate("moved.test") == 200
+    assert pointing.ask("unknown-here.test") == 404  # refusals are not counted against anyone
+
+
+def test_ask_limit_forgets_asks_older_than_the_window() -> None:
+    now = [1000.0]
+    limit = ask_script.AskLimit(2, 3600, clock=lambda: now[0])
+    assert [limit.allow("a.test"), limit.allow("a.test"), limit.allow("a.test"), limit.allow("b.test")] == \
+        [True, True, False, True]
+    now[0] += 3601
+    assert limit.allow("a.test")
+
+
+def test_the_platform_gives_the_ask_service_the_elastic_ip() -> None:
+    from infra.redirector.parts import apex_ask_part
+    from infra.redirector.spec import RedirectorSpec
+
+    spec = RedirectorSpec(hostname="r", debian=12, admin_user="ops", ssh_keys=(), ops_zone="ops.example.test",
+                          acme_email="a@example.test", public_address=EIP)
+    settings = json.loads(next(f.content for f in apex_ask_part(spec).files if f.path.endswith(".json")))
+    assert settings["address"] == EIP and settings["max_asks"] == 3 and settings["ask_window"] == 3600

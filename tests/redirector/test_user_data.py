@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import ipaddress
 import json
 import os
 import shutil
@@ -253,3 +254,22 @@ def test_systemd_units_and_drop_ins_are_valid(host_packages: None, tmp_path: Any
         env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def _ip_address_deny(unit_text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | str]:
+    denied: list[Any] = []
+    for line in unit_text.splitlines():
+        if line.startswith("IPAddressDeny="):
+            for item in line.split("=", 1)[1].split():
+                denied.append(item if item in ("any", "link-local") else ipaddress.ip_network(item))
+    return denied
+
+
+@pytest.mark.parametrize("unit", ["/etc/systemd/system/caddy.service.d/twinhost.conf",
+                                  "/etc/systemd/system/twinhost-apex-ask.service"])
+def test_internet_facing_services_cannot_reach_the_instance_metadata_service(unit: str) -> None:
+    """The instance role reads SSM, which holds the watcher's DNS token: Caddy and the ask service
+    (what the internet talks to) must not reach IMDS (169.254.169.254, fd00:ec2::254)."""
+    denied = _ip_address_deny(_content(_files(_document(render_user_data(SPEC)))[unit]))
+    for imds in (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")):
+        assert any(d == "any" or (not isinstance(d, str) and imds in d) for d in denied), (unit, denied)

@@ -195,3 +195,21 @@ def test_route53_zone_ids_need_not_start_with_z(zone_id: str) -> None:
     route53["dns"]["hostedZoneId"] = zone_id
     config = parse_config(data)
     assert zone_id in [getattr(site.dns, "hosted_zone_id", None) for site in config.sites]
+
+
+@pytest.mark.parametrize(("pem", "message"), [
+    ("not a certificate", "must hold PEM CA certificates"),
+    ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "holds no PEM certificate OpenSSL can load"),
+])
+def test_an_inline_ca_pem_must_load(pem: str, message: str) -> None:
+    data = example()
+    data["sites"][0]["nodes"][0]["caPem"] = pem
+    assert any(message in issue and issue.startswith("sites[0].nodes[0].caPem") for issue in issues_of(data))
+
+
+def test_an_inline_ca_pem_excludes_the_other_trust_settings() -> None:
+    from infra.catalog import cloudflare_origin_ca_bundle
+
+    data = example()
+    data["sites"][0]["nodes"][0].update(caPem=cloudflare_origin_ca_bundle("origin-ecc"), caBundle="/etc/ca.pem")
+    assert any("give one of caBundle, caPem, pinSha256" in issue for issue in issues_of(data))

@@ -365,3 +365,25 @@ def test_one_broken_site_does_not_stop_the_others(tmp_path) -> None:
     h.ticks(3)
     assert h.events.named("site_error")[0]["site"] == "acme"
     assert globex.addresses == [A], "globex still moved"
+
+
+@pytest.mark.parametrize("text", [
+    "[]",
+    '{"version": 1, "sites": []}',
+    '{"version": 1, "sites": {"acme": []}}',
+    '{"version": 1, "sites": {"acme": {"nodes": {"digitalocean": {"address": "203.0.113.10", "status": "sideways"}}}}}',
+    '{"version": 1, "sites": {"acme": {"nodes": {"digitalocean": {"address": "203.0.113.10", "status": "up", "fail_streak": "3"}}}}}',
+    '{"version": 1, "sites": {"acme": {"published": "203.0.113.10"}}}',
+    '{"version": 1, "sites": {"acme": {"surprise": 1}}}',
+    '{"version": 1, "sites": {"acme": {"nodes": {"digitalocean": {"status": "up"}}}}}',
+])
+def test_a_state_file_of_the_wrong_shape_is_set_aside_not_a_crash_loop(tmp_path, text: str) -> None:
+    """Issue 15: valid JSON of the wrong shape used to raise outside the set-aside path (or later,
+    in the engine), so every restart crashed on the same file."""
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_text(text)
+    h = Harness(tmp_path, [A, B])
+    assert h.events.named("state_reset")
+    assert (tmp_path / "state" / "state.bad").read_text() == text
+    h.ticks(5)
+    assert h.backend.sets == []

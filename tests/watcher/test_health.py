@@ -125,3 +125,15 @@ def test_all_nodes_are_checked_at_once_so_one_hung_node_costs_one_timeout(server
     assert results[("acme", "ok")].ok
     assert [results[t.key].ok for t in targets[:-1]] == [False] * 6
     assert elapsed < 1.2, f"6 hung nodes took {elapsed:.2f}s: checks are not concurrent"
+
+
+def test_ca_pem_text_is_a_trust_anchor_like_a_bundle_file(server, pki) -> None:
+    """`caPem` (the CA as text in the config, as the platform writes Cloudflare's Origin CA root)
+    verifies the chain exactly as `caBundle` does; another CA's PEM does not."""
+    from infra.catalog import cloudflare_origin_ca_bundle
+
+    s = server()
+    own = Path(pki["ca"].cert_pem).read_text()
+    assert check(Target(("acme", "a"), s.url, NAME, ca_pem=own)).ok
+    result = check(Target(("acme", "b"), s.url, NAME, ca_pem=cloudflare_origin_ca_bundle("origin-ecc")))
+    assert not result.ok and result.detail.startswith("tls:")

@@ -120,9 +120,10 @@ class Node:
     pythonpath: str | None = None
 
     @property
-    def paths(self) -> dict[str, str]:
+    def paths(self) -> dict[str, Any]:
         opt = self.root / "opt/twinhost-watcher"
-        return {"SETTINGS": str(self.root / "etc/twinhost/watcher-refresh.json"),
+        # CHECK_AS: the check runs as this test's user (it drops to nobody on a node; a test below).
+        return {"CHECK_AS": [],"SETTINGS": str(self.root / "etc/twinhost/watcher-refresh.json"),
                 "CONFIG": str(self.root / "etc/twinhost/watcher.json"),
                 "SECRETS_DIR": str(self.root / "etc/twinhost/watcher-secrets"),
                 "ROOT": str(opt), "PYTHON": str(opt / "venv/bin/python"),
@@ -184,11 +185,12 @@ def _write_fakes(node: Node) -> None:
         f"#!{sys.executable}\nimport json, os, shutil, sys, tempfile\n"
         f"with open({str(calls / 'python.calls')!r}, 'a') as log:\n"
         "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        f"credentials = tempfile.mkdtemp(dir={str(calls)!r}, prefix='credentials-')\n"
-        f"secrets = {node.paths['SECRETS_DIR']!r}\n"
-        "for name in os.listdir(secrets):\n"
-        "    shutil.copy(os.path.join(secrets, name), os.path.join(credentials, 'secrets_' + name))\n"
-        "os.environ['CREDENTIALS_DIRECTORY'] = credentials\n"
+        "if 'CREDENTIALS_DIRECTORY' not in os.environ:  # the refresh's check hands over its own\n"
+        f"    credentials = tempfile.mkdtemp(dir={str(calls)!r}, prefix='credentials-')\n"
+        f"    secrets = {node.paths['SECRETS_DIR']!r}\n"
+        "    for name in os.listdir(secrets):\n"
+        "        shutil.copy(os.path.join(secrets, name), os.path.join(credentials, 'secrets_' + name))\n"
+        "    os.environ['CREDENTIALS_DIRECTORY'] = credentials\n"
         f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
     python.chmod(0o755)
 
@@ -261,8 +263,13 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
         assert not printed, f"the value of secret {name} was printed"
         assert f"updated secret {name}" in result.stderr
 
-    # Checked with the watcher itself on the new code, then the watcher enabled and restarted.
-    assert node.calls("python") == [["-m", "twinhost_watcher", "--config", node.paths["CONFIG"], "--check-config"]]
+    # Checked with the watcher itself on the staged code and config (beside the installed ones,
+    # renamed in only after the check), then the watcher enabled and restarted.
+    [checked] = node.calls("python")
+    assert checked[:3] == ["-m", "twinhost_watcher", "--config"] and checked[4:] == ["--check-config"]
+    staged = Path(checked[3])
+    assert staged.parent == node.path("CONFIG").parent and staged.name.startswith(".refresh-")
+    assert not staged.exists()
     assert node.calls("systemctl") == [["enable", "--quiet", "twinhost-watcher.service"],
                                        ["restart", "twinhost-watcher.service"]]
     applied = json.loads(node.path("APPLIED").read_text())
@@ -302,3 +309,56 @@ def test_a_tampered_object_is_refused_by_its_sha256(standin: Standin, node: Node
     # Put right, the next run installs it.
     assert node.refresh().returncode == 0
     assert node.path("CONFIG").read_bytes() == standin.seed.objects[pw.CONFIG_KEY]
+
+
+def test_a_set_the_watcher_refuses_is_never_installed(standin: Standin, node: Node) -> None:
+    """The refresh stages code, config and secrets, checks them, and installs only what passed: a
+    refused set (here a config whose caBundle does not exist) leaves every installed file as it
+    was, so a restart of the running watcher finds the accepted set, never the refused one."""
+    assert node.refresh("--first-boot").returncode == 0
+    installed = {p: p.read_bytes() for p in node.root.rglob("*")
+                 if p.is_file() and "calls" not in p.name and not p.name.startswith("credentials")}
+    calls_before = (len(node.calls("systemctl")), len(node.calls("python")))
+
+    s3, _ = aws.clients(standin.url, standin.seed.region)
+    original_release = standin.seed.objects[pw.RELEASE_KEY]
+    config = json.loads(standin.seed.objects[pw.CONFIG_KEY])
+    for site in config["sites"]:
+        for each in site["nodes"]:
+            each["caBundle"] = "/nonexistent/cloudflare-origin-ca.pem"
+    bad = json.dumps(config).encode()
+    bad_key = pw.KEY_PREFIX + "refused.json"
+    release = json.loads(original_release)
+    release["config"] = {"key": bad_key, "sha256": _sha(bad)}
+    s3.put_object(Bucket=standin.seed.bucket, Key=bad_key, Body=bad)
+    s3.put_object(Bucket=standin.seed.bucket, Key=pw.RELEASE_KEY, Body=json.dumps(release).encode())
+    try:
+        result = node.refresh()
+    finally:
+        s3.put_object(Bucket=standin.seed.bucket, Key=pw.RELEASE_KEY, Body=original_release)
+    assert result.returncode == 1
+    assert "refused by --check-config" in result.stderr and "caBundle: cannot be read" in result.stderr
+    after = {p: p.read_bytes() for p in installed}
+    assert after == installed, "a refused set changed installed files"
+    leftovers = [p for p in node.root.rglob(".refresh-*")] + [p for p in node.root.rglob(".lib-*")]
+    assert leftovers == []
+    assert len(node.calls("systemctl")) == calls_before[0]  # no restart onto the refused set
+    assert len(node.calls("python")) == calls_before[1] + 1  # the check ran, once
+    # The release put right, the next run has nothing to do.
+    assert node.refresh().returncode == 0
+
+
+def test_the_check_of_a_staged_set_runs_as_nobody(standin: Standin) -> None:
+    """On the node the check parses what S3 delivered: never as root."""
+    script = _node_files(standin.plan)[pw.REFRESH_SCRIPT]["content"]
+    namespace: dict[str, Any] = {"__name__": "refresh"}
+    exec(compile(script, pw.REFRESH_SCRIPT, "exec"), namespace)
+    command = namespace["check_command"]("/etc/twinhost/.refresh-x")
+    assert command[:5] == ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    assert command[5:] == [namespace["PYTHON"], "-m", "twinhost_watcher", "--config",
+                           "/etc/twinhost/.refresh-x", "--check-config"]
+
+
+def test_the_watcher_unit_does_not_restart_on_a_refused_config() -> None:
+    unit = (REPO / "cloudinit/redirector/etc/systemd/system/twinhost-watcher.service").read_text()
+    assert "\nRestart=always\n" in unit and "\nRestartPreventExitStatus=2\n" in unit
