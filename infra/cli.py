@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import warnings
+from typing import Any
 from pathlib import Path
 
 from infra.config import ConfigError, StackFileError
@@ -103,7 +104,7 @@ def _plan(args: argparse.Namespace) -> int:
     files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
     plans = []
     failed = False
-    outputs_by_stack: dict[str, dict] = {}
+    outputs_by_stack: dict[str, dict[str, Any]] = {}
     for path in files:
         if not path.exists():
             print(f"twinhost: no stack file {path}", file=sys.stderr)

@@ -106,7 +106,7 @@ class Scaffold:
 # Command line
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `new-site` to the `twinhost` command (called by infra.cli)."""
     parser = commands.add_parser(
         "new-site",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from infra.cli import find_project_dir, project_dir_option
 from twinhost_lab.host import LabError
@@ -41,7 +42,7 @@ def _layout_of_running() -> Layout:
     return Layout(stack=state.stack, platform_stack=state.platform_stack, debian=state.debian)
 
 
-def _guard(function):
+def _guard(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return int(function(args))

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -40,7 +40,7 @@ def start_background(command: Sequence[str], log: Path, *, env: Mapping[str, str
     return process.pid
 
 
-def start_service(command: Sequence[str], log: Path, *, ready, what: str, timeout: float = 20,
+def start_service(command: Sequence[str], log: Path, *, ready: Callable[[], object], what: str, timeout: float = 20,
                   env: Mapping[str, str] | None = None) -> int:
     """start_background, then wait until `ready()`; a service that does not come up is ended
     (so a failed start leaves nothing running) and its log's tail is in the error."""
@@ -106,7 +106,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def wait_for(predicate, *, timeout: float, interval: float = 0.5, what: str) -> float:
+def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.5, what: str) -> float:
     """Poll until `predicate()` is true; returns the seconds it took, or raises LabError."""
     started = time.monotonic()
     while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from twinhost_lab.host import LabError, run
@@ -26,7 +27,7 @@ def archive_path(layout: Layout) -> Path:
     return layout.cache_dir / f"rootfs-{layout.suite}-v{ROOTFS_VERSION}.tar.zst"
 
 
-def ensure_rootfs(layout: Layout, log=print) -> tuple[Path, float | None]:
+def ensure_rootfs(layout: Layout, log: Callable[[str], None] = print) -> tuple[Path, float | None]:
     """The archive for the layout's release, built if missing; returns it and the build seconds
     (None when it came from the cache)."""
     archive = archive_path(layout)

@@ -6,10 +6,11 @@ Public entry points:
   merged with their own parts by `merge` and dumped by `render_parts`.
 """
 
+from infra.constants import USER_DATA_LIMITS
 from infra.bootstrap.hardening import FirewallRule, hardening_parts
 from infra.bootstrap.parts import File, Parts, compact, merge
 from infra.bootstrap.render import (
-    USER_DATA_LIMITS, render_parts, render_user_data, secret_values,
+    render_parts, render_user_data, secret_values,
 )
 
 __all__ = [

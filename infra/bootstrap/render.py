@@ -20,7 +20,7 @@ from infra.bootstrap.parts import Parts, cloud_config, dump_cloud_config, merge
 from infra.bootstrap.spec import NodeSpec
 from infra.bootstrap.tinc import tinc_firewall_rules, tinc_parts
 from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
-from infra.constants import USER_DATA_LIMITS  # re-exported by infra.bootstrap
+from infra.constants import USER_DATA_LIMITS
 
 
 

@@ -26,11 +26,11 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra import catalog
 from infra.bootstrap import render_user_data
 from infra.bootstrap.overrides import RenderOverrides
 from infra.bootstrap.spec import (
-    LETS_ENCRYPT_DIRECTORY,
     MeshPeer,
     NodeSpec,
     mesh_addresses,

@@ -20,12 +20,12 @@ What this package deliberately does not do: read secrets. Secret keys (`appSecre
 here only their presence (and, for `appSecrets`, the names) is checked, never shown.
 """
 
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra.config.fields import (
     ADMIN_CIDR_FLOOR,
     ANYWHERE_OVERRIDE,
     DEFAULT_RESOLVERS,
     DEFAULT_TTL,
-    LETS_ENCRYPT_DIRECTORY,
     MIN_RSA_BITS,
     PROVIDERS,
     RESERVED_ENV,

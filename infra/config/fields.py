@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic.alias_generators import to_camel
 
 from infra import catalog
-from infra.constants import LETS_ENCRYPT_DIRECTORY  # re-exported by infra.config
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 from twinhost_watcher.validators import (
     DNS_LABEL,
     cloudflare_account_id,

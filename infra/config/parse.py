@@ -107,8 +107,9 @@ def parse_fields(
 def _field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
     """A model of one field of `model` (same type, constraints, alias): validates it alone."""
     info = model.model_fields[name]
-    return create_model(f"{model.__name__}_{name}", __base__=StrictModel,
-                        **{name: (info.annotation, info)})  # type: ignore[call-overload]
+    field_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"{model.__name__}_{name}", __base__=StrictModel, **{name: (info.annotation, info)})
+    return field_model
 
 
 def issues_from(exc: ValidationError, model: type[BaseModel]) -> list[ConfigIssue]:

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra import catalog
 from infra.config.fields import (
     DEFAULT_RESOLVERS,
-    LETS_ENCRYPT_DIRECTORY,
     AdminAccess,
     CloudflareZoneId,
     Email,

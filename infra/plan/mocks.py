@@ -46,7 +46,7 @@ class PlanMocks(pulumi.runtime.Mocks):
     # Where the stack files are: a StackReference to a SITE stack not planned yet is answered
     # from its stack file (the platform plans first; a real plan of the site would be a cycle).
     project_dir: Path | None = None
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(100001))
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100001))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         handler = _RESOURCE_HANDLERS.get(args.typ)

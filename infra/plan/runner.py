@@ -63,7 +63,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
         self.recorded: list[RecordedResource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi.runtime.mocks has no annotations
         if request.type != "pulumi:pulumi:Stack":
             self.recorded.append(RecordedResource(
                 urn=response.urn,

@@ -1,10 +1,12 @@
-"""infra/ type-checks against the provider SDKs: a wrong argument name or type fails here."""
+"""infra/, twinhost_watcher/ and twinhost_lab/ type-check under mypy --strict (pyproject.toml), infra
+against the provider SDKs: a wrong argument name or type fails here."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import tomllib
 
 from tests.conftest import REPO
 
@@ -14,6 +16,12 @@ PROVIDER_CALL = re.compile(r"\b(digitalocean|linode|aws|cloudflare|tls|random)\.
 def test_infra_passes_mypy_against_the_provider_sdks():
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_strict_on_every_python_package_that_ships_or_runs():
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert settings.get("strict") is True
+    assert set(settings["files"]) == {"infra", "twinhost_watcher", "twinhost_lab"}
 
 
 def test_no_type_ignores_on_provider_calls():
