@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test bench bench-lab lock typecheck clean
+.PHONY: help plan test bench bench-lab lock typecheck lint format clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/ensure-host-packages
 	scripts/ensure-host-packages python
@@ -35,8 +35,23 @@ bench-lab: $(STAMP)
 	scripts/ensure-host-packages lab
 	$(BIN)/python bench/lab_bench.py
 
+## Static types alone (mypy --strict; make test runs it too).
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Lint and format check alone (ruff; make test runs it too).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Rewrite the tree in ruff's format and apply its safe fixes.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## This list.
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-z-]+:/{if(doc){split($$0,t,":"); printf "  make %-10s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
 ## Re-freeze requirements.lock from a throwaway venv after editing the direct pins.
 lock:
@@ -45,5 +60,6 @@ lock:
 	(sed -n '1,2p' requirements.lock; /tmp/twinhost-lock-venv/bin/pip freeze) > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
+## Remove the virtualenv and build/ (the plan's rendered user data).
 clean:
 	rm -rf $(VENV) build

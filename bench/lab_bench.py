@@ -50,18 +50,29 @@ def lab_memory(layout: Layout, state: lab.LabState) -> dict[str, float]:
 
 
 def print_drill(layout: Layout, repeats: int) -> None:
-    results, _ = drill.drill(layout, drill.BACKENDS, flapping_rounds=0, repeats=repeats,
-                             log=lambda line: print(f"  {line}", flush=True))
+    results, _ = drill.drill(
+        layout,
+        drill.BACKENDS,
+        flapping_rounds=0,
+        repeats=repeats,
+        log=lambda line: print(f"  {line}", flush=True),
+    )
     for backend in drill.BACKENDS:
         runs = [r for r in results if r.backend == backend]
         for label, values, target in (
-                ("kill -> node_down", [r.detection_s for r in runs], drill.TARGET_DETECTION_S),
-                ("kill -> record on standby only", [r.moved_s for r in runs], drill.TARGET_MOVED_S),
-                ("reboot -> record on both", [r.returned_s for r in runs], None)):
+            ("kill -> node_down", [r.detection_s for r in runs], drill.TARGET_DETECTION_S),
+            ("kill -> record on standby only", [r.moved_s for r in runs], drill.TARGET_MOVED_S),
+            ("reboot -> record on both", [r.returned_s for r in runs], None),
+        ):
             known = sorted(v for v in values if v is not None)
-            spread = (f"min {known[0]:.1f} / median {statistics.median(known):.1f} / max {known[-1]:.1f} s"
-                      if known else "no figure")
-            missing = f", {len(values) - len(known)} runs without a figure" if len(known) < len(values) else ""
+            spread = (
+                f"min {known[0]:.1f} / median {statistics.median(known):.1f} / max {known[-1]:.1f} s"
+                if known
+                else "no figure"
+            )
+            missing = (
+                f", {len(values) - len(known)} runs without a figure" if len(known) < len(values) else ""
+            )
             goal = f" (target <= {target:.0f} s)" if target else ""
             print(f"drill {backend:<8} {label:<31} {spread} over {len(values)} kills{missing}{goal}")
     for line in drill.problems(results, None):
@@ -79,7 +90,9 @@ def main() -> None:
         state = lab.up(layout, REPO, log=lambda line: print(line, flush=True))
         print(lab.summary_table(layout, state))
         healthy = state.timings["healthy_tls_s"]
-        print(f"both nodes healthy over TLS {healthy:.0f} s after container start (target under {TARGET_HEALTHY_S} s)")
+        print(
+            f"both nodes healthy over TLS {healthy:.0f} s after container start (target under {TARGET_HEALTHY_S} s)"
+        )
         memory = lab_memory(layout, state)
         for name, mib in memory.items():
             print(f"memory {name:<16} {mib:7.0f} MiB PSS")

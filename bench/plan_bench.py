@@ -54,8 +54,10 @@ sys.exit(code)
 # What the floor imports: the same warnings filter as the CLI, then the given modules. `import` of
 # a lazily registered SDK module (pulumi_aws's services) returns its placeholder; touching an
 # attribute loads it, as the program's first use does.
-_IMPORT_ONLY = ("import importlib, warnings; warnings.simplefilter('ignore'); import pulumi\n"
-                "for name in {modules!r}:\n    hasattr(importlib.import_module(name), '_floor')")
+_IMPORT_ONLY = (
+    "import importlib, warnings; warnings.simplefilter('ignore'); import pulumi\n"
+    "for name in {modules!r}:\n    hasattr(importlib.import_module(name), '_floor')"
+)
 
 
 def wall(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -85,8 +87,11 @@ def _example(name: str) -> dict:
 def shapes() -> dict[str, tuple[Path, str]]:
     """{shape: (project dir, stack to plan)}: the shipped example, its Route 53 twin, the platform."""
     platform, site = _example(PLATFORM), _example(EXAMPLE_SITE)
-    route53_platform = {k: v for k, v in platform.items() if k not in ("twinhost:cloudflareZoneId",
-                                                                        "twinhost:watcherDnsToken")}
+    route53_platform = {
+        k: v
+        for k, v in platform.items()
+        if k not in ("twinhost:cloudflareZoneId", "twinhost:watcherDnsToken")
+    }
     route53_platform.update({"twinhost:dnsProvider": "route53", "twinhost:route53ZoneId": ROUTE53_ZONE_ID})
     route53_site = dict(site, **{"twinhost:opsDns": "route53", "twinhost:failover": {"mode": "route53"}})
     shipped = _project(platform, {EXAMPLE_SITE: site})
@@ -98,8 +103,18 @@ def shapes() -> dict[str, tuple[Path, str]]:
 
 
 def plan_once(project: Path, stack: str) -> tuple[float, list[str]]:
-    command = [sys.executable, "-c", _PLAN_AND_REPORT, "plan", "--stack", stack,
-               "--project-dir", str(project), "--build-dir", str(project / "build")]
+    command = [
+        sys.executable,
+        "-c",
+        _PLAN_AND_REPORT,
+        "plan",
+        "--stack",
+        stack,
+        "--project-dir",
+        str(project),
+        "--build-dir",
+        str(project / "build"),
+    ]
     seconds, done = wall(command)
     return seconds, json.loads(done.stderr.rsplit("LOADED ", 1)[1].splitlines()[0])
 
@@ -120,14 +135,29 @@ def measure_shape(project: Path, stack: str, runs: int) -> dict:
 
 # Commands that never plan: what a user runs most, none may import a provider SDK.
 def _non_plan_commands() -> dict[str, list[str]]:
-    manual = dict(_example(EXAMPLE_SITE), **{"twinhost:failover": {"mode": "manual", "active": "digitalocean"}})
+    manual = dict(
+        _example(EXAMPLE_SITE), **{"twinhost:failover": {"mode": "manual", "active": "digitalocean"}}
+    )
     project = _project(_example(PLATFORM), {EXAMPLE_SITE: manual})
     return {
         "twinhost --help": ["--help"],
         "twinhost plan --help": ["plan", "--help"],
         "twinhost new-site (writes a stack file)": [
-            "--project-dir", str(project), "new-site", "benchclient", "--domain", "bench-client.example"],
-        "twinhost failover --to linode": ["--project-dir", str(project), "failover", EXAMPLE_SITE, "--to", "linode"],
+            "--project-dir",
+            str(project),
+            "new-site",
+            "benchclient",
+            "--domain",
+            "bench-client.example",
+        ],
+        "twinhost failover --to linode": [
+            "--project-dir",
+            str(project),
+            "failover",
+            EXAMPLE_SITE,
+            "--to",
+            "linode",
+        ],
     }
 
 
@@ -137,8 +167,16 @@ def non_plan_walls(runs: int) -> dict[str, float]:
         times = []
         for _ in range(runs):
             commands = _non_plan_commands()  # a fresh project each run: new-site writes once
-            times.append(wall([sys.executable, "-c", "import sys; from infra.cli import main; sys.exit(main())",
-                               *commands[label]])[0])
+            times.append(
+                wall(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys; from infra.cli import main; sys.exit(main())",
+                        *commands[label],
+                    ]
+                )[0]
+            )
         results[label] = statistics.median(times)
     return results
 
@@ -148,9 +186,12 @@ def marginal_per_site(counts: tuple[int, ...]) -> dict[int, float]:
     site = _example(EXAMPLE_SITE)
     results = {}
     for count in counts:
-        sites = {f"client{index}": dict(site, **{"twinhost:site": f"client{index}",
-                                                 "twinhost:domains": [f"client{index}-law.co.uk"]})
-                 for index in range(count)}
+        sites = {
+            f"client{index}": dict(
+                site, **{"twinhost:site": f"client{index}", "twinhost:domains": [f"client{index}-law.co.uk"]}
+            )
+            for index in range(count)
+        }
         project = _project(_example(PLATFORM), sites)
         code = (
             "import sys, time; from infra.cli import main; start = time.perf_counter();"
@@ -179,8 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         say(f"load average before: {load_average()} ({os.cpu_count()} cores); median of {runs} run(s) each")
         for shape, (project, stack) in shapes().items():
             result = measure_shape(project, stack, runs)
-            say(f"{shape:26s} import floor {result['floor']:5.2f} s | twinhost plan --stack {stack}: "
-                f"{result['plan']:5.2f} s = {result['plan'] / result['floor']:.2f} x floor (target <= 1.3)")
+            say(
+                f"{shape:26s} import floor {result['floor']:5.2f} s | twinhost plan --stack {stack}: "
+                f"{result['plan']:5.2f} s = {result['plan'] / result['floor']:.2f} x floor (target <= 1.3)"
+            )
             say(f"{'':26s} provider SDKs imported: {', '.join(result['sdks'])}")
         for label, seconds in non_plan_walls(runs).items():
             say(f"{label:42s} {seconds:5.2f} s (target < 1 s)")

@@ -10,34 +10,49 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from infra.config import ConfigError, StackFileError
-from infra.plan.lab_profile import LabProfile
 from infra.config.files import config_section, served_domains
+from infra.plan.lab_profile import LabProfile
 
 EXIT_CONFIG_ERROR = 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twinhost", description=__doc__.splitlines()[0])
-    parser.add_argument("--project-dir", type=Path, default=None,
-                        help="directory holding Pulumi.yaml (default: search upwards from here)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="directory holding Pulumi.yaml (default: search upwards from here)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    plan = commands.add_parser("plan", help="what `pulumi up` would create, offline (Pulumi mocks)",
-                               parents=[project_dir_option()])
+    plan = commands.add_parser(
+        "plan", help="what `pulumi up` would create, offline (Pulumi mocks)", parents=[project_dir_option()]
+    )
     which = plan.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="stack name: plans Pulumi.<stack>.yaml")
     which.add_argument("--all", action="store_true", help="plan every Pulumi.<stack>.yaml")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan.add_argument("--build-dir", type=Path, default=None, help="where user data is written (default: build/)")
-    plan.add_argument("--addresses", type=Path, default=None,
-                      help="JSON map of the addresses the mocks hand out (the lab uses its own)")
-    plan.add_argument("--lab", type=Path, default=None,
-                      help="JSON lab profile (addresses, render overrides, extra adminCidrs/sshKeys; "
-                           "written by `twinhost lab`): renders the user data the local lab boots")
+    plan.add_argument(
+        "--build-dir", type=Path, default=None, help="where user data is written (default: build/)"
+    )
+    plan.add_argument(
+        "--addresses",
+        type=Path,
+        default=None,
+        help="JSON map of the addresses the mocks hand out (the lab uses its own)",
+    )
+    plan.add_argument(
+        "--lab",
+        type=Path,
+        default=None,
+        help="JSON lab profile (addresses, render overrides, extra adminCidrs/sshKeys; "
+        "written by `twinhost lab`): renders the user data the local lab boots",
+    )
     plan.set_defaults(handler=_plan)
 
     _register_optional(commands)
@@ -60,8 +75,12 @@ def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def project_dir_option() -> argparse.ArgumentParser:
     """`--project-dir` accepted after the subcommand too (SUPPRESS keeps the global value)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--project-dir", type=Path, default=argparse.SUPPRESS,
-                        help="directory holding Pulumi.yaml (default: search upwards from here)")
+    parent.add_argument(
+        "--project-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="directory holding Pulumi.yaml (default: search upwards from here)",
+    )
     return parent
 
 
@@ -110,9 +129,14 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"twinhost: no stack file {path}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
         try:
-            result = run_plan(path, addresses, stack_outputs=outputs_by_stack, lab=lab,
-                              served_elsewhere=served_domains(project_dir, exclude=path))
-        except Exception as exc:  # noqa: BLE001 - config errors become exit 2, others re-raise
+            result = run_plan(
+                path,
+                addresses,
+                stack_outputs=outputs_by_stack,
+                lab=lab,
+                served_elsewhere=served_domains(project_dir, exclude=path),
+            )
+        except Exception as exc:
             config_error = is_config_error(exc)
             if config_error is None:
                 raise

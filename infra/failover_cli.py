@@ -27,13 +27,17 @@ POLICY_PACK_DIR = "policy/"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("failover", help="switch a manual-mode site to the other node",
-                                 parents=[project_dir_option()])
+    parser = commands.add_parser(
+        "failover", help="switch a manual-mode site to the other node", parents=[project_dir_option()]
+    )
     parser.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
     parser.add_argument("--to", required=True, choices=TARGETS, help="the node(s) to serve from")
-    parser.add_argument("--apply", action="store_true",
-                        help="then run `pulumi up --stack SITE --policy-pack policy/` (needs the "
-                             "Pulumi CLI on PATH; without it nothing is edited and the exit is 2)")
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="then run `pulumi up --stack SITE --policy-pack policy/` (needs the "
+        "Pulumi CLI on PATH; without it nothing is edited and the exit is 2)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -48,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
     pulumi = shutil.which("pulumi")
     if args.apply and pulumi is None:
         # Checked before the edit: a file switched but never applied is worse than no switch.
-        print(f"twinhost failover: --apply needs the Pulumi CLI on PATH; nothing changed. Without "
-              f"it: twinhost failover {args.site} --to {args.to}, then `{' '.join(command)}` "
-              "where the CLI is.", file=sys.stderr)
+        print(
+            f"twinhost failover: --apply needs the Pulumi CLI on PATH; nothing changed. Without "
+            f"it: twinhost failover {args.site} --to {args.to}, then `{' '.join(command)}` "
+            "where the CLI is.",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     try:
         path, previous = switch_active(project_dir, args.site, args.to)
@@ -71,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"Running: {' '.join(command)}", flush=True)
     code = subprocess.run([pulumi, *command[1:]], cwd=project_dir, check=False).returncode
     if code != 0:
-        print(f"twinhost failover: `{' '.join(command)}` failed (exit {code}). {path.name} says "
-              f"failover.active {args.to}, but the record may not have moved: fix the cause and "
-              f"run the same command again.", file=sys.stderr)
+        print(
+            f"twinhost failover: `{' '.join(command)}` failed (exit {code}). {path.name} says "
+            f"failover.active {args.to}, but the record may not have moved: fix the cause and "
+            f"run the same command again.",
+            file=sys.stderr,
+        )
         return code
     print(f"{args.site} serves from {args.to}.")
     return 0

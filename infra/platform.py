@@ -22,9 +22,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import catalog
+from infra import catalog, site_outputs
 from infra import platform_watcher as pw
-from infra import site_outputs
 from infra.bootstrap import Parts
 from infra.bootstrap.overrides import RenderOverrides
 from infra.components.redirector import Redirector, RedirectorArgs
@@ -54,11 +53,23 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
     # The Elastic IP goes into the ask service's settings: certificates only for apexes that
     # point here (the address exists before the instance; the association comes after).
     user_data = pulumi.Output.all(delivery.bucket, address.public_ip).apply(
-        lambda values: user_data_base64(redirector_user_data(
-            config, public_address=values[1], overrides=overrides, extra_parts=(pw.node_parts(
-                bucket=values[0], region=config.aws.region, backends=_watcher_backends(config, overrides),
-                # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
-                lab_aws=overrides.aws if overrides else None),))))
+        lambda values: user_data_base64(
+            redirector_user_data(
+                config,
+                public_address=values[1],
+                overrides=overrides,
+                extra_parts=(
+                    pw.node_parts(
+                        bucket=values[0],
+                        region=config.aws.region,
+                        backends=_watcher_backends(config, overrides),
+                        # Only `twinhost plan --lab` sets it: the lab's S3/SSM stand-in.
+                        lab_aws=overrides.aws if overrides else None,
+                    ),
+                ),
+            )
+        )
+    )
     redirector = Redirector(
         "redirector",
         RedirectorArgs(
@@ -102,18 +113,23 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
     }
 
 
-def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Output[str] | None,
-                      provider: aws.Provider) -> WatcherDelivery:
+def _watcher_delivery(
+    config: PlatformConfig, zone_id: str, webhook: pulumi.Output[str] | None, provider: aws.Provider
+) -> WatcherDelivery:
     """Read the known site stacks, generate the watcher config, publish it (see module doc)."""
     token = _set_secret("watcherDnsToken")
     if config.sites and config.dns_provider == "cloudflare" and token is None:
         # Refused before any resource exists: a watcher without a token could never move a record.
-        raise ConfigError([ConfigIssue(
-            f"{NAMESPACE}:watcherDnsToken",
-            "is required when sites are listed and the ops zone is on Cloudflare: a Cloudflare API "
-            "token with DNS edit on the ops zone only; set it with "
-            "`pulumi config set --secret twinhost:watcherDnsToken <token>`",
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    f"{NAMESPACE}:watcherDnsToken",
+                    "is required when sites are listed and the ops zone is on Cloudflare: a Cloudflare API "
+                    "token with DNS edit on the ops zone only; set it with "
+                    "`pulumi config set --secret twinhost:watcherDnsToken <token>`",
+                )
+            ]
+        )
     # "organization" is what Pulumi itself calls the org of a self-managed (DIY) backend.
     organization, project = pulumi.get_organization() or "organization", pulumi.get_project()
     references = [
@@ -122,15 +138,22 @@ def _watcher_delivery(config: PlatformConfig, zone_id: str, webhook: pulumi.Outp
     ]
     outputs = [
         pulumi.Output.all(*[ref.get_output(key) for key in site_outputs.KEYS]).apply(
-            lambda values: dict(zip(site_outputs.KEYS, values)))
+            lambda values: dict(zip(site_outputs.KEYS, values, strict=False))
+        )
         for ref in references
     ]
-    sites = pulumi.Output.all(*outputs).apply(lambda found: [
-        pw.WatchedSite.from_outputs(values, default_zone=config.ops_zone) for values in found
-    ])
-    generated = sites.apply(lambda watched: pw.watcher_config(
-        config.watcher, watched, dns_provider=config.dns_provider, zone_id=zone_id,
-        notify=webhook is not None))
+    sites = pulumi.Output.all(*outputs).apply(
+        lambda found: [pw.WatchedSite.from_outputs(values, default_zone=config.ops_zone) for values in found]
+    )
+    generated = sites.apply(
+        lambda watched: pw.watcher_config(
+            config.watcher,
+            watched,
+            dns_provider=config.dns_provider,
+            zone_id=zone_id,
+            notify=webhook is not None,
+        )
+    )
     secrets: dict[str, pulumi.Input[str]] = {}
     if config.sites and token is not None and config.dns_provider == "cloudflare":
         secrets[pw.DNS_TOKEN_SECRET] = token
@@ -166,8 +189,9 @@ def _set_secret(key: str) -> pulumi.Output[str] | None:
     return pulumi.Config(NAMESPACE).get_secret(key)
 
 
-def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = None,
-                    public_address: str | None = None) -> RedirectorSpec:
+def redirector_spec(
+    config: PlatformConfig, overrides: RenderOverrides | None = None, public_address: str | None = None
+) -> RedirectorSpec:
     overrides = overrides or RenderOverrides()  # production's values unless `twinhost plan --lab`
     return RedirectorSpec(
         public_address=public_address,
@@ -187,9 +211,12 @@ def redirector_spec(config: PlatformConfig, overrides: RenderOverrides | None = 
     )
 
 
-def redirector_user_data(config: PlatformConfig, extra_parts: tuple[Parts, ...] = (),
-                         overrides: RenderOverrides | None = None,
-                         public_address: str | None = None) -> str:
+def redirector_user_data(
+    config: PlatformConfig,
+    extra_parts: tuple[Parts, ...] = (),
+    overrides: RenderOverrides | None = None,
+    public_address: str | None = None,
+) -> str:
     """The redirector's readable #cloud-config: shared hardening, its own parts, then
     `extra_parts` (the failover watcher). Delivered gzip-compressed (infra.redirector).
     `public_address`: the Elastic IP, for the ask service's check of an apex's A records."""

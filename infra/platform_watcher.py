@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra import watcher_install as install
-from infra.bootstrap.parts import Command, File, Parts, static
 from infra.bootstrap.overrides import AwsStandIn
+from infra.bootstrap.parts import Command, File, Parts, static
 from infra.catalog import cloudflare_origin_ca_bundle
 from infra.config import Watcher
 from infra.site_outputs import SiteOutputs
@@ -128,8 +128,12 @@ def watcher_config(
 def _site(site: WatchedSite, dns_provider: str, zone_id: str) -> dict[str, Any]:
     dns: dict[str, Any]
     if dns_provider == "cloudflare":
-        dns = {"backend": "cloudflare", "zoneId": zone_id, "tokenSecret": DNS_TOKEN_SECRET,
-               "proxied": site.proxied}
+        dns = {
+            "backend": "cloudflare",
+            "zoneId": zone_id,
+            "tokenSecret": DNS_TOKEN_SECRET,
+            "proxied": site.proxied,
+        }
     else:
         # Route 53 is global; credentials come from the instance role (see the IAM policy).
         dns = {"backend": "route53", "hostedZoneId": zone_id}
@@ -172,20 +176,26 @@ def release_document(
     """The node's index: config (key + SHA-256) or None, code archive, secrets (name ->
     parameter + version). The refresh timer fetches only what changed."""
     return {
-        "config": None if config is None else {
-            "key": CONFIG_KEY, "sha256": hashlib.sha256(config.encode()).hexdigest(),
+        "config": None
+        if config is None
+        else {
+            "key": CONFIG_KEY,
+            "sha256": hashlib.sha256(config.encode()).hexdigest(),
         },
         "archive": {"key": archive_key(archive_sha256), "sha256": archive_sha256},
-        "secrets": {name: {"parameter": parameter, "version": int(version)}
-                    for name, (parameter, version) in sorted(secrets.items())},
+        "secrets": {
+            name: {"parameter": parameter, "version": int(version)}
+            for name, (parameter, version) in sorted(secrets.items())
+        },
     }
 
 
 LAB_WATCHER_CREDENTIALS = "/etc/systemd/system/twinhost-watcher.service.d/lab-aws.conf"
 
 
-def node_parts(*, bucket: str, region: str, backends: Sequence[str],
-               lab_aws: AwsStandIn | None = None) -> Parts:
+def node_parts(
+    *, bucket: str, region: str, backends: Sequence[str], lab_aws: AwsStandIn | None = None
+) -> Parts:
     """The watcher on the redirector's first boot, after the redirector's own parts.
 
     From `infra.watcher_install`: the pinned requirements of `backends`, the unit and the
@@ -200,15 +210,23 @@ def node_parts(*, bucket: str, region: str, backends: Sequence[str],
     settings = {"bucket": bucket, "region": region, "releaseKey": RELEASE_KEY}
     settings_mode = 0o644
     if lab_aws is not None:
-        settings.update(endpointUrl=lab_aws.endpoint_url, accessKeyId=lab_aws.access_key_id,
-                        secretAccessKey=lab_aws.secret_access_key)
+        settings.update(
+            endpointUrl=lab_aws.endpoint_url,
+            accessKeyId=lab_aws.access_key_id,
+            secretAccessKey=lab_aws.secret_access_key,
+        )
         settings_mode = 0o600
         # The lab's stand-in for the instance role, for the watcher's own boto3 (the drill's
         # Route 53 backend on moto): the fixed lab credentials, nothing real behind them.
-        files.append(File(LAB_WATCHER_CREDENTIALS,
-                          "# The local lab only: moto's fixed credentials.\n[Service]\n"
-                          f"Environment=AWS_ACCESS_KEY_ID={lab_aws.access_key_id}\n"
-                          f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n", 0o600))
+        files.append(
+            File(
+                LAB_WATCHER_CREDENTIALS,
+                "# The local lab only: moto's fixed credentials.\n[Service]\n"
+                f"Environment=AWS_ACCESS_KEY_ID={lab_aws.access_key_id}\n"
+                f"Environment=AWS_SECRET_ACCESS_KEY={lab_aws.secret_access_key}\n",
+                0o600,
+            )
+        )
     files += [
         File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
         File(REFRESH_SCRIPT, static("redirector" + REFRESH_SCRIPT), 0o755),

@@ -22,8 +22,11 @@ def declared_defaults() -> dict[str, Any]:
     """{key: default} of every key Pulumi.yaml declares (Pulumi applies them to every stack)."""
     with open(PROJECT_FILE, encoding="utf-8") as handle:
         project = yaml.safe_load(handle)
-    return {key: spec.get("default") for key, spec in (project.get("config") or {}).items()
-            if isinstance(spec, dict)}
+    return {
+        key: spec.get("default")
+        for key, spec in (project.get("config") or {}).items()
+        if isinstance(spec, dict)
+    }
 
 
 def read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
@@ -37,7 +40,7 @@ def read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
     secret_keys: set[str] = set()
     for full_key in merged:
         if full_key.startswith(prefix):
-            key = full_key[len(prefix):]
+            key = full_key[len(prefix) :]
             values[key] = runtime_config.get_config(full_key)
             if runtime_config.is_config_secret(full_key):
                 secret_keys.add(key)

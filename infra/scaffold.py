@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from infra.cli import find_project_dir
 from infra.config import (
     NAMESPACE,
     ConfigError,
@@ -41,7 +42,6 @@ from infra.config import (
     flatten_stack_file_config,
     parse_config,
 )
-from infra.cli import find_project_dir
 from infra.config.files import config_section, platform_stack_file_issue, served_domains
 from infra.pulumi_config import declared_defaults
 from infra.site_watch import SITES_KEY, add_site, platform_file_for, watch_commands, watching_platforms
@@ -114,32 +114,67 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("name", help="site name: a DNS label; the stack and failover name use it")
-    parser.add_argument("--domain", dest="domains", action="append", required=True,
-                        help="a client apex domain, e.g. example.com (repeat for more)")
-    parser.add_argument("--primary", choices=("digitalocean", "linode"), default="digitalocean",
-                        help="the provider whose node serves first (default: digitalocean)")
-    parser.add_argument("--platform-stack", help="the platform stack as ORG/twinhost/STACK "
-                        "(default: the one existing site stacks use)")
-    parser.add_argument("--failover-mode", choices=("manual", "watchdog", "route53", "cloudflare-lb"),
-                        default="watchdog", help="how the failover name follows the healthy node")
-    parser.add_argument("--active", choices=("digitalocean", "linode", "both"),
-                        help="manual mode: the node(s) the failover name points at (default: --primary)")
+    parser.add_argument(
+        "--domain",
+        dest="domains",
+        action="append",
+        required=True,
+        help="a client apex domain, e.g. example.com (repeat for more)",
+    )
+    parser.add_argument(
+        "--primary",
+        choices=("digitalocean", "linode"),
+        default="digitalocean",
+        help="the provider whose node serves first (default: digitalocean)",
+    )
+    parser.add_argument(
+        "--platform-stack",
+        help="the platform stack as ORG/twinhost/STACK (default: the one existing site stacks use)",
+    )
+    parser.add_argument(
+        "--failover-mode",
+        choices=("manual", "watchdog", "route53", "cloudflare-lb"),
+        default="watchdog",
+        help="how the failover name follows the healthy node",
+    )
+    parser.add_argument(
+        "--active",
+        choices=("digitalocean", "linode", "both"),
+        help="manual mode: the node(s) the failover name points at (default: --primary)",
+    )
     parser.add_argument("--cloudflare-account-id", help="cloudflare-lb mode: the Cloudflare account id")
-    parser.add_argument("--proxied", action="store_true",
-                        help="proxy through Cloudflare (every domain needs --zone-id)")
-    parser.add_argument("--zone-id", dest="zone_ids", action="append", default=[], metavar="DOMAIN=ID",
-                        help="the Cloudflare zone id of a client domain in the agency's account")
+    parser.add_argument(
+        "--proxied", action="store_true", help="proxy through Cloudflare (every domain needs --zone-id)"
+    )
+    parser.add_argument(
+        "--zone-id",
+        dest="zone_ids",
+        action="append",
+        default=[],
+        metavar="DOMAIN=ID",
+        help="the Cloudflare zone id of a client domain in the agency's account",
+    )
     parser.add_argument("--region-do", help="DigitalOcean region (default: the model's, fra1)")
     parser.add_argument("--size-do", help="DigitalOcean droplet size")
     parser.add_argument("--region-linode", help="Linode region with the Metadata service (default: gb-lon)")
     parser.add_argument("--type-linode", help="Linode type")
-    parser.add_argument("--ttl", type=int, help="TTL of DNS-only records, 60..300 s (default 60): the policy pack's bounds")
-    parser.add_argument("--from", dest="copy_from", metavar="STACK",
-                        help="copy the shared values from Pulumi.STACK.yaml (default: the first site "
-                             "stack, else the platform stack)")
-    parser.add_argument("--no-watch", dest="watch", action="store_false",
-                        help="do not add a watchdog-mode site to the platform stack file's "
-                             "twinhost:sites (default: add it; the watcher watches only listed sites)")
+    parser.add_argument(
+        "--ttl", type=int, help="TTL of DNS-only records, 60..300 s (default 60): the policy pack's bounds"
+    )
+    parser.add_argument(
+        "--from",
+        dest="copy_from",
+        metavar="STACK",
+        help="copy the shared values from Pulumi.STACK.yaml (default: the first site "
+        "stack, else the platform stack)",
+    )
+    parser.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="do not add a watchdog-mode site to the platform stack file's "
+        "twinhost:sites (default: add it; the watcher watches only listed sites)",
+    )
     parser.set_defaults(handler=_new_site)
 
 
@@ -147,18 +182,29 @@ def _new_site(args: argparse.Namespace) -> int:
     project_dir = find_project_dir(args.project_dir)
     zone_ids, problems = _parse_zone_ids(args.zone_ids)
     request = SiteRequest(
-        name=args.name, domains=list(args.domains), primary=args.primary,
-        platform_stack=args.platform_stack, failover_mode=args.failover_mode, active=args.active,
-        cloudflare_account_id=args.cloudflare_account_id, proxied=args.proxied, zone_ids=zone_ids,
-        region_do=args.region_do, size_do=args.size_do, region_linode=args.region_linode,
-        type_linode=args.type_linode, ttl=args.ttl, copy_from=args.copy_from, watch=args.watch,
+        name=args.name,
+        domains=list(args.domains),
+        primary=args.primary,
+        platform_stack=args.platform_stack,
+        failover_mode=args.failover_mode,
+        active=args.active,
+        cloudflare_account_id=args.cloudflare_account_id,
+        proxied=args.proxied,
+        zone_ids=zone_ids,
+        region_do=args.region_do,
+        size_do=args.size_do,
+        region_linode=args.region_linode,
+        type_linode=args.type_linode,
+        ttl=args.ttl,
+        copy_from=args.copy_from,
+        watch=args.watch,
     )
     try:
         scaffold = build_scaffold(project_dir, request, problems)
     except ConfigError as exc:
         print(f"twinhost new-site: nothing written.\n{exc}", file=sys.stderr)
         return EXIT_INVALID
-    except StackExists as exc:
+    except StackExistsError as exc:
         print(f"twinhost new-site: {exc}", file=sys.stderr)
         return EXIT_INVALID
     write_scaffold(scaffold)
@@ -182,15 +228,17 @@ def _parse_zone_ids(items: Sequence[str]) -> tuple[dict[str, str], list[ConfigIs
 # Building the stack file
 
 
-class StackExists(Exception):
+class StackExistsError(Exception):
     """The stack file is already there: new-site never overwrites a client's stack."""
 
 
 def build_scaffold(
-    project_dir: Path, request: SiteRequest, flag_issues: Sequence[ConfigIssue] = (),
+    project_dir: Path,
+    request: SiteRequest,
+    flag_issues: Sequence[ConfigIssue] = (),
 ) -> Scaffold:
     """The validated stack file for `request`. Raises ConfigError (every problem, including
-    `flag_issues` found while reading the flags) or StackExists."""
+    `flag_issues` found while reading the flags) or StackExistsError."""
     shared = read_shared_values(project_dir, request.copy_from)
     config_section = site_config_section(request, shared)
     text = render_stack_file(request, shared, config_section)
@@ -210,7 +258,7 @@ def build_scaffold(
         raise ConfigError(list(flag_issues))
     path = project_dir / f"Pulumi.{request.name}.yaml"
     if path.exists():
-        raise StackExists(f"{path.name} already exists; choose another name (nothing written)")
+        raise StackExistsError(f"{path.name} already exists; choose another name (nothing written)")
     notes = []
     commands = next_commands(config, shared)
     platform_edit = None
@@ -222,14 +270,19 @@ def build_scaffold(
             platform_edit = add_site(platform_file, request.name)
             listed = True
         if listed:
-            commands += watch_commands(f"{config.platform_stack.split('/', 1)[0]}/{request.name}",
-                                       config.platform_stack)
+            commands += watch_commands(
+                f"{config.platform_stack.split('/', 1)[0]}/{request.name}", config.platform_stack
+            )
         elif request.watch:
-            notes.append(f"there is no platform stack file {platform_file.name} here: add {request.name} "
-                         f"to {SITES_KEY} of the platform stack yourself, or nothing watches it")
+            notes.append(
+                f"there is no platform stack file {platform_file.name} here: add {request.name} "
+                f"to {SITES_KEY} of the platform stack yourself, or nothing watches it"
+            )
         else:
-            notes.append(f"--no-watch: nothing watches {request.name} until it is in {SITES_KEY} of the "
-                         "platform stack and the platform is updated (`twinhost plan` warns)")
+            notes.append(
+                f"--no-watch: nothing watches {request.name} until it is in {SITES_KEY} of the "
+                "platform stack and the platform is updated (`twinhost plan` warns)"
+            )
     if shared.source is None:
         notes.append("no stack file to copy admin CIDRs, SSH keys and the ACME contact from")
     if request.platform_stack is None and shared.platform_stack is None:
@@ -297,9 +350,7 @@ def _aws_region_of(platform_section: Mapping[str, Any]) -> str | None:
 def site_config_section(request: SiteRequest, shared: SharedValues) -> dict[str, Any]:
     """The stack file's `config:` section (namespaced keys), in the order a reader expects."""
     ns = NAMESPACE + ":"
-    platform_stack = (
-        request.platform_stack or shared.platform_stack or f"{DIY_ORGANIZATION}/twinhost/prod"
-    )
+    platform_stack = request.platform_stack or shared.platform_stack or f"{DIY_ORGANIZATION}/twinhost/prod"
     ops_dns = shared.ops_dns or "cloudflare"
     section: dict[str, Any] = {}
     if ops_dns == "route53":
@@ -350,8 +401,9 @@ def render_stack_file(request: SiteRequest, shared: SharedValues, section: Mappi
         f"# The client sets: www.<domain> CNAME {request.name}.<ops zone>, and the apex A record to the",
         "# redirector's Elastic IP (stack output `clientDns` after `pulumi up`).",
     ]
-    body = yaml.safe_dump({"config": dict(section)}, sort_keys=False, default_flow_style=False,
-                          allow_unicode=True, width=200)
+    body = yaml.safe_dump(
+        {"config": dict(section)}, sort_keys=False, default_flow_style=False, allow_unicode=True, width=200
+    )
     return "\n".join(header) + "\n" + body
 
 
@@ -359,8 +411,9 @@ def validate_stack_text(text: str, served_elsewhere: Mapping[str, str] | None = 
     """Validate a stack file's text with the program's own model (ConfigError on any problem).
     `served_elsewhere`: {apex: stack} of the domains other stack files serve."""
     document = yaml.safe_load(text) or {}
-    config = parse_config(flatten_stack_file_config(document.get("config") or {}), (),
-                          declared_defaults(), served_elsewhere)
+    config = parse_config(
+        flatten_stack_file_config(document.get("config") or {}), (), declared_defaults(), served_elsewhere
+    )
     if not isinstance(config, SiteConfig):  # role is written as "site"; this guards the writer
         raise ConfigError([ConfigIssue(f"{NAMESPACE}:role", "must be 'site' for a new site", config.role)])
     return config
@@ -389,13 +442,18 @@ def required_secrets(config: SiteConfig | PlatformConfig) -> list[tuple[str, str
         ("digitalocean:token", "DigitalOcean API token (read/write): droplet, reserved IP, firewall"),
         ("linode:token", "Linode personal access token: Linodes and Firewalls read/write"),
     ]
-    needs_cloudflare = config.ops_dns == "cloudflare" or config.proxied or any(
-        d.cloudflare_zone_id for d in config.domains
+    needs_cloudflare = (
+        config.ops_dns == "cloudflare" or config.proxied or any(d.cloudflare_zone_id for d in config.domains)
     )
     if needs_cloudflare:
-        secrets.append(("cloudflare:apiToken", "Cloudflare API token: DNS edit on the ops zone "
-                        "(and client zones, SSL and Certificates edit when proxied, Load Balancing "
-                        "edit for cloudflare-lb)"))
+        secrets.append(
+            (
+                "cloudflare:apiToken",
+                "Cloudflare API token: DNS edit on the ops zone "
+                "(and client zones, SSL and Certificates edit when proxied, Load Balancing "
+                "edit for cloudflare-lb)",
+            )
+        )
     secrets.append((f"{NAMESPACE}:appSecrets", "JSON object of the app's secret environment (optional)"))
     return secrets
 
@@ -406,8 +464,9 @@ def next_commands(config: SiteConfig, shared: SharedValues) -> list[str]:
     commands = [f"pulumi stack init {stack}"]
     for key, _ in required_secrets(config):
         if key == f"{NAMESPACE}:appSecrets":
-            commands.append(f"pulumi config set --stack {stack} --secret {key} "
-                            "'{\"NAME\": \"value\"}'   # optional")
+            commands.append(
+                f'pulumi config set --stack {stack} --secret {key} \'{{"NAME": "value"}}\'   # optional'
+            )
         else:
             # No value on the command line: pulumi prompts, so the token stays out of shell history.
             commands.append(f"pulumi config set --stack {stack} --secret {key}")
@@ -419,13 +478,19 @@ def next_commands(config: SiteConfig, shared: SharedValues) -> list[str]:
 
 
 def render_report(scaffold: Scaffold, project_dir: Path) -> str:
-    relative = scaffold.path.relative_to(project_dir) if scaffold.path.is_relative_to(project_dir) else scaffold.path
-    lines = [f"Wrote {relative} (validated: site {scaffold.config.site}, "
-             f"failover {scaffold.config.failover.mode}, primary {scaffold.config.primary})."]
+    relative = (
+        scaffold.path.relative_to(project_dir) if scaffold.path.is_relative_to(project_dir) else scaffold.path
+    )
+    lines = [
+        f"Wrote {relative} (validated: site {scaffold.config.site}, "
+        f"failover {scaffold.config.failover.mode}, primary {scaffold.config.primary})."
+    ]
     if scaffold.platform_edit is not None:
-        lines.append(f"Added {scaffold.config.site} to {SITES_KEY} in {scaffold.platform_edit.path.name}: "
-                     "the platform's watcher watches it after the platform's next `pulumi up`, which "
-                     "must follow the site's first (the platform reads the site's outputs).")
+        lines.append(
+            f"Added {scaffold.config.site} to {SITES_KEY} in {scaffold.platform_edit.path.name}: "
+            "the platform's watcher watches it after the platform's next `pulumi up`, which "
+            "must follow the site's first (the platform reads the site's outputs)."
+        )
     lines += [f"Note: {note}." for note in scaffold.notes]
     lines.append("")
     lines.append("Next, from the project directory:")
@@ -433,6 +498,8 @@ def render_report(scaffold: Scaffold, project_dir: Path) -> str:
     lines.append("")
     lines.append("Secrets it needs:")
     lines += [f"  {key}: {what}" for key, what in required_secrets(scaffold.config)]
-    changed = f"{relative} and {scaffold.platform_edit.path.name}" if scaffold.platform_edit else f"{relative}"
+    changed = (
+        f"{relative} and {scaffold.platform_edit.path.name}" if scaffold.platform_edit else f"{relative}"
+    )
     lines.append(f"Then commit {changed} and open a pull request: CI previews it with the policy pack.")
     return "\n".join(lines)

@@ -25,11 +25,15 @@ def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> 
         ops_zone=OpsZone(
             provider=config.ops_dns,
             # Depends on the provider check, so a mismatch fails before records are declared.
-            zone_id=pulumi.Output.all(provider, platform_ref.require_output("opsZoneId")).apply(lambda v: v[1]),
+            zone_id=pulumi.Output.all(provider, platform_ref.require_output("opsZoneId")).apply(
+                lambda v: v[1]
+            ),
             name=platform_ref.require_output("opsZone"),
         ),
     )
-    pair = SitePair(config.site, SitePairArgs(config, platform, app_secrets=_app_secrets(), overrides=overrides))
+    pair = SitePair(
+        config.site, SitePairArgs(config, platform, app_secrets=_app_secrets(), overrides=overrides)
+    )
     return SiteOutputs(
         site=config.site,
         failover_hostname=pair.failover_hostname,
@@ -47,11 +51,15 @@ def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> 
 
 def _same_dns_provider(expected: str, actual: str) -> str:
     if expected != actual:
-        raise ConfigError([ConfigIssue(
-            f"{NAMESPACE}:opsDns",
-            f"does not match the platform stack, whose ops zone is on {actual!r}; set it to {actual!r}",
-            expected,
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    f"{NAMESPACE}:opsDns",
+                    f"does not match the platform stack, whose ops zone is on {actual!r}; set it to {actual!r}",
+                    expected,
+                )
+            ]
+        )
     return actual
 
 

@@ -23,7 +23,14 @@ import sys
 from pathlib import Path
 
 from infra.cli import find_project_dir, project_dir_option
-from infra.config import NAMESPACE, ConfigError, ConfigIssue, PlatformConfig, flatten_stack_file_config, parse_config
+from infra.config import (
+    NAMESPACE,
+    ConfigError,
+    ConfigIssue,
+    PlatformConfig,
+    flatten_stack_file_config,
+    parse_config,
+)
 from infra.config.files import config_section
 from infra.config.issues import StackFileError
 from infra.stack_edit import EditedStackFile, plain
@@ -72,13 +79,17 @@ def unwatched_warning(project_dir: Path, stack_file: Path) -> str | None:
         return None
     if failover.get("mode") != "watchdog":
         return None
-    site = str(section.get(f"{NAMESPACE}:site") or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+    site = str(
+        section.get(f"{NAMESPACE}:site") or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    )
     if watching_platforms(project_dir, site):
         return None
-    return (f"twinhost: warning: {site} is in failover mode 'watchdog', but no platform stack file "
-            f"in {project_dir} lists it in {SITES_KEY}: nothing watches it and its failover record "
-            f"never moves. Add '- {site}' to {SITES_KEY} of the platform stack file, then "
-            "`pulumi up` the platform after the site's first `up` (docs/workflow.md).")
+    return (
+        f"twinhost: warning: {site} is in failover mode 'watchdog', but no platform stack file "
+        f"in {project_dir} lists it in {SITES_KEY}: nothing watches it and its failover record "
+        f"never moves. Add '- {site}' to {SITES_KEY} of the platform stack file, then "
+        "`pulumi up` the platform after the site's first `up` (docs/workflow.md)."
+    )
 
 
 def platform_file_for(project_dir: Path, platform_stack: str) -> Path:
@@ -90,8 +101,13 @@ def _validated(stack_file: EditedStackFile) -> None:
     """Refuse (ConfigError) an edit that leaves the platform's config invalid."""
     config = parse_config(flatten_stack_file_config(plain(stack_file.config)))
     if not isinstance(config, PlatformConfig):
-        raise ConfigError([ConfigIssue(f"{NAMESPACE}:role", f"{stack_file.path.name} is not a platform "
-                                                            "stack file", config.role)])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    f"{NAMESPACE}:role", f"{stack_file.path.name} is not a platform stack file", config.role
+                )
+            ]
+        )
 
 
 def add_site(platform_file: Path, site: str) -> EditedStackFile | None:
@@ -146,18 +162,22 @@ def watch_commands(site_stack: str, platform_stack: str) -> list[str]:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `destroy-site` to the `twinhost` command (called by infra.cli)."""
     parser = commands.add_parser(
-        "destroy-site", parents=[project_dir_option()],
+        "destroy-site",
+        parents=[project_dir_option()],
         help="stop watching a site (remove it from the platform's twinhost:sites) and print the "
-             "commands that take it down, in order",
+        "commands that take it down, in order",
         description="Removes SITE from the platform stack file's twinhost:sites (comments kept) and "
-                    "prints, in order: the platform's `pulumi up` (the watcher stops watching), "
-                    "unprotecting the site's protected resources, `pulumi destroy`, `pulumi stack "
-                    "rm`, and removing the stack file. It runs no Pulumi command itself: destroying "
-                    "a client's servers is done by a person, step by step. Refuses without --yes.",
+        "prints, in order: the platform's `pulumi up` (the watcher stops watching), "
+        "unprotecting the site's protected resources, `pulumi destroy`, `pulumi stack "
+        "rm`, and removing the stack file. It runs no Pulumi command itself: destroying "
+        "a client's servers is done by a person, step by step. Refuses without --yes.",
     )
     parser.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
-    parser.add_argument("--yes", action="store_true",
-                        help="really edit the platform stack file (without it: print the plan, change nothing, exit 2)")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="really edit the platform stack file (without it: print the plan, change nothing, exit 2)",
+    )
     parser.set_defaults(handler=_destroy_site)
 
 
@@ -165,8 +185,10 @@ def destroy_commands(site: str, site_stack: str, platform_stack: str | None, wat
     """The commands that take a site down, in order."""
     commands = []
     if watched and platform_stack is not None:
-        commands.append(f"pulumi up --stack {platform_stack} --policy-pack {POLICY_PACK_DIR}   "
-                        f"# first: the watcher stops watching {site} (no alerts about nodes being deleted)")
+        commands.append(
+            f"pulumi up --stack {platform_stack} --policy-pack {POLICY_PACK_DIR}   "
+            f"# first: the watcher stops watching {site} (no alerts about nodes being deleted)"
+        )
     commands += [
         f"pulumi state unprotect --all --stack {site_stack} --yes   # the reserved IP and DNS records are protected",
         f"pulumi destroy --stack {site_stack}",
@@ -186,8 +208,10 @@ def _destroy_site(args: argparse.Namespace) -> int:
         print(f"twinhost destroy-site: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     if section is None or section.get(f"{NAMESPACE}:role") != "site":
-        print(f"twinhost destroy-site: no site stack file Pulumi.{site}.yaml in {project_dir}; nothing changed.",
-              file=sys.stderr)
+        print(
+            f"twinhost destroy-site: no site stack file Pulumi.{site}.yaml in {project_dir}; nothing changed.",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     platform_stack = section.get(f"{NAMESPACE}:platformStack")
     platform_stack = str(platform_stack) if platform_stack else None
@@ -204,9 +228,12 @@ def _destroy_site(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     commands = destroy_commands(site, site_stack, platform_stack, bool(edits))
     if not args.yes:
-        print(f"twinhost destroy-site {site}: would remove {site} from {SITES_KEY} of "
-              f"{', '.join(e.path.name for e in edits) or 'no platform stack file (not listed)'}, then "
-              "you run:", file=sys.stderr)
+        print(
+            f"twinhost destroy-site {site}: would remove {site} from {SITES_KEY} of "
+            f"{', '.join(e.path.name for e in edits) or 'no platform stack file (not listed)'}, then "
+            "you run:",
+            file=sys.stderr,
+        )
         for command in commands:
             print(f"  {command}", file=sys.stderr)
         print("Nothing changed: rerun with --yes to edit the platform stack file.", file=sys.stderr)

@@ -44,8 +44,12 @@ LOCK_FILE = REPO / "requirements.lock"
 #   .venv/bin/python -m infra.watcher_install --refresh-hashes
 HASH_FILE = Path(__file__).resolve().parent / "data" / "watcher-node-wheels.sha256"
 # The redirector: arm64 (t4g) or x86_64, Debian 12 (Python 3.11) or 13 (Python 3.13).
-NODE_PLATFORMS = (("manylinux2014_aarch64", "3.11"), ("manylinux2014_x86_64", "3.11"),
-                  ("manylinux2014_aarch64", "3.13"), ("manylinux2014_x86_64", "3.13"))
+NODE_PLATFORMS = (
+    ("manylinux2014_aarch64", "3.11"),
+    ("manylinux2014_x86_64", "3.11"),
+    ("manylinux2014_aarch64", "3.13"),
+    ("manylinux2014_x86_64", "3.13"),
+)
 
 ROOT = "/opt/twinhost-watcher"
 CONFIG_PATH = "/etc/twinhost/watcher.json"
@@ -69,8 +73,10 @@ NODE_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 
 def source_files() -> list[tuple[str, bytes]]:
     """(path inside lib/, content) of every module of the `twinhost_watcher` package."""
-    return [(path.relative_to(PACKAGE_DIR.parent).as_posix(), path.read_bytes())
-            for path in sorted(PACKAGE_DIR.rglob("*.py"))]
+    return [
+        (path.relative_to(PACKAGE_DIR.parent).as_posix(), path.read_bytes())
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+    ]
 
 
 def source_archive() -> bytes:
@@ -110,7 +116,7 @@ def node_pins(backends: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def wheel_hashes() -> dict[str, list[str]]:
-    """"name==version" -> the sha256 of each of its wheels, from HASH_FILE."""
+    """ "name==version" -> the sha256 of each of its wheels, from HASH_FILE."""
     hashes: dict[str, list[str]] = {}
     for line in HASH_FILE.read_text().splitlines():
         if line and not line.startswith("#"):
@@ -150,8 +156,17 @@ def install_steps() -> tuple[Command, ...]:
         ("install", "-d", "-m", "0700", SECRETS_DIR),
         ("install", "-d", "-m", "0755", ROOT),
         ("python3", "-m", "venv", f"{ROOT}/venv"),
-        (f"{ROOT}/venv/bin/pip", "install", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--require-hashes", "--require-virtualenv", "-r", REQUIREMENTS_PATH),
+        (
+            f"{ROOT}/venv/bin/pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "--require-virtualenv",
+            "-r",
+            REQUIREMENTS_PATH,
+        ),
     )
 
 
@@ -160,8 +175,22 @@ def refresh_hashes(download_dir: Path) -> None:
     pins = [f"{name}=={version}" for name, version in node_pins(NODE_DISTRIBUTIONS)]
     for platform, python in NODE_PLATFORMS:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-             "--platform", platform, "--python-version", python, "--dest", str(download_dir), *pins],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                platform,
+                "--python-version",
+                python,
+                "--dest",
+                str(download_dir),
+                *pins,
+            ],
             check=True,
         )
     lines = []
@@ -169,8 +198,11 @@ def refresh_hashes(download_dir: Path) -> None:
         name, version = wheel.name.split("-")[:2]
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         lines.append(f"{_normal(name)}=={version} sha256:{digest}")
-    HASH_FILE.write_text("# Written by `python -m infra.watcher_install --refresh-hashes`; do not edit.\n"
-                         + "\n".join(sorted(set(lines))) + "\n")
+    HASH_FILE.write_text(
+        "# Written by `python -m infra.watcher_install --refresh-hashes`; do not edit.\n"
+        + "\n".join(sorted(set(lines)))
+        + "\n"
+    )
 
 
 def _normal(name: str) -> str:

@@ -28,7 +28,9 @@ def platform_values() -> dict[str, Any]:
     return copy.deepcopy(stack_file_values("prod"))
 
 
-def write_stack(directory: Path, name: str, values: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+def write_stack(
+    directory: Path, name: str, values: dict[str, Any], extra: dict[str, Any] | None = None
+) -> Path:
     """A stack file in a scratch project (with the repo's Pulumi.yaml and platform stack)."""
     (directory / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
     if not (directory / "Pulumi.prod.yaml").exists() and name != "prod":

@@ -46,8 +46,11 @@ def endpoint_url(host: str, port: int = PORT) -> str:
 
 def stand_in(layout: Layout, *, host: str | None = None, port: int = PORT) -> AwsStandIn:
     """The render overrides' `aws`: the stand-in on the host address, the fixed lab credentials."""
-    return AwsStandIn(endpoint_url=endpoint_url(host or layout.host_address, port),
-                      access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY)
+    return AwsStandIn(
+        endpoint_url=endpoint_url(host or layout.host_address, port),
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+    )
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,10 @@ class Seed:
 
     def describe(self) -> str:
         """Names only, never a value."""
-        return (f"s3://{self.bucket} ({', '.join(sorted(self.objects))}); "
-                f"SSM {', '.join(sorted(self.parameters)) or 'none'} in {self.region}")
+        return (
+            f"s3://{self.bucket} ({', '.join(sorted(self.objects))}); "
+            f"SSM {', '.join(sorted(self.parameters)) or 'none'} in {self.region}"
+        )
 
 
 def platform_seed(platform_plan: Any) -> Seed:
@@ -92,8 +97,9 @@ def platform_seed(platform_plan: Any) -> Seed:
     for resource in (r for r in resources if r.type == _PARAMETER):
         inputs = reveal(resource.inputs)
         parameters[str(inputs["name"])] = str(inputs["value"])
-    seed = Seed(region=str(settings["region"]), bucket=str(settings["bucket"]), objects=objects,
-                parameters=parameters)
+    seed = Seed(
+        region=str(settings["region"]), bucket=str(settings["bucket"]), objects=objects, parameters=parameters
+    )
     _check_release(seed, str(settings["releaseKey"]))
     return seed
 
@@ -113,13 +119,16 @@ def _check_release(seed: Seed, release_key: str) -> None:
     release = json.loads(seed.objects[release_key])
     keys = [release["archive"]["key"]] + ([release["config"]["key"]] if release.get("config") else [])
     missing = [k for k in keys if k not in seed.objects]
-    missing += [s["parameter"] for s in release.get("secrets", {}).values() if s["parameter"] not in seed.parameters]
+    missing += [
+        s["parameter"] for s in release.get("secrets", {}).values() if s["parameter"] not in seed.parameters
+    ]
     if missing:
         raise LabError(f"the release names what the platform plan does not hold: {missing}")
 
 
-def start_aws_standin(layout: Layout, platform_plan: Any, *, host: str | None = None,
-                      port: int = PORT) -> int:
+def start_aws_standin(
+    layout: Layout, platform_plan: Any, *, host: str | None = None, port: int = PORT
+) -> int:
     """Start moto on `host` (the bridge's host address) and seed it from the platform's plan;
     returns its PID. Log in <run_dir>/aws/moto.log. A failed seed ends the server."""
     seed = platform_seed(platform_plan)  # before anything starts
@@ -127,8 +136,12 @@ def start_aws_standin(layout: Layout, platform_plan: Any, *, host: str | None = 
     url = endpoint_url(host, port)
     directory = layout.run_dir / "aws"
     directory.mkdir(parents=True, exist_ok=True)
-    pid = start_service([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-                        directory / "moto.log", ready=lambda: _answers(url), what="moto (S3/SSM stand-in)")
+    pid = start_service(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        directory / "moto.log",
+        ready=lambda: _answers(url),
+        what="moto (S3/SSM stand-in)",
+    )
     try:
         seed_standin(url, seed)
     except BaseException:
@@ -143,8 +156,9 @@ def client(service: str, url: str, region: str) -> Any:
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
-    session = boto3.session.Session(aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-                                    region_name=region)
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, region_name=region
+    )
     config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
     return session.client(service, endpoint_url=url, config=config)
 
@@ -174,15 +188,17 @@ def seed_standin(url: str, seed: Seed) -> None:
         for name, spec in json.loads(release).get("secrets", {}).items():
             version = ssm.get_parameter(Name=spec["parameter"])["Parameter"]["Version"]
             if int(version) != int(spec["version"]):
-                raise LabError(f"secret {name}: the release names version {spec['version']}, "
-                               f"the stand-in holds {version}")
+                raise LabError(
+                    f"secret {name}: the release names version {spec['version']}, "
+                    f"the stand-in holds {version}"
+                )
         s3.put_object(Bucket=seed.bucket, Key=pw.RELEASE_KEY, Body=release)
 
 
 def _answers(url: str) -> bool:
     """Any HTTP answer (an error status included) means the server is up."""
     try:
-        with urllib.request.urlopen(url + "/moto-api/", timeout=2):
+        with urllib.request.urlopen(url + "/moto-api/", timeout=2):  # noqa: S310 - the lab's own http stand-in
             return True
     except urllib.error.HTTPError:
         return True

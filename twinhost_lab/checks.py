@@ -62,8 +62,13 @@ class RunningLab:
         self.files.mkdir(parents=True, exist_ok=True)
         self.acme_root = lab_module.acme_root_file(layout)  # written by `up`
         for address in (FAIL2BAN_SOURCE, BURST_SOURCE):
-            run(in_namespace(layout.admin_namespace, ["ip", "address", "replace", f"{address}/{layout.prefixlen}",
-                                                      "dev", "thl1-ns"]), check=False)
+            run(
+                in_namespace(
+                    layout.admin_namespace,
+                    ["ip", "address", "replace", f"{address}/{layout.prefixlen}", "dev", "thl1-ns"],
+                ),
+                check=False,
+            )
 
     @property
     def site_roles(self) -> tuple[str, str]:
@@ -80,11 +85,19 @@ class RunningLab:
     def address(self, role: str) -> str:
         return self.layout.node(role).address
 
-    def outside(self, command: list[str], *, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return _run_or_timeout(in_namespace(self.layout.internet_namespace, command), timeout=timeout, check=check)
+    def outside(
+        self, command: list[str], *, timeout: float = 120, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return _run_or_timeout(
+            in_namespace(self.layout.internet_namespace, command), timeout=timeout, check=check
+        )
 
-    def admin(self, command: list[str], *, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return _run_or_timeout(in_namespace(self.layout.admin_namespace, command), timeout=timeout, check=check)
+    def admin(
+        self, command: list[str], *, timeout: float = 120, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return _run_or_timeout(
+            in_namespace(self.layout.admin_namespace, command), timeout=timeout, check=check
+        )
 
     def unban(self, role: str, *sources: str) -> None:
         """Lift fail2ban bans a check caused on purpose (or as a side effect), so reruns start clean."""
@@ -93,14 +106,31 @@ class RunningLab:
 
     def curl(self, url: str, host: str, address: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """curl from the internet namespace, `host` resolved to `address`, trusting the lab ACME root."""
-        return _run_or_timeout(lab_module.internet_curl(self.layout, url, host, address, *extra),
-                               timeout=120, check=False)
+        return _run_or_timeout(
+            lab_module.internet_curl(self.layout, url, host, address, *extra), timeout=120, check=False
+        )
 
-    def ssh_command(self, source: str, role: str, command: str, *, user: str | None = None,
-                    key: bool = True) -> list[str]:
-        options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                   "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=2",
-                   "-o", "LogLevel=ERROR", "-b", source]
+    def ssh_command(
+        self, source: str, role: str, command: str, *, user: str | None = None, key: bool = True
+    ) -> list[str]:
+        options = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "ServerAliveInterval=3",
+            "-o",
+            "ServerAliveCountMax=2",
+            "-o",
+            "LogLevel=ERROR",
+            "-b",
+            source,
+        ]
         if key:
             options += ["-o", "IdentitiesOnly=yes", "-i", str(lab_module.admin_key_path(self.layout))]
         else:
@@ -118,10 +148,13 @@ def _run_or_timeout(command: list[str], *, timeout: float, check: bool) -> subpr
     try:
         return run(command, timeout=timeout, check=check)
     except subprocess.TimeoutExpired as exc:
-        return subprocess.CompletedProcess(command, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s")
+        return subprocess.CompletedProcess(
+            command, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s"
+        )
 
 
 # --- the checks ---------------------------------------------------------------------------------
+
 
 def cloud_init_done(lab: RunningLab, role: str) -> CheckResult:
     box = lab.boxes[role]
@@ -130,9 +163,12 @@ def cloud_init_done(lab: RunningLab, role: str) -> CheckResult:
     recoverable = status.get("recoverable_errors") or {}
     failed = box.failed_units()
     ok = status.get("status") == "done" and not errors and not failed
-    figure = (f"status {status.get('status')}, {len(errors)} errors, {len(failed)} failed units"
-              + (f" {failed}" if failed else "") + (f" {errors}" if errors else "")
-              + (f", recoverable: {json.dumps(recoverable)[:300]}" if recoverable else ""))
+    figure = (
+        f"status {status.get('status')}, {len(errors)} errors, {len(failed)} failed units"
+        + (f" {failed}" if failed else "")
+        + (f" {errors}" if errors else "")
+        + (f", recoverable: {json.dumps(recoverable)[:300]}" if recoverable else "")
+    )
     return CheckResult(f"cloud-init done: {box.node.name}", ok, figure)
 
 
@@ -140,12 +176,15 @@ def tinc_mesh(lab: RunningLab) -> CheckResult:
     figures, ok = [], True
     for role in lab.site_roles:
         peer = next(r for r in lab.site_roles if r != role)
-        result = lab.boxes[role].exec(["ping", "-c", "3", "-i", "0.3", "-W", "2", lab.mesh[peer]], check=False)
+        result = lab.boxes[role].exec(
+            ["ping", "-c", "3", "-i", "0.3", "-W", "2", lab.mesh[peer]], check=False
+        )
         loss = re.search(r"(\d+)% packet loss", result.stdout)
         rtt = re.search(r"= [\d.]+/([\d.]+)/", result.stdout)
         ok &= result.returncode == 0
-        figures.append(f"{role}->{peer} {loss.group(1) if loss else '?'}% loss"
-                       + (f" {rtt.group(1)} ms" if rtt else ""))
+        figures.append(
+            f"{role}->{peer} {loss.group(1) if loss else '?'}% loss" + (f" {rtt.group(1)} ms" if rtt else "")
+        )
     return CheckResult("tinc mesh ping both ways", ok, ", ".join(figures))
 
 
@@ -163,7 +202,9 @@ def gluster_replicates(lab: RunningLab) -> CheckResult:
                 break
             time.sleep(0.5)
         ok &= seen == f"{writer}-{token}"
-        figures.append(f"{writer}->{reader} {'read' if seen else 'missing'} in {time.monotonic() - started:.1f} s")
+        figures.append(
+            f"{writer}->{reader} {'read' if seen else 'missing'} in {time.monotonic() - started:.1f} s"
+        )
     return CheckResult("glusterfs replicates both ways", ok, ", ".join(figures))
 
 
@@ -174,14 +215,20 @@ def gluster_heals(lab: RunningLab) -> CheckResult:
     # The standby runs exactly one brick process (glusterfsd): its own.
     bricks = standby.exec(["pgrep", "-x", "glusterfsd"], check=False).stdout.split()
     if len(bricks) != 1:
-        return CheckResult("glusterfs heals after a brick outage", False, f"brick processes on the standby: {bricks}")
+        return CheckResult(
+            "glusterfs heals after a brick outage", False, f"brick processes on the standby: {bricks}"
+        )
     standby.exec(["kill", bricks[0]])
     count, token = 20, f"{time.time_ns()}"
     acknowledged = []
     for index in range(count):
         name = f"{SHARED_DIR}/heal-{token}-{index}.txt"
-        result = primary.exec(f"python3 -c \"import os;f=open('{name}','w');f.write('{index}');f.flush();"
-                              f"os.fsync(f.fileno());f.close()\"", check=False, timeout=60)
+        result = primary.exec(
+            f"python3 -c \"import os;f=open('{name}','w');f.write('{index}');f.flush();"
+            f'os.fsync(f.fileno());f.close()"',
+            check=False,
+            timeout=60,
+        )
         if result.returncode == 0:
             acknowledged.append(name.rsplit("/", 1)[1])
     pending = primary.exec(["gluster", "volume", "heal", VOLUME, "info", "summary"], check=False).stdout
@@ -199,26 +246,35 @@ def gluster_heals(lab: RunningLab) -> CheckResult:
     lost = sorted(set(acknowledged) - on_brick)
     pending_count = sum(int(n) for n in re.findall(r"Number of entries in heal pending: (\d+)", pending))
     ok = len(acknowledged) == count and not lost
-    return CheckResult("glusterfs heals after a brick outage", ok,
-                       f"{len(acknowledged)}/{count} writes acknowledged with the brick down "
-                       f"({pending_count} heal entries pending), on the standby brick {healed_s:.1f} s after "
-                       f"it returned, {len(lost)} lost")
+    return CheckResult(
+        "glusterfs heals after a brick outage",
+        ok,
+        f"{len(acknowledged)}/{count} writes acknowledged with the brick down "
+        f"({pending_count} heal entries pending), on the standby brick {healed_s:.1f} s after "
+        f"it returned, {len(lost)} lost",
+    )
 
 
 def https_health(lab: RunningLab, role: str) -> CheckResult:
     www = lab.site["www"][0]
     result = lab.curl(f"https://{www}/health", www, lab.address(role), "-w", "\n%{http_code} %{time_total}")
     lines = result.stdout.strip().splitlines()
-    code, seconds = (lines[-1].split() + ["?", "?"])[:2] if lines else ("?", "?")
+    code, seconds = ([*lines[-1].split(), "?", "?"])[:2] if lines else ("?", "?")
     ok = result.returncode == 0 and code == "200"
-    figure = f"HTTP {code} in {float(seconds) * 1000:.0f} ms" if ok else f"curl rc {result.returncode}: {(result.stderr.strip().splitlines() or [''])[0][:200]}"
+    figure = (
+        f"HTTP {code} in {float(seconds) * 1000:.0f} ms"
+        if ok
+        else f"curl rc {result.returncode}: {(result.stderr.strip().splitlines() or [''])[0][:200]}"
+    )
     return CheckResult(f"/health over HTTPS: {lab.boxes[role].node.name}", ok, figure)
 
 
 def demo_page_shows_shared_file(lab: RunningLab) -> CheckResult:
     """A file written on the primary's shared volume appears on the standby's demo page."""
     token = f"lab-check-{time.time_ns()}"
-    lab.boxes[lab.primary].exec(f"mkdir -p {SHARED_DIR}/demo && echo {token} > {SHARED_DIR}/demo/lab-check.txt")
+    lab.boxes[lab.primary].exec(
+        f"mkdir -p {SHARED_DIR}/demo && echo {token} > {SHARED_DIR}/demo/lab-check.txt"
+    )
     www = lab.site["www"][0]
     started, page = time.monotonic(), ""
     while time.monotonic() - started < 20:
@@ -226,45 +282,77 @@ def demo_page_shows_shared_file(lab: RunningLab) -> CheckResult:
         if token in page:
             break
         time.sleep(0.5)
-    return CheckResult("demo page shows the shared file", token in page,
-                       f"written on {lab.primary}, shown by {lab.standby} after {time.monotonic() - started:.1f} s")
+    return CheckResult(
+        "demo page shows the shared file",
+        token in page,
+        f"written on {lab.primary}, shown by {lab.standby} after {time.monotonic() - started:.1f} s",
+    )
 
 
 def port_scan(lab: RunningLab, role: str) -> CheckResult:
     """Every TCP port from the internet namespace, and the tinc port over UDP."""
     address = lab.address(role)
     xml = lab.files / f"nmap-{role}.xml"
-    lab.outside(["nmap", "-Pn", "-n", "-sS", "-p-", "--max-retries", "1", "--min-rate", "4000", "-T4",
-                 "-oX", str(xml), address], timeout=600, check=True)
+    lab.outside(
+        [
+            "nmap",
+            "-Pn",
+            "-n",
+            "-sS",
+            "-p-",
+            "--max-retries",
+            "1",
+            "--min-rate",
+            "4000",
+            "-T4",
+            "-oX",
+            str(xml),
+            address,
+        ],
+        timeout=600,
+        check=True,
+    )
     open_ports = {int(port) for port in re.findall(r'portid="(\d+)"><state state="open"', xml.read_text())}
     udp = lab.outside(["nmap", "-Pn", "-n", "-sU", "-p", "655", address], timeout=120).stdout
     # "open|filtered" is nmap's word for no answer (dropped); only a reply makes it "open".
     udp_state = (re.search(r"655/udp\s+(\S+)", udp) or [None, "?"])[1]
     tinc_open = udp_state == "open"
     ok = open_ports == INTENDED_OPEN[role] and not tinc_open
-    return CheckResult(f"port scan from the internet: {lab.boxes[role].node.name}", ok,
-                       f"open tcp {sorted(open_ports)} (intended {sorted(INTENDED_OPEN[role])}), "
-                       f"udp 655 {udp_state}")
+    return CheckResult(
+        f"port scan from the internet: {lab.boxes[role].node.name}",
+        ok,
+        f"open tcp {sorted(open_ports)} (intended {sorted(INTENDED_OPEN[role])}), udp 655 {udp_state}",
+    )
 
 
 def ssh_refused_from_internet(lab: RunningLab, role: str) -> CheckResult:
     address = lab.address(role)
-    result = lab.outside(["python3", "-c", f"import socket;socket.create_connection(('{address}',22),timeout=5)"])
+    result = lab.outside(
+        ["python3", "-c", f"import socket;socket.create_connection(('{address}',22),timeout=5)"]
+    )
     ok = result.returncode != 0
     why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "connected"
     return CheckResult(f"ssh refused from the internet: {lab.boxes[role].node.name}", ok, why[:120])
 
 
 def ssh_audit(lab: RunningLab, role: str) -> CheckResult:
-    result = lab.admin([sys.executable, "-m", "ssh_audit", "-j", "--skip-rate-test", lab.address(role)], timeout=120)
+    result = lab.admin(
+        [sys.executable, "-m", "ssh_audit", "-j", "--skip-rate-test", lab.address(role)], timeout=120
+    )
     try:
         report = json.loads(result.stdout)
     except ValueError:
-        return CheckResult(f"ssh-audit: {lab.boxes[role].node.name}", False, f"no report: {result.stderr[:200]}")
+        return CheckResult(
+            f"ssh-audit: {lab.boxes[role].node.name}", False, f"no report: {result.stderr[:200]}"
+        )
     fails, warns = _ssh_audit_counts(report)
-    return CheckResult(f"ssh-audit: {lab.boxes[role].node.name}", not fails and not warns,
-                       f"{len(fails)} fail, {len(warns)} warn" + (f" {fails + warns}" if fails or warns else "")
-                       + f" ({report.get('banner', {}).get('software', '')})")
+    return CheckResult(
+        f"ssh-audit: {lab.boxes[role].node.name}",
+        not fails and not warns,
+        f"{len(fails)} fail, {len(warns)} warn"
+        + (f" {fails + warns}" if fails or warns else "")
+        + f" ({report.get('banner', {}).get('software', '')})",
+    )
 
 
 def _ssh_audit_counts(report: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -284,27 +372,53 @@ def certificates_are_acme(lab: RunningLab) -> CheckResult:
     www = lab.site["www"][0]
     served = {}
     for role in lab.site_roles:
-        result = lab.outside(["sh", "-c", f"echo | openssl s_client -connect {lab.address(role)}:443 "
-                                          f"-servername {www} -CAfile {lab.acme_root} -verify_return_error 2>/dev/null"
-                                          " | openssl x509 -noout -fingerprint -sha256 -issuer -ext subjectAltName"])
+        result = lab.outside(
+            [
+                "sh",
+                "-c",
+                f"echo | openssl s_client -connect {lab.address(role)}:443 "
+                f"-servername {www} -CAfile {lab.acme_root} -verify_return_error 2>/dev/null"
+                " | openssl x509 -noout -fingerprint -sha256 -issuer -ext subjectAltName",
+            ]
+        )
         served[role] = result.stdout
-    fingerprints = {role: (re.search(r"Fingerprint=(\S+)", out) or [None, ""])[1] for role, out in served.items()}
+    fingerprints = {
+        role: (re.search(r"Fingerprint=(\S+)", out) or [None, ""])[1] for role, out in served.items()
+    }
     issuer = re.search(r"issuer=(.*)", served[lab.primary])
     names = re.findall(r"DNS:([^,\s]+)", served[lab.primary])
-    ok = bool(fingerprints[lab.primary]) and len(set(fingerprints.values())) == 1 and \
-        issuer is not None and "Pebble" in issuer.group(1) and set(lab.site["www"]) <= set(names)
-    return CheckResult("ACME certificate, same on both nodes", ok,
-                       f"issuer {issuer.group(1).strip() if issuer else '?'}, names {names}, "
-                       f"{'one certificate on both nodes' if len(set(fingerprints.values())) == 1 else 'different certificates'}")
+    ok = (
+        bool(fingerprints[lab.primary])
+        and len(set(fingerprints.values())) == 1
+        and issuer is not None
+        and "Pebble" in issuer.group(1)
+        and set(lab.site["www"]) <= set(names)
+    )
+    return CheckResult(
+        "ACME certificate, same on both nodes",
+        ok,
+        f"issuer {issuer.group(1).strip() if issuer else '?'}, names {names}, "
+        f"{'one certificate on both nodes' if len(set(fingerprints.values())) == 1 else 'different certificates'}",
+    )
 
 
 def sslyze_grade(lab: RunningLab, role: str) -> CheckResult:
     www = lab.site["www"][0]
     out = lab.files / f"sslyze-{role}.json"
     python = graders_python(lab.layout, Path(lab.state.project_dir))
-    result = lab.outside([str(python), "-m", "sslyze", "--mozilla_config=intermediate",
-                          f"--certinfo_ca_file={lab.acme_root}", "--http_headers", f"--json_out={out}",
-                          f"{www}:443{{{lab.address(role)}}}"], timeout=300)
+    result = lab.outside(
+        [
+            str(python),
+            "-m",
+            "sslyze",
+            "--mozilla_config=intermediate",
+            f"--certinfo_ca_file={lab.acme_root}",
+            "--http_headers",
+            f"--json_out={out}",
+            f"{www}:443{{{lab.address(role)}}}",
+        ],
+        timeout=300,
+    )
     hsts = False
     try:
         report = json.loads(out.read_text())
@@ -317,23 +431,37 @@ def sslyze_grade(lab: RunningLab, role: str) -> CheckResult:
     compliance = result.stdout.split("COMPLIANCE AGAINST")[-1]
     # sslyze 6: "<server>:443: OK - Compliant." or "<server>:443: FAILED - Not compliant." + reasons
     compliant = bool(re.search(r":443: OK - Compliant\.", compliance)) and "Not compliant" not in compliance
-    problems = re.findall(r"\* [^\n]*", compliance)[:4] or \
-        [line.strip() for line in (compliance + result.stderr).splitlines() if line.strip()][-2:]
-    return CheckResult(f"sslyze Mozilla intermediate: {lab.boxes[role].node.name}", compliant and hsts,
-                       f"{'compliant' if compliant else 'NOT compliant ' + '; '.join(problems)}, "
-                       f"HSTS {'present' if hsts else 'missing'}")
+    problems = (
+        re.findall(r"\* [^\n]*", compliance)[:4]
+        or [line.strip() for line in (compliance + result.stderr).splitlines() if line.strip()][-2:]
+    )
+    return CheckResult(
+        f"sslyze Mozilla intermediate: {lab.boxes[role].node.name}",
+        compliant and hsts,
+        f"{'compliant' if compliant else 'NOT compliant ' + '; '.join(problems)}, "
+        f"HSTS {'present' if hsts else 'missing'}",
+    )
 
 
 def redirector_redirects(lab: RunningLab, apex: str) -> CheckResult:
     address = lab.address("redirector")
     figures, ok = [], True
     for scheme in ("http", "https"):
-        result = lab.curl(f"{scheme}://{apex}/some/path?q=1&x=y", apex, address,
-                          "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
+        result = lab.curl(
+            f"{scheme}://{apex}/some/path?q=1&x=y",
+            apex,
+            address,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        )
         code, _, location = result.stdout.partition(" ")
         expected = f"https://www.{apex}/some/path?q=1&x=y"
         ok &= result.returncode == 0 and code == "301" and location == expected
-        figures.append(f"{scheme} {code or 'rc ' + str(result.returncode)} -> {location or result.stderr.strip()[:80]}")
+        figures.append(
+            f"{scheme} {code or 'rc ' + str(result.returncode)} -> {location or result.stderr.strip()[:80]}"
+        )
     return CheckResult(f"redirector 301: {apex}", ok, "; ".join(figures))
 
 
@@ -343,20 +471,28 @@ def redirector_refuses_unknown(lab: RunningLab) -> CheckResult:
     log = (lab.layout.run_dir / "pebble" / "pebble.log").read_text(errors="replace")
     ordered = apex in log
     ok = result.returncode != 0 and not ordered
-    return CheckResult("redirector refuses an unknown apex", ok,
-                       f"TLS to {apex}: curl rc {result.returncode}; ACME order for it: {'yes' if ordered else 'none'}")
+    return CheckResult(
+        "redirector refuses an unknown apex",
+        ok,
+        f"TLS to {apex}: curl rc {result.returncode}; ACME order for it: {'yes' if ordered else 'none'}",
+    )
 
 
 def lynis_index(lab: RunningLab, role: str) -> CheckResult:
     """Lynis (installed for the audit through the lab's proxy, as an auditor would) on a node."""
     box = lab.boxes[role]
-    box.exec("command -v lynis >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis >/dev/null",
-             timeout=600)
+    box.exec(
+        "command -v lynis >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis >/dev/null",
+        timeout=600,
+    )
     result = box.exec(["lynis", "audit", "system", "--quick", "--no-colors"], check=False, timeout=900)
     found = re.search(r"Hardening index : (\d+)", result.stdout)
     index = int(found.group(1)) if found else -1
-    return CheckResult(f"lynis hardening index: {box.node.name}", index >= 0,
-                       f"{index} (target {LYNIS_TARGET}: {'met' if index >= LYNIS_TARGET else 'not met'})")
+    return CheckResult(
+        f"lynis hardening index: {box.node.name}",
+        index >= 0,
+        f"{index} (target {LYNIS_TARGET}: {'met' if index >= LYNIS_TARGET else 'not met'})",
+    )
 
 
 def fail2ban_bans(lab: RunningLab, role: str) -> CheckResult:
@@ -364,7 +500,9 @@ def fail2ban_bans(lab: RunningLab, role: str) -> CheckResult:
     box = lab.boxes[role]
     attempts, banned = 0, False
     for attempts in range(1, 16):
-        lab.admin(lab.ssh_command(FAIL2BAN_SOURCE, role, "true", user=f"nobody{attempts}", key=False), timeout=30)
+        lab.admin(
+            lab.ssh_command(FAIL2BAN_SOURCE, role, "true", user=f"nobody{attempts}", key=False), timeout=30
+        )
         status = box.exec(["fail2ban-client", "status", "sshd"], check=False).stdout
         if FAIL2BAN_SOURCE in status:
             banned = True
@@ -373,27 +511,35 @@ def fail2ban_bans(lab: RunningLab, role: str) -> CheckResult:
     if banned:
         refused = lab.admin(lab.ssh_command(FAIL2BAN_SOURCE, role, "true"), timeout=30).returncode != 0
         lab.unban(role, FAIL2BAN_SOURCE)
-    return CheckResult(f"fail2ban bans bad logins: {box.node.name}", banned and refused,
-                       f"banned after {attempts} bad logins, then {'refused' if refused else 'still let in'}"
-                       if banned else f"not banned after {attempts} bad logins")
+    return CheckResult(
+        f"fail2ban bans bad logins: {box.node.name}",
+        banned and refused,
+        f"banned after {attempts} bad logins, then {'refused' if refused else 'still let in'}"
+        if banned
+        else f"not banned after {attempts} bad logins",
+    )
 
 
 def ufw_limit(lab: RunningLab, role: str) -> CheckResult:
     """A burst of SSH connections from one admin address: `ufw limit` drops the 7th and later
     within 30 s (six allowed), while the admin's key login from another address still works."""
     address = lab.address(role)
-    script = ("import socket,time\nok=0\nfor i in range(12):\n"
-              "  s=socket.socket();s.bind(('%s',0));s.settimeout(2)\n"
-              "  try:\n    s.connect(('%s',22));ok+=1\n  except OSError:\n    pass\n  s.close()\nprint(ok)"
-              % (BURST_SOURCE, address))
+    script = (
+        "import socket,time\nok=0\nfor i in range(12):\n"
+        f"  s=socket.socket();s.bind(('{BURST_SOURCE}',0));s.settimeout(2)\n"
+        f"  try:\n    s.connect(('{address}',22));ok+=1\n  except OSError:\n    pass\n  s.close()\nprint(ok)"
+    )
     accepted = int(lab.admin(["python3", "-c", script], timeout=120).stdout.strip() or -1)
     login = lab.admin(lab.ssh_command(AUDIT_SOURCE, role, "id -un"), timeout=30)
     # fail2ban's aggressive mode counts the burst's pre-auth disconnects too: a side effect.
     lab.unban(role, BURST_SOURCE)
     ok = 0 < accepted < 12 and login.returncode == 0
-    return CheckResult(f"ufw limit drops an ssh burst: {lab.boxes[role].node.name}", ok,
-                       f"{accepted}/12 connections accepted; admin login from another address "
-                       f"{'works' if login.returncode == 0 else 'fails: ' + login.stderr.strip()[:100]}")
+    return CheckResult(
+        f"ufw limit drops an ssh burst: {lab.boxes[role].node.name}",
+        ok,
+        f"{accepted}/12 connections accepted; admin login from another address "
+        f"{'works' if login.returncode == 0 else 'fails: ' + login.stderr.strip()[:100]}",
+    )
 
 
 def all_checks(lab: RunningLab) -> list[tuple[str, Callable[[], CheckResult]]]:
@@ -403,7 +549,10 @@ def all_checks(lab: RunningLab) -> list[tuple[str, Callable[[], CheckResult]]]:
     checks += [(f"cloud_init_{r}", partial(cloud_init_done, lab, r)) for r in roles]
     checks += [("tinc", partial(tinc_mesh, lab)), ("gluster_replication", partial(gluster_replicates, lab))]
     checks += [(f"health_{r}", partial(https_health, lab, r)) for r in lab.site_roles]
-    checks += [("demo_page", partial(demo_page_shows_shared_file, lab)), ("acme", partial(certificates_are_acme, lab))]
+    checks += [
+        ("demo_page", partial(demo_page_shows_shared_file, lab)),
+        ("acme", partial(certificates_are_acme, lab)),
+    ]
     checks += [(f"sslyze_{r}", partial(sslyze_grade, lab, r)) for r in lab.site_roles]
     checks += [(f"redirect_{a}", partial(redirector_redirects, lab, a)) for a in lab.site["redirect_apexes"]]
     checks += [("redirect_unknown", partial(redirector_refuses_unknown, lab))]

@@ -12,9 +12,13 @@ from twinhost_lab.layout import Layout
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    lab = commands.add_parser("lab", help="boot a site's pair and the redirector locally and check them (root)")
+    lab = commands.add_parser(
+        "lab", help="boot a site's pair and the redirector locally and check them (root)"
+    )
     actions = lab.add_subparsers(dest="lab_command", required=True)
-    up = actions.add_parser("up", help="boot the containers from the plan's user data", parents=[project_dir_option()])
+    up = actions.add_parser(
+        "up", help="boot the containers from the plan's user data", parents=[project_dir_option()]
+    )
     up.add_argument("--stack", default="harbourlaw", help="the site stack to boot (default: harbourlaw)")
     up.add_argument("--platform", default="prod", help="the platform stack (default: prod)")
     up.add_argument("--debian", type=int, choices=(12, 13), default=12, help="Debian release (default: 12)")
@@ -22,19 +26,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = actions.add_parser("check", help="run every outside check against the running lab")
     check.add_argument("-k", dest="only", default=None, help="only the checks whose name contains this")
     check.set_defaults(handler=_check)
-    drill = actions.add_parser("drill", help="kill the primary node, time the watcher's failover and the return")
-    drill.add_argument("--backend", choices=("rfc2136", "route53", "all"), default="all",
-                       help="the DNS backend the watcher moves the record with (default: both in turn)")
-    drill.add_argument("--flapping-rounds", type=int, default=8,
-                       help="watcher rounds in which the primary fails every other check (0: skip)")
+    drill = actions.add_parser(
+        "drill", help="kill the primary node, time the watcher's failover and the return"
+    )
+    drill.add_argument(
+        "--backend",
+        choices=("rfc2136", "route53", "all"),
+        default="all",
+        help="the DNS backend the watcher moves the record with (default: both in turn)",
+    )
+    drill.add_argument(
+        "--flapping-rounds",
+        type=int,
+        default=8,
+        help="watcher rounds in which the primary fails every other check (0: skip)",
+    )
     drill.add_argument("--repeats", type=int, default=1, help="kills per backend (default: 1)")
     drill.set_defaults(handler=_drill)
     actions.add_parser("status", help="what is running").set_defaults(handler=_status)
-    actions.add_parser("down", help="remove containers, bridge, namespaces, cgroups").set_defaults(handler=_down)
+    actions.add_parser("down", help="remove containers, bridge, namespaces, cgroups").set_defaults(
+        handler=_down
+    )
 
 
 def _layout_of_running() -> Layout:
-    from twinhost_lab.lab import load_state  # deliberate: `twinhost --help` and other commands load only this parser
+    from twinhost_lab.lab import (
+        load_state,
+    )  # deliberate: `twinhost --help` and other commands load only this parser
 
     state = load_state(Layout())
     if state is None:
@@ -49,6 +67,7 @@ def _guard(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
         except LabError as exc:
             print(f"lab: {exc}", file=sys.stderr)
             return 1
+
     return wrapped
 
 
@@ -81,8 +100,13 @@ def _drill(args: argparse.Namespace) -> int:
 
     layout = _layout_of_running()
     backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
-    results, flapping = drill.drill(layout, backends, flapping_rounds=args.flapping_rounds, repeats=args.repeats,
-                                    log=lambda line: print(line, flush=True))
+    results, flapping = drill.drill(
+        layout,
+        backends,
+        flapping_rounds=args.flapping_rounds,
+        repeats=args.repeats,
+        log=lambda line: print(line, flush=True),
+    )
     print("figures:")
     for result in results:
         for line in result.lines():
@@ -117,5 +141,3 @@ def _down(args: argparse.Namespace) -> int:
     if not removed:
         print("nothing to remove")
     return 0
-
-

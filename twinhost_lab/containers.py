@@ -9,6 +9,7 @@ exec), else one container's shutdown waits on the other's; `--network-bridge` gi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -49,7 +50,9 @@ class Container:
         unpack(archive, self.tree)
         seed = self.tree / "var/lib/cloud/seed/nocloud"
         seed.mkdir(parents=True, exist_ok=True)
-        (seed / "meta-data").write_text(f"instance-id: lab-{self.node.name}\nlocal-hostname: {self.node.name}\n")
+        (seed / "meta-data").write_text(
+            f"instance-id: lab-{self.node.name}\nlocal-hostname: {self.node.name}\n"
+        )
         user_data_file = seed / "user-data"
         user_data_file.touch(mode=0o600)  # secrets: tinc and origin keys
         user_data_file.write_text(user_data)
@@ -59,8 +62,10 @@ class Container:
         network.parent.mkdir(parents=True, exist_ok=True)
         addresses = "\n".join(f"Address={a}/{self.layout.prefixlen}" for a in self.node.addresses)
         # No gateway: nothing in the lab routes off the bridge. The provider's resolver is the lab DNS.
-        network.write_text(f"[Match]\nName=host0\n\n[Network]\n{addresses}\nDNS={self.layout.host_address}\n"
-                           "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
+        network.write_text(
+            f"[Match]\nName=host0\n\n[Network]\n{addresses}\nDNS={self.layout.host_address}\n"
+            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        )
         wants = self.tree / "etc/systemd/system/multi-user.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
         link = wants / "systemd-networkd.service"
@@ -68,8 +73,9 @@ class Container:
             link.symlink_to("/lib/systemd/system/systemd-networkd.service")
         # The provider's network reaches PyPI; the lab's reaches its stand-in (the watcher's wheels).
         # Plain HTTP on the lab bridge; the install is hash-pinned (--require-hashes) all the same.
-        (self.tree / "etc/pip.conf").write_text(f"[global]\nindex-url = {self.layout.pypi_index}\n"
-                                                f"trusted-host = {self.layout.host_address}\n")
+        (self.tree / "etc/pip.conf").write_text(
+            f"[global]\nindex-url = {self.layout.pypi_index}\ntrusted-host = {self.layout.host_address}\n"
+        )
         resolv = self.tree / "etc/resolv.conf"
         if resolv.is_symlink() or resolv.exists():
             resolv.unlink()
@@ -90,18 +96,33 @@ class Container:
             run(["ip", "link", "delete", self.host_veth], check=False)
         cgroups = [root / "twinhost-lab" / self.node.name for root in CGROUP_ROOTS if root.is_dir()]
         enter = "; ".join(f"mkdir -p {c} && echo $$ > {c}/cgroup.procs" for c in cgroups)
-        nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
-                  f"--directory={self.tree}", f"--machine={self.node.name}", f"--hostname={self.node.name}",
-                  f"--network-bridge={self.layout.bridge}", "--resolv-conf=off", "--timezone=off",
-                  "--bind=/dev/fuse", "--bind=/dev/net/tun", "--console=read-only"]
+        nspawn = [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--boot",
+            f"--directory={self.tree}",
+            f"--machine={self.node.name}",
+            f"--hostname={self.node.name}",
+            f"--network-bridge={self.layout.bridge}",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--bind=/dev/fuse",
+            "--bind=/dev/net/tun",
+            "--console=read-only",
+        ]
         env = {}
         if self.layout.debian >= 13:
             # trixie's systemd refuses to run cleanly on the hybrid v1 hierarchy (tainted
             # "cgroupsv1"): give it pure cgroup v2 in its own unified directory.
             env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
         self.pid = start_background(["sh", "-c", f"{enter}; exec {shlex.join(nspawn)}"], self.log, env=env)
-        wait_for(lambda: self.leader() is not None or not alive(self.pid), timeout=30,
-                 what=f"{self.node.name} to start")
+        wait_for(
+            lambda: self.leader() is not None or not alive(self.pid),
+            timeout=30,
+            what=f"{self.node.name} to start",
+        )
         if self.leader() is None:
             raise LabError(f"{self.node.name} did not boot: {self.log.read_text()[-1500:]}")
 
@@ -118,15 +139,35 @@ class Container:
                     continue
         return None
 
-    def exec(self, command: str | list[str], *, check: bool = True, timeout: float = 300,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self,
+        command: str | list[str],
+        *,
+        check: bool = True,
+        timeout: float = 300,
+        input: str | None = None,  # noqa: A002 - subprocess.run's own name
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command inside (all namespaces of PID 1), as root, with a login-like PATH."""
         leader = self.leader()
         if leader is None:
             raise LabError(f"{self.node.name} is not running")
         argv = ["bash", "-c", command] if isinstance(command, str) else command
-        return run(["nsenter", "-t", str(leader), "-a", "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                    "LANG=C.UTF-8", *argv], check=check, timeout=timeout, input=input)
+        return run(
+            [
+                "nsenter",
+                "-t",
+                str(leader),
+                "-a",
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+                *argv,
+            ],
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
 
     def cloud_init_status(self) -> dict[str, object]:
         """`cloud-init status --format json` (22.4 and 25.1 both have it)."""
@@ -146,8 +187,9 @@ class Container:
         if state == "running":
             # 22.4 and 25.1: "detail": "Running in stage: modules-final"
             detail = str(status.get("detail") or "")
-            stage = status.get("stage") or (detail.removeprefix("Running in stage: ")
-                                            if detail.startswith("Running in stage: ") else "")
+            stage = status.get("stage") or (
+                detail.removeprefix("Running in stage: ") if detail.startswith("Running in stage: ") else ""
+            )
             return f"running {stage}".strip()
         return state
 
@@ -159,10 +201,8 @@ class Container:
         """Pull the plug (the failover drill): SIGKILL to nspawn and to every process in the
         container's cgroup at once, no shutdown, and its veth removed from the bridge."""
         for pid in {*lab_cgroup_pids(self.node.name), *([self.pid] if self.pid else [])}:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         stop(self.pid, grace=5, sig=signal.SIGKILL)  # reaps nspawn
         deadline = time.monotonic() + 15
         while lab_cgroup_pids(self.node.name) and time.monotonic() < deadline:
@@ -196,10 +236,8 @@ def kill_lab_cgroups(timeout: float = 15) -> list[int]:
     pids = found
     while pids and time.monotonic() < deadline:
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.2)
         pids = remaining()
     if pids:
@@ -211,7 +249,5 @@ def remove_lab_cgroups() -> None:
     for root in CGROUP_ROOTS:
         directory = root / "twinhost-lab"
         for sub in sorted(directory.glob("**/"), key=lambda p: len(p.parts), reverse=True):
-            try:
+            with contextlib.suppress(OSError):
                 sub.rmdir()
-            except OSError:
-                pass

@@ -90,6 +90,7 @@ class DrillFigures:
     def lines(self) -> list[str]:
         def seconds(value: float | None) -> str:
             return "-" if value is None else f"{value:.1f} s"
+
         return [
             f"{self.backend}: killed {self.killed}; detection {seconds(self.detection_s)} "
             f"(target <= {TARGET_DETECTION_S:.0f} s), record on {self.standby} only after "
@@ -112,13 +113,16 @@ class FlappingFigures:
     records_seen: list[list[str]]
 
     def lines(self) -> list[str]:
-        return [f"flapping: {self.node} failed every other check for {self.rounds} rounds: {self.failed_checks} "
-                f"failed checks (longest streak {self.longest_streak}), {self.resets} connections reset, "
-                f"{self.node_down_events} node_down, {self.record_moves} record moves, record seen as "
-                f"{self.records_seen}"]
+        return [
+            f"flapping: {self.node} failed every other check for {self.rounds} rounds: {self.failed_checks} "
+            f"failed checks (longest streak {self.longest_streak}), {self.resets} connections reset, "
+            f"{self.node_down_events} node_down, {self.record_moves} record moves, record seen as "
+            f"{self.records_seen}"
+        ]
 
 
 # --- the DNS side -------------------------------------------------------------------------------
+
 
 class KnotZone:
     """Knot on the host's bridge address, authoritative for the ops zone, updates by TSIG key."""
@@ -145,13 +149,25 @@ class KnotZone:
         records = "".join(f"{relative} 60 A {address}\n" for address in addresses)
         (self.directory / f"{self.zone}.zone").write_text(
             f"$ORIGIN {self.zone}.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n"
-            f"@ NS ns1\nns1 A {self.layout.host_address}\n{records}")
+            f"@ NS ns1\nns1 A {self.layout.host_address}\n{records}"
+        )
         config = self.directory / "knot.conf"
         config.touch(mode=0o600)
-        config.write_text(knot_conf(listen=f"{self.layout.host_address}@{KNOT_PORT}", directory=self.directory,
-                                    zone=self.zone, keys={TSIG_KEY_NAME: secret}, updater=TSIG_KEY_NAME))
-        pid = start_service(["knotd", "-c", str(config)], self.directory / "knotd.log",
-                            ready=lambda: bool(self._ask()), what="knotd (the ops zone)")
+        config.write_text(
+            knot_conf(
+                listen=f"{self.layout.host_address}@{KNOT_PORT}",
+                directory=self.directory,
+                zone=self.zone,
+                keys={TSIG_KEY_NAME: secret},
+                updater=TSIG_KEY_NAME,
+            )
+        )
+        pid = start_service(
+            ["knotd", "-c", str(config)],
+            self.directory / "knotd.log",
+            ready=lambda: bool(self._ask()),
+            what="knotd (the ops zone)",
+        )
         self.state.services["knot"] = pid
         lab_module.save_state(self.layout, self.state)
         return {TSIG_SECRET: secret}
@@ -162,8 +178,18 @@ class KnotZone:
             stop(pid)
 
     def _ask(self, namespace: str | None = None) -> list[str]:
-        command = ["kdig", "+tcp", "+short", "+timeout=2", "+retry=0", f"@{self.layout.host_address}",
-                   "-p", str(KNOT_PORT), self.record, "A"]
+        command = [
+            "kdig",
+            "+tcp",
+            "+short",
+            "+timeout=2",
+            "+retry=0",
+            f"@{self.layout.host_address}",
+            "-p",
+            str(KNOT_PORT),
+            self.record,
+            "A",
+        ]
         if namespace:
             command = in_namespace(namespace, command)
         result = run(command, check=False, timeout=10)
@@ -177,8 +203,14 @@ class KnotZone:
         return self._ask(self.layout.internet_namespace)
 
     def dns_section(self) -> dict[str, Any]:
-        return {"backend": "rfc2136", "server": self.layout.host_address, "port": KNOT_PORT,
-                "tsigKeyName": TSIG_KEY_NAME, "tsigAlgorithm": "hmac-sha256", "tsigSecret": TSIG_SECRET}
+        return {
+            "backend": "rfc2136",
+            "server": self.layout.host_address,
+            "port": KNOT_PORT,
+            "tsigKeyName": TSIG_KEY_NAME,
+            "tsigAlgorithm": "hmac-sha256",
+            "tsigSecret": TSIG_SECRET,
+        }
 
 
 class Route53Zone:
@@ -196,21 +228,36 @@ class Route53Zone:
     def start(self, addresses: list[str]) -> dict[str, str]:
         """The hosted zone (found or created) with the record on `addresses`; no watcher secret
         (the lab credentials are in the watcher unit's drop-in)."""
-        zones = [z for z in self.client.list_hosted_zones()["HostedZones"] if z["Name"].rstrip(".") == self.zone]
+        zones = [
+            z for z in self.client.list_hosted_zones()["HostedZones"] if z["Name"].rstrip(".") == self.zone
+        ]
         if zones:
             self.zone_id = zones[0]["Id"].split("/")[-1]
         else:
             created = self.client.create_hosted_zone(Name=self.zone, CallerReference=str(uuid.uuid4()))
             self.zone_id = created["HostedZone"]["Id"].split("/")[-1]
-        self.client.change_resource_record_sets(HostedZoneId=self.zone_id, ChangeBatch={"Changes": [{
-            "Action": "UPSERT", "ResourceRecordSet": {
-                "Name": self.record, "Type": "A", "TTL": 60,
-                "ResourceRecords": [{"Value": address} for address in addresses]}}]})
+        self.client.change_resource_record_sets(
+            HostedZoneId=self.zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": self.record,
+                            "Type": "A",
+                            "TTL": 60,
+                            "ResourceRecords": [{"Value": address} for address in addresses],
+                        },
+                    }
+                ]
+            },
+        )
         return {}
 
     def current(self) -> list[str]:
         sets = self.client.list_resource_record_sets(
-            HostedZoneId=self.zone_id, StartRecordName=self.record, StartRecordType="A", MaxItems="1")
+            HostedZoneId=self.zone_id, StartRecordName=self.record, StartRecordType="A", MaxItems="1"
+        )
         for record_set in sets["ResourceRecordSets"]:
             if record_set["Name"].rstrip(".") == self.record and record_set["Type"] == "A":
                 return sorted(r["Value"] for r in record_set.get("ResourceRecords", []))
@@ -221,11 +268,15 @@ class Route53Zone:
         return self.current()
 
     def dns_section(self) -> dict[str, Any]:
-        return {"backend": "route53", "hostedZoneId": self.zone_id,
-                "endpointUrl": aws.endpoint_url(self.layout.host_address)}
+        return {
+            "backend": "route53",
+            "hostedZoneId": self.zone_id,
+            "endpointUrl": aws.endpoint_url(self.layout.host_address),
+        }
 
 
 # --- the watcher's side -------------------------------------------------------------------------
+
 
 class Watcher:
     """The redirector's watcher: its config (through the stand-in) and its event log."""
@@ -255,28 +306,40 @@ class Watcher:
         entries[0]["dns"] = dns
         # The nodes' certificates come from the lab's ACME server, whose root no system trusts:
         # the watcher is given it as each node's CA bundle (as for Cloudflare Origin CA origins).
-        self.box.exec(["install", "-D", "-m", "0644", "/dev/stdin", LAB_ACME_ROOT], input=self.state.acme_root_pem)
+        self.box.exec(
+            ["install", "-D", "-m", "0644", "/dev/stdin", LAB_ACME_ROOT], input=self.state.acme_root_pem
+        )
         for node in entries[0]["nodes"]:
             node["caBundle"] = LAB_ACME_ROOT
         parse_config(config)  # the watcher's own validation, before anything is written
         named = {name: (spec["parameter"], int(spec["version"])) for name, spec in release["secrets"].items()}
         for name, value in secrets.items():
             parameter = pw.parameter_name(self.state.platform_stack, name)
-            version = ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=True,
-                                        Tier="Standard")["Version"]
+            version = ssm.put_parameter(
+                Name=parameter, Value=value, Type="SecureString", Overwrite=True, Tier="Standard"
+            )["Version"]
             named[name] = (parameter, int(version))
         text = pw.config_json(config)
         s3.put_object(Bucket=bucket, Key=pw.CONFIG_KEY, Body=text.encode())
-        document = pw.release_document(config=text, archive_sha256=release["archive"]["sha256"], secrets=named)
+        document = pw.release_document(
+            config=text, archive_sha256=release["archive"]["sha256"], secrets=named
+        )
         s3.put_object(Bucket=bucket, Key=pw.RELEASE_KEY, Body=json.dumps(document, indent=2).encode())
         since = time.time()
-        refreshed = self.box.exec(["systemctl", "start", "twinhost-watcher-refresh.service"], check=False, timeout=180)
+        refreshed = self.box.exec(
+            ["systemctl", "start", "twinhost-watcher-refresh.service"], check=False, timeout=180
+        )
         if refreshed.returncode != 0:
-            journal = self.box.exec(["journalctl", "-u", "twinhost-watcher-refresh", "-n", "30", "--no-pager"],
-                                    check=False).stdout
+            journal = self.box.exec(
+                ["journalctl", "-u", "twinhost-watcher-refresh", "-n", "30", "--no-pager"], check=False
+            ).stdout
             raise LabError(f"the watcher refresh failed: {journal[-1500:]}")
-        started = self.wait_for_event(lambda e: e["event"] == "watcher_started", since, timeout=60,
-                                      what="the watcher restarted on the drill's config")
+        started = self.wait_for_event(
+            lambda e: e["event"] == "watcher_started",
+            since,
+            timeout=60,
+            what="the watcher restarted on the drill's config",
+        )
         return float(config.get("interval", 5)), float(started["t"])
 
     def _where(self) -> tuple[str, str]:
@@ -285,8 +348,20 @@ class Watcher:
 
     def events(self, since: float) -> list[dict[str, Any]]:
         """The watcher's JSON events logged at or after `since` (host wall clock), with `t`."""
-        result = self.box.exec(["journalctl", "-u", "twinhost-watcher", "-o", "cat", "--no-pager",
-                                "--since", f"@{int(since) - 1}"], check=False, timeout=30)
+        result = self.box.exec(
+            [
+                "journalctl",
+                "-u",
+                "twinhost-watcher",
+                "-o",
+                "cat",
+                "--no-pager",
+                "--since",
+                f"@{int(since) - 1}",
+            ],
+            check=False,
+            timeout=30,
+        )
         found = []
         for line in result.stdout.splitlines():
             try:
@@ -300,8 +375,9 @@ class Watcher:
                 found.append(event)
         return found
 
-    def wait_for_event(self, match: Callable[[dict[str, Any]], bool], since: float, *, timeout: float,
-                       what: str) -> dict[str, Any]:
+    def wait_for_event(
+        self, match: Callable[[dict[str, Any]], bool], since: float, *, timeout: float, what: str
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events(since):
@@ -313,6 +389,7 @@ class Watcher:
 
 
 # --- the drill ----------------------------------------------------------------------------------
+
 
 class Drill:
     def __init__(self, layout: Layout, log: Log = print):
@@ -330,8 +407,12 @@ class Drill:
             log(f"{self.boxes[role].node.name} is off (an interrupted drill?): booting it")
             self.boot(role)
         if stopped:
-            wait_for(lambda: lab_module.healthy_over_tls(layout, state), timeout=RETURN_TIMEOUT_S, interval=2,
-                     what="both site nodes healthy over TLS again")
+            wait_for(
+                lambda: lab_module.healthy_over_tls(layout, state),
+                timeout=RETURN_TIMEOUT_S,
+                interval=2,
+                what="both site nodes healthy over TLS again",
+            )
         self.primary = str(state.site["primary"])
         self.standby = "linode" if self.primary == "digitalocean" else "digitalocean"
         self.watcher = Watcher(layout, state, self.boxes["redirector"], log)
@@ -372,10 +453,13 @@ class Drill:
         zone = self.current_zone
         if zone is None or zone.backend != backend:
             raise LabError(f"switch_to({backend!r}) first")
-        figures = DrillFigures(backend=backend, killed=self.boxes[self.primary].node.name,
-                               standby=self.boxes[self.standby].node.name,
-                               killed_address=self.addresses[self.primary],
-                               standby_address=self.addresses[self.standby])
+        figures = DrillFigures(
+            backend=backend,
+            killed=self.boxes[self.primary].node.name,
+            standby=self.boxes[self.standby].node.name,
+            killed_address=self.addresses[self.primary],
+            standby_address=self.addresses[self.standby],
+        )
         # A random moment of the watcher's round: the kill's phase decides most of the
         # detection time (up to one interval until the first failed check).
         time.sleep(random.uniform(0, self.interval))
@@ -414,22 +498,39 @@ class Drill:
                 figures.record_after_move = answer
                 break
             time.sleep(0.2)
-        down = [e for e in self.watcher.events(killed_at) if e["event"] == "node_down"
-                and e.get("node") == self.primary]
+        down = [
+            e
+            for e in self.watcher.events(killed_at)
+            if e["event"] == "node_down" and e.get("node") == self.primary
+        ]
         if down:
             figures.detection_s = round(down[0]["t"] - killed_at, 1)
         if figures.moved_s is None:
             figures.record_after_move = zone.current()
             self._log_lines(figures.lines())
-            raise LabError(f"{backend}: the record did not move off {killed_address} within {MOVE_TIMEOUT_S:.0f} s")
+            raise LabError(
+                f"{backend}: the record did not move off {killed_address} within {MOVE_TIMEOUT_S:.0f} s"
+            )
 
         resolved = zone.resolve_as_client()
         figures.client_address = ",".join(resolved)
         if resolved:
             www = str(self.state.site["www"][0])
-            fetched = run(lab_module.internet_curl(self.layout, f"https://{www}/health", www, resolved[0],
-                                                    "-o", "/dev/null", "-w", "%{http_code}", max_time=5),
-                          check=False, timeout=15)
+            fetched = run(
+                lab_module.internet_curl(
+                    self.layout,
+                    f"https://{www}/health",
+                    www,
+                    resolved[0],
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    max_time=5,
+                ),
+                check=False,
+                timeout=15,
+            )
             figures.client_status = fetched.stdout.strip() or f"none (curl exit {fetched.returncode})"
         self._log_lines(figures.lines()[:2])
 
@@ -445,7 +546,11 @@ class Drill:
             time.sleep(0.5)
         figures.record_after_return = zone.current()
         events = self.watcher.events(killed_at)
-        up = [e for e in events if e["event"] == "node_up" and e.get("node") == self.primary and e["t"] >= booted_at]
+        up = [
+            e
+            for e in events
+            if e["event"] == "node_up" and e.get("node") == self.primary and e["t"] >= booted_at
+        ]
         if up:
             figures.node_up_s = round(up[0]["t"] - booted_at, 1)
         figures.record_moved_events = sum(e["event"] == "record_moved" for e in events)
@@ -456,11 +561,15 @@ class Drill:
         box = self.boxes[self.primary]
         zone = self.current_zone
         if zone is None:
-            raise LabError("the flapping check runs after a backend's drill (it needs the watcher on a backend)")
+            raise LabError(
+                "the flapping check runs after a backend's drill (it needs the watcher on a backend)"
+            )
         redirector = self.layout.node("redirector").address
-        rule = (f"table inet {NFT_TABLE} {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n"
-                f"  ip saddr {redirector} tcp dport 443 ct state new numgen inc mod 2 0 counter reject with tcp reset\n"
-                f" }}\n}}\n")
+        rule = (
+            f"table inet {NFT_TABLE} {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n"
+            f"  ip saddr {redirector} tcp dport 443 ct state new numgen inc mod 2 0 counter reject with tcp reset\n"
+            f" }}\n}}\n"
+        )
         leader = box.leader()
         if leader is None:
             raise LabError(f"{box.node.name} is not running")
@@ -478,22 +587,40 @@ class Drill:
             counters = run([*nft, "-j", "list", "table", "inet", NFT_TABLE]).stdout
         finally:
             run([*nft, "delete", "table", "inet", NFT_TABLE], check=False)
-        resets = sum(int(expr["counter"]["packets"]) for item in json.loads(counters)["nftables"]
-                     for expr in item.get("rule", {}).get("expr", []) if "counter" in expr)
-        events = [e for e in self.watcher.events(started) if e.get("node") == self.primary or e["event"] == "record_moved"]
+        resets = sum(
+            int(expr["counter"]["packets"])
+            for item in json.loads(counters)["nftables"]
+            for expr in item.get("rule", {}).get("expr", [])
+            if "counter" in expr
+        )
+        events = [
+            e
+            for e in self.watcher.events(started)
+            if e.get("node") == self.primary or e["event"] == "record_moved"
+        ]
         failed = [e for e in events if e["event"] == "check_failed"]
         figures = FlappingFigures(
-            node=box.node.name, rounds=rounds, failed_checks=len(failed),
-            longest_streak=max((int(e.get("streak", 0)) for e in failed), default=0), resets=resets,
+            node=box.node.name,
+            rounds=rounds,
+            failed_checks=len(failed),
+            longest_streak=max((int(e.get("streak", 0)) for e in failed), default=0),
+            resets=resets,
             node_down_events=sum(e["event"] == "node_down" for e in events),
             record_moves=sum(e["event"] == "record_moved" for e in events),
-            records_seen=seen)
+            records_seen=seen,
+        )
         self._log_lines(figures.lines())
         return figures
 
 
-def drill(layout: Layout, backends: tuple[str, ...] = BACKENDS, *, flapping_rounds: int = 8, repeats: int = 1,
-          log: Log = print) -> tuple[list[DrillFigures], FlappingFigures | None]:
+def drill(
+    layout: Layout,
+    backends: tuple[str, ...] = BACKENDS,
+    *,
+    flapping_rounds: int = 8,
+    repeats: int = 1,
+    log: Log = print,
+) -> tuple[list[DrillFigures], FlappingFigures | None]:
     """The whole drill: each backend in turn (`repeats` kills each), then the flapping check on
     the last one."""
     require_root()
@@ -510,8 +637,12 @@ def drill(layout: Layout, backends: tuple[str, ...] = BACKENDS, *, flapping_roun
 
 def _save_figures(layout: Layout, results: list[DrillFigures], flapping: FlappingFigures | None) -> None:
     path = layout.run_dir / "drill.json"
-    path.write_text(json.dumps({"drills": [asdict(r) for r in results],
-                                "flapping": asdict(flapping) if flapping else None}, indent=2))
+    path.write_text(
+        json.dumps(
+            {"drills": [asdict(r) for r in results], "flapping": asdict(flapping) if flapping else None},
+            indent=2,
+        )
+    )
 
 
 def problems(results: list[DrillFigures], flapping: FlappingFigures | None) -> list[str]:
@@ -523,19 +654,27 @@ def problems(results: list[DrillFigures], flapping: FlappingFigures | None) -> l
         if r.detection_s is None:
             found.append(f"{r.backend}: the watcher logged no node_down for {r.killed}")
         if r.client_address != r.standby_address or r.client_status != "200":
-            found.append(f"{r.backend}: a client resolving the name was sent to {r.client_address or 'nothing'} "
-                         f"and got {r.client_status or 'nothing'}")
+            found.append(
+                f"{r.backend}: a client resolving the name was sent to {r.client_address or 'nothing'} "
+                f"and got {r.client_status or 'nothing'}"
+            )
         if r.returned_s is None or r.record_after_return != sorted([r.killed_address, r.standby_address]):
             found.append(f"{r.backend}: the record was not restored to both nodes ({r.record_after_return})")
         if r.record_moved_events != 2:
-            found.append(f"{r.backend}: {r.record_moved_events} record moves logged, expected 2 (away and back)")
+            found.append(
+                f"{r.backend}: {r.record_moved_events} record moves logged, expected 2 (away and back)"
+            )
     if flapping is not None:
         if flapping.failed_checks < 2 or flapping.longest_streak != 1:
-            found.append(f"flapping: {flapping.failed_checks} failed checks, longest streak "
-                         f"{flapping.longest_streak}: the node did not fail every other check")
+            found.append(
+                f"flapping: {flapping.failed_checks} failed checks, longest streak "
+                f"{flapping.longest_streak}: the node did not fail every other check"
+            )
         if flapping.node_down_events or flapping.record_moves or len(flapping.records_seen) != 1:
-            found.append(f"flapping: the record moved ({flapping.record_moves} moves, "
-                         f"{flapping.node_down_events} node_down, seen {flapping.records_seen})")
+            found.append(
+                f"flapping: the record moved ({flapping.record_moves} moves, "
+                f"{flapping.node_down_events} node_down, seen {flapping.records_seen})"
+            )
     return found
 
 
@@ -545,6 +684,8 @@ def targets(results: list[DrillFigures]) -> list[str]:
     for r in results:
         detection = r.detection_s is not None and r.detection_s <= TARGET_DETECTION_S
         moved = r.moved_s is not None and r.moved_s <= TARGET_MOVED_S
-        lines.append(f"{r.backend}: detection {'met' if detection else 'MISSED'} (<= {TARGET_DETECTION_S:.0f} s), "
-                     f"record moved {'met' if moved else 'MISSED'} (<= {TARGET_MOVED_S:.0f} s)")
+        lines.append(
+            f"{r.backend}: detection {'met' if detection else 'MISSED'} (<= {TARGET_DETECTION_S:.0f} s), "
+            f"record moved {'met' if moved else 'MISSED'} (<= {TARGET_MOVED_S:.0f} s)"
+        )
     return lines

@@ -32,10 +32,15 @@ def graders_python(layout: Layout, project_dir: Path) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "venv", str(venv)])
-    result = run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  "-r", str(lock)], check=False, timeout=600)
+    result = run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(lock)],
+        check=False,
+        timeout=600,
+    )
     if result.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
-        raise LabError(f"could not build the graders venv from {LOCK_NAME}: {pip_errors(result.stderr)[-600:]}")
+        raise LabError(
+            f"could not build the graders venv from {LOCK_NAME}: {pip_errors(result.stderr)[-600:]}"
+        )
     (venv / ".complete").touch()
     return python

@@ -3,6 +3,7 @@ this lab recorded when it started them (never by name)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,12 +16,26 @@ class LabError(RuntimeError):
     """A lab step failed; the message says which and what was seen."""
 
 
-def run(command: Sequence[str], *, check: bool = True, timeout: float | None = 600, input: str | None = None,
-        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout, input=input,
-                            env={**os.environ, **env} if env else None)
+def run(
+    command: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float | None = 600,
+    input: str | None = None,  # noqa: A002 - subprocess.run's own name
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(command),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        env={**os.environ, **env} if env else None,
+    )
     if check and result.returncode != 0:
-        raise LabError(f"{' '.join(command)} exited {result.returncode}: {(result.stderr or result.stdout).strip()[-2000:]}")
+        raise LabError(
+            f"{' '.join(command)} exited {result.returncode}: {(result.stderr or result.stdout).strip()[-2000:]}"
+        )
     return result
 
 
@@ -30,18 +45,33 @@ def pip_errors(stderr: str) -> str:
     return " ".join(line for line in stderr.splitlines() if not line.startswith("WARNING: Location"))
 
 
-def start_background(command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None,
-                     cwd: Path | None = None) -> int:
+def start_background(
+    command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> int:
     """Start a process in its own session, output to `log`; returns its PID."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=cwd, env={**os.environ, **env} if env else None)
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+        )
     return process.pid
 
 
-def start_service(command: Sequence[str], log: Path, *, ready: Callable[[], object], what: str, timeout: float = 20,
-                  env: Mapping[str, str] | None = None) -> int:
+def start_service(
+    command: Sequence[str],
+    log: Path,
+    *,
+    ready: Callable[[], object],
+    what: str,
+    timeout: float = 20,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """start_background, then wait until `ready()`; a service that does not come up is ended
     (so a failed start leaves nothing running) and its log's tail is in the error."""
     pid = start_background(command, log, env=env)
@@ -75,10 +105,8 @@ def stop_all(pids: Sequence[int | None], *, grace: float = 10.0, sig: int = sign
     parallel (three containers shutting down take one grace period, not three)."""
     running = [pid for pid in pids if pid and alive(pid)]
     for pid in running:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while running and time.monotonic() < deadline:
         for pid in running:
@@ -86,10 +114,8 @@ def stop_all(pids: Sequence[int | None], *, grace: float = 10.0, sig: int = sign
         running = [pid for pid in running if alive(pid)]
         time.sleep(0.2)
     for pid in running:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for _ in range(50):
         for pid in running:
             _reap(pid)
@@ -100,10 +126,8 @@ def stop_all(pids: Sequence[int | None], *, grace: float = 10.0, sig: int = sign
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.5, what: str) -> float:

@@ -14,8 +14,9 @@ def knot_conf(*, listen: str, directory: Path, zone: str, keys: Mapping[str, str
     may update the zone."""
     if updater not in keys:
         raise ValueError(f"the updating key {updater!r} is not among the keys {sorted(keys)}")
-    key_entries = "".join(f"  - id: {key}\n    algorithm: hmac-sha256\n    secret: {secret}\n"
-                          for key, secret in keys.items())
+    key_entries = "".join(
+        f"  - id: {key}\n    algorithm: hmac-sha256\n    secret: {secret}\n" for key, secret in keys.items()
+    )
     return f"""server:
     listen: {listen}
     rundir: "{directory}"

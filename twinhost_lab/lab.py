@@ -88,8 +88,11 @@ def _admin_key(layout: Layout) -> str:
     path = admin_key_path(layout)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return public.decode() + " twinhost-lab-admin"
 
@@ -100,8 +103,11 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> LabProfil
     return LabProfile(
         addresses=layout.address_map(),
         overrides=RenderOverrides(
-            apt_proxy=layout.proxy_url, ca_pem=ca_pem, acme_directory=layout.acme_directory,
-            resolvers=(layout.host_address,), aws=aws.stand_in(layout),
+            apt_proxy=layout.proxy_url,
+            ca_pem=ca_pem,
+            acme_directory=layout.acme_directory,
+            resolvers=(layout.host_address,),
+            aws=aws.stand_in(layout),
             # Containers share the host's kernel: no swapon.
             swap=False,
             # The failover drill moves the record on Knot and on moto's Route 53.
@@ -112,18 +118,28 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> LabProfil
     )
 
 
-def render(layout: Layout, project_dir: Path, profile: LabProfile) -> tuple[dict[str, str], dict[str, Any], Any]:
+def render(
+    layout: Layout, project_dir: Path, profile: LabProfile
+) -> tuple[dict[str, str], dict[str, Any], Any]:
     """The user data `twinhost plan --lab` renders for each container, the site's names, and the
     platform's plan (what the AWS stand-in is seeded with)."""
     from infra.plan.runner import run_plan  # deliberate: loads Pulumi; `lab down`/`status` never need it
 
     platform = run_plan(project_dir / f"Pulumi.{layout.platform_stack}.yaml", lab=profile)
-    site = run_plan(project_dir / f"Pulumi.{layout.stack}.yaml", lab=profile,
-                    stack_outputs={layout.platform_stack: platform.outputs})
+    site = run_plan(
+        project_dir / f"Pulumi.{layout.stack}.yaml",
+        lab=profile,
+        stack_outputs={layout.platform_stack: platform.outputs},
+    )
     if site.role != "site" or platform.role != "platform":
-        raise LabError(f"--stack {layout.stack} must be a site stack and {layout.platform_stack} the platform")
-    by_role = {"digitalocean": site.user_data["digitalocean"], "linode": site.user_data["linode"],
-               "redirector": platform.user_data["redirector"]}
+        raise LabError(
+            f"--stack {layout.stack} must be a site stack and {layout.platform_stack} the platform"
+        )
+    by_role = {
+        "digitalocean": site.user_data["digitalocean"],
+        "linode": site.user_data["linode"],
+        "redirector": platform.user_data["redirector"],
+    }
     out = layout.run_dir / "user-data"  # kept for reading what a container booted
     out.mkdir(parents=True, exist_ok=True)
     for role, text in by_role.items():
@@ -175,8 +191,12 @@ def up(layout: Layout, project_dir: Path, log: Log = print) -> LabState:
     if existing and any(alive(pid) for pid in [*existing.services.values(), *existing.containers.values()]):
         raise LabError("a lab is already running: `twinhost lab down` first")
     down(layout, log=lambda _: None)
-    state = LabState(stack=layout.stack, platform_stack=layout.platform_stack, debian=layout.debian,
-                     project_dir=str(project_dir))
+    state = LabState(
+        stack=layout.stack,
+        platform_stack=layout.platform_stack,
+        debian=layout.debian,
+        project_dir=str(project_dir),
+    )
     started = time.monotonic()
     try:
         layout.run_dir.mkdir(parents=True, exist_ok=True)
@@ -222,8 +242,9 @@ def up(layout: Layout, project_dir: Path, log: Log = print) -> LabState:
         raise
 
 
-def _follow(boxes: dict[str, Container], state: LabState, started: float, log: Log,
-            healthy: Callable[[], bool]) -> None:
+def _follow(
+    boxes: dict[str, Container], state: LabState, started: float, log: Log, healthy: Callable[[], bool]
+) -> None:
     """Progress every 10 s (node, cloud-init stage, elapsed) until every container is done and
     both site nodes answer /health over TLS with the lab ACME certificate (the site is up)."""
     finished: dict[str, str] = {}
@@ -256,8 +277,10 @@ def _follow(boxes: dict[str, Container], state: LabState, started: float, log: L
             log(f"  [{elapsed:4.0f} s] {', '.join(waiting)}")
             next_report = elapsed + 10
         if elapsed > BOOT_TIMEOUT:
-            raise LabError(f"the lab was not up within {BOOT_TIMEOUT:.0f} s: {last}, "
-                           f"healthy over TLS: {'healthy_tls_s' in state.timings}")
+            raise LabError(
+                f"the lab was not up within {BOOT_TIMEOUT:.0f} s: {last}, "
+                f"healthy over TLS: {'healthy_tls_s' in state.timings}"
+            )
         time.sleep(2)
 
 
@@ -270,30 +293,64 @@ def healthy_over_tls(layout: Layout, state: LabState) -> bool:
     with a certificate that chains to the lab ACME server's root (not the self-signed stand-in)."""
     www = state.site["www"][0]
     for node in layout.site_nodes:
-        result = run(internet_curl(layout, f"https://{www}/health", www, node.address,
-                                   "-o", "/dev/null", "-w", "%{http_code}", max_time=5), check=False, timeout=15)
+        result = run(
+            internet_curl(
+                layout,
+                f"https://{www}/health",
+                www,
+                node.address,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                max_time=5,
+            ),
+            check=False,
+            timeout=15,
+        )
         if result.stdout.strip() != "200":
             return False
     return True
 
 
-def internet_curl(layout: Layout, url: str, host: str, address: str, *extra: str, max_time: int = 10) -> list[str]:
+def internet_curl(
+    layout: Layout, url: str, host: str, address: str, *extra: str, max_time: int = 10
+) -> list[str]:
     """curl from the internet namespace, `host` resolved to `address`, trusting only the lab
     ACME server's root."""
     port = 443 if url.startswith("https") else 80
-    return network.in_namespace(layout.internet_namespace, [
-        "curl", "-sS", "--max-time", str(max_time), "--cacert", str(acme_root_file(layout)),
-        "--resolve", f"{host}:{port}:{address}", *extra, url])
+    return network.in_namespace(
+        layout.internet_namespace,
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            str(max_time),
+            "--cacert",
+            str(acme_root_file(layout)),
+            "--resolve",
+            f"{host}:{port}:{address}",
+            *extra,
+            url,
+        ],
+    )
 
 
 def summary_table(layout: Layout, state: LabState) -> str:
     rows = [("container", "role", "addresses", "cloud-init", "seconds")]
     for node in layout.nodes:
         info = state.nodes.get(node.name, {})
-        rows.append((node.name, node.role, " ".join(node.addresses), str(info.get("cloud_init", "-")),
-                     str(info.get("cloud_init_s", "-"))))
+        rows.append(
+            (
+                node.name,
+                node.role,
+                " ".join(node.addresses),
+                str(info.get("cloud_init", "-")),
+                str(info.get("cloud_init_s", "-")),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in rows]
     extra = ", ".join(f"{k} {v}" for k, v in state.timings.items() if k.endswith("_s"))
     return "\n".join(lines + ([extra] if extra else []))
 

@@ -50,12 +50,14 @@ class Layout:
     dns_port: int = 53
     state_dir: Path = STATE_DIR
     cache_dir: Path = CACHE_DIR
-    nodes: tuple[Node, ...] = field(default_factory=lambda: (
-        # The droplet's own address first (its outbound source), then its reserved IP.
-        Node("th-do", "digitalocean", ("198.51.100.11", "198.51.100.10")),
-        Node("th-linode", "linode", ("198.51.100.20",)),
-        Node("th-redirector", "redirector", ("198.51.100.30",)),
-    ))
+    nodes: tuple[Node, ...] = field(
+        default_factory=lambda: (
+            # The droplet's own address first (its outbound source), then its reserved IP.
+            Node("th-do", "digitalocean", ("198.51.100.11", "198.51.100.10")),
+            Node("th-linode", "linode", ("198.51.100.20",)),
+            Node("th-redirector", "redirector", ("198.51.100.30",)),
+        )
+    )
 
     @property
     def prefixlen(self) -> int:

@@ -10,8 +10,19 @@ from twinhost_lab.layout import Layout
 
 # Bridged frames pass the host's iptables FORWARD chain when br_netfilter is loaded (Docker sets
 # its policy to DROP): this rule lets the lab's own bridge traffic through, and only that.
-FORWARD_RULE = ["FORWARD", "-i", "{bridge}", "-o", "{bridge}", "-m", "comment", "--comment", "twinhost-lab",
-                "-j", "ACCEPT"]
+FORWARD_RULE = [
+    "FORWARD",
+    "-i",
+    "{bridge}",
+    "-o",
+    "{bridge}",
+    "-m",
+    "comment",
+    "--comment",
+    "twinhost-lab",
+    "-j",
+    "ACCEPT",
+]
 
 
 BRIDGE_MAC = "02:74:68:6c:61:62"  # locally administered ("thlab")

@@ -17,8 +17,20 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # What a provider's Debian cloud image has that minbase lacks, and that the node's user data
 # assumes (iputils-ping is "important" priority, in every cloud image).
 # Without python3-cffi-backend bookworm's debootstrap fails (python3-cryptography's dependency).
-INCLUDE = ("systemd", "systemd-sysv", "dbus", "cloud-init", "openssh-server", "iproute2", "ca-certificates",
-           "python3", "python3-cffi-backend", "udev", "libpam-systemd", "iputils-ping")
+INCLUDE = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "cloud-init",
+    "openssh-server",
+    "iproute2",
+    "ca-certificates",
+    "python3",
+    "python3-cffi-backend",
+    "udev",
+    "libpam-systemd",
+    "iputils-ping",
+)
 # Bump when INCLUDE or the preparation below changes: the cached archive is rebuilt.
 ROOTFS_VERSION = 2
 
@@ -39,11 +51,24 @@ def ensure_rootfs(layout: Layout, log: Callable[[str], None] = print) -> tuple[P
     work.mkdir(parents=True)
     log(f"rootfs: debootstrap {layout.suite} (first run only; cached as {archive.name})")
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", layout.suite, str(work), MIRROR],
-            env={"http_proxy": f"http://127.0.0.1:{layout.proxy_port}"}, timeout=1800)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(INCLUDE)}",
+                layout.suite,
+                str(work),
+                MIRROR,
+            ],
+            env={"http_proxy": f"http://127.0.0.1:{layout.proxy_port}"},
+            timeout=1800,
+        )
         _prepare(work, layout.suite)
         partial = archive.with_suffix(".partial")
-        run(["tar", "--zstd", "-C", str(work), "--numeric-owner", "--xattrs", "-cf", str(partial), "."], timeout=900)
+        run(
+            ["tar", "--zstd", "-C", str(work), "--numeric-owner", "--xattrs", "-cf", str(partial), "."],
+            timeout=900,
+        )
         partial.rename(archive)
         for stale in layout.cache_dir.glob(f"rootfs-{layout.suite}-v*.tar.zst"):
             if stale != archive:
@@ -62,7 +87,8 @@ def _prepare(tree: Path, suite: str) -> None:
     (tree / "etc/apt/sources.list").write_text(
         f"deb {MIRROR} {suite} main\n"
         f"deb {MIRROR} {suite}-updates main\n"
-        f"deb {SECURITY_MIRROR} {suite}-security main\n")
+        f"deb {SECURITY_MIRROR} {suite}-security main\n"
+    )
     (tree / "etc/machine-id").write_text("")
     for key in (tree / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from twinhost_watcher import VERSION
 from twinhost_watcher.backends import DnsBackend, DnsError, backend_for
 from twinhost_watcher.clock import Clock, SystemClock
 from twinhost_watcher.config import (
-    SecretError, WatcherConfig, WatcherConfigError, check_trust_files, load_config, webhook_url,
+    SecretError,
+    WatcherConfig,
+    WatcherConfigError,
+    check_trust_files,
+    load_config,
+    webhook_url,
 )
 from twinhost_watcher.engine import Engine
 from twinhost_watcher.health import Checker, HttpsChecker
@@ -28,34 +34,61 @@ DEFAULT_CONFIG = "/etc/twinhost/watcher.json"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m twinhost_watcher", description="twinhost failover watcher")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"the JSON config file (default {DEFAULT_CONFIG})")
+    parser = argparse.ArgumentParser(
+        prog="python -m twinhost_watcher", description="twinhost failover watcher"
+    )
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"the JSON config file (default {DEFAULT_CONFIG})"
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true",
-                      help="one round of checks and decisions, then exit (state is kept: repeated runs "
-                           "accumulate towards failures/recoveries, as ticks do)")
-    mode.add_argument("--check-config", action="store_true",
-                      help="validate the config, that every caBundle loads and every secret is readable, "
-                           "print a summary, exit")
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="one round of checks and decisions, then exit (state is kept: repeated runs "
+        "accumulate towards failures/recoveries, as ticks do)",
+    )
+    mode.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the config, that every caBundle loads and every secret is readable, "
+        "print a summary, exit",
+    )
     parser.add_argument("--state-dir", help="override the config's stateDir")
     parser.add_argument("--version", action="version", version=f"twinhost-watcher {VERSION}")
     return parser.parse_args(argv)
 
 
-def build_engine(config: WatcherConfig, *, clock: Clock, log: EventLog, checker: Checker | None = None,
-                 backends: dict[str, DnsBackend] | None = None,
-                 notifier: WebhookNotifier | None = None, state_dir: str | None = None) -> Engine:
+def build_engine(
+    config: WatcherConfig,
+    *,
+    clock: Clock,
+    log: EventLog,
+    checker: Checker | None = None,
+    backends: dict[str, DnsBackend] | None = None,
+    notifier: WebhookNotifier | None = None,
+    state_dir: str | None = None,
+) -> Engine:
     """The engine with its real parts, each replaceable (tests, drills)."""
     if backends is None:
         backends = {site.site: backend_for(site, config, timeout=config.dns_timeout) for site in config.sites}
     return Engine(
-        config, backends, checker or HttpsChecker(config.timeout), StateStore(state_dir or config.state_dir),
-        log, clock, notifier,
+        config,
+        backends,
+        checker or HttpsChecker(config.timeout),
+        StateStore(state_dir or config.state_dir),
+        log,
+        clock,
+        notifier,
     )
 
 
-def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
-         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clock: SystemClock | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     args = parse_args(argv)
     clock = clock or SystemClock()
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -72,16 +105,28 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
     if args.check_config:
         for site in config.sites:
             nodes = ", ".join(f"{n.name}={n.address}" for n in site.nodes)
-            print(f"{site.site}: {site.record} via {site.dns.backend}, ttl {site.record_ttl}; nodes {nodes}", file=out)
-        print(f"notifications: {'on' if url else 'off'}; state in {args.state_dir or config.state_dir}", file=out)
+            print(
+                f"{site.site}: {site.record} via {site.dns.backend}, ttl {site.record_ttl}; nodes {nodes}",
+                file=out,
+            )
+        print(
+            f"notifications: {'on' if url else 'off'}; state in {args.state_dir or config.state_dir}",
+            file=out,
+        )
         return 0
 
     notifier = None
     if url:
-        notifier = WebhookNotifier(url, log, timeout=config.notify.timeout, attempts=config.notify.attempts, sleep=clock.sleep)
+        notifier = WebhookNotifier(
+            url, log, timeout=config.notify.timeout, attempts=config.notify.attempts, sleep=clock.sleep
+        )
     else:
-        log.emit("notify_disabled", "warning", reason="no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL")
-    engine = build_engine(config, clock=clock, log=log, backends=backends, notifier=notifier, state_dir=args.state_dir)
+        log.emit(
+            "notify_disabled", "warning", reason="no notify.urlSecret and no $TWINHOST_WATCHER_WEBHOOK_URL"
+        )
+    engine = build_engine(
+        config, clock=clock, log=log, backends=backends, notifier=notifier, state_dir=args.state_dir
+    )
     systemd = SystemdNotifier()
     engine.heartbeat = systemd.watchdog
 
@@ -91,8 +136,16 @@ def main(argv: Sequence[str] | None = None, *, clock: SystemClock | None = None,
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     systemd.ready()
-    log.emit("watcher_started", version=VERSION, once=args.once, sites=[s.site for s in config.sites],
-             interval=config.interval, failures=config.failures, recoveries=config.recoveries, timeout=config.timeout)
+    log.emit(
+        "watcher_started",
+        version=VERSION,
+        once=args.once,
+        sites=[s.site for s in config.sites],
+        interval=config.interval,
+        failures=config.failures,
+        recoveries=config.recoveries,
+        timeout=config.timeout,
+    )
     try:
         if args.once:
             engine.tick()

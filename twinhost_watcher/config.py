@@ -20,7 +20,7 @@ import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,7 +84,9 @@ def _ipv4(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
-        raise ValueError("must be an IPv4 address such as 203.0.113.10 (the watcher manages A records)") from None
+        raise ValueError(
+            "must be an IPv4 address such as 203.0.113.10 (the watcher manages A records)"
+        ) from None
 
 
 def _ip(value: str) -> str:
@@ -114,7 +116,7 @@ def _https_url(value: str) -> str:
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError("must be an https:// URL such as https://203.0.113.10/health")
     try:
-        parts.port
+        _ = parts.port  # urlsplit parses the port lazily: reading it is the check
     except ValueError:
         raise ValueError("has an invalid port") from None
     return value
@@ -181,8 +183,11 @@ class Node(_Model):
     def _one_trust(self) -> Node:
         if self.ca_bundle is not None and self.pin_sha256 is not None:
             raise ValueError("give caBundle or pinSha256, not both (a pin replaces chain checks)")
-        given = [k for k, v in (("caBundle", self.ca_bundle), ("caPem", self.ca_pem),
-                                ("pinSha256", self.pin_sha256)) if v is not None]
+        given = [
+            k
+            for k, v in (("caBundle", self.ca_bundle), ("caPem", self.ca_pem), ("pinSha256", self.pin_sha256))
+            if v is not None
+        ]
         if len(given) > 1 and self.ca_pem is not None:
             raise ValueError(f"give one of caBundle, caPem, pinSha256, not {' and '.join(given)}")
         return self
@@ -225,7 +230,7 @@ class Rfc2136Dns(_Model):
     tsig_secret: SecretName
 
 
-Dns = Annotated[Union[CloudflareDns, Route53Dns, Rfc2136Dns], Field(discriminator="backend")]
+Dns = Annotated[CloudflareDns | Route53Dns | Rfc2136Dns, Field(discriminator="backend")]
 _BACKEND_TAGS = {"cloudflare", "route53", "rfc2136"}
 
 
@@ -244,13 +249,18 @@ class Site(_Model):
         problems = []
         if self.record != self.zone and not self.record.endswith("." + self.zone):
             problems.append(f"record {self.record!r} is not inside zone {self.zone!r}")
-        for field, values in (("name", [n.name for n in self.nodes]), ("address", [n.address for n in self.nodes])):
+        for field, values in (
+            ("name", [n.name for n in self.nodes]),
+            ("address", [n.address for n in self.nodes]),
+        ):
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 problems.append(f"nodes repeat the {field} {repeated}")
         if isinstance(self.dns, CloudflareDns):
             if self.dns.proxied and self.ttl is not None:
-                problems.append("proxied Cloudflare records have no TTL (Cloudflare's automatic); remove 'ttl'")
+                problems.append(
+                    "proxied Cloudflare records have no TTL (Cloudflare's automatic); remove 'ttl'"
+                )
             if not self.dns.proxied and self.ttl is not None and self.ttl < CLOUDFLARE_MIN_TTL:
                 problems.append(f"Cloudflare DNS-only records need ttl >= {CLOUDFLARE_MIN_TTL}")
         if problems:
@@ -310,8 +320,13 @@ class WatcherConfig(_Model):
                 "must finish before the next one starts"
             )
         if self.reconcile_interval < self.interval:
-            problems.append(f"reconcileInterval ({self.reconcile_interval}) must be at least interval ({self.interval})")
-        for field, values in (("site", [s.site for s in self.sites]), ("record", [s.record for s in self.sites])):
+            problems.append(
+                f"reconcileInterval ({self.reconcile_interval}) must be at least interval ({self.interval})"
+            )
+        for field, values in (
+            ("site", [s.site for s in self.sites]),
+            ("record", [s.record for s in self.sites]),
+        ):
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 problems.append(f"sites repeat the {field} {repeated}")
@@ -476,5 +491,7 @@ def webhook_url(config: WatcherConfig) -> str | None:
     loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         # The value is not shown: webhook URLs carry their token.
-        raise SecretError("notify.urlSecret: the webhook URL must be https:// (value not shown: it is a secret)")
+        raise SecretError(
+            "notify.urlSecret: the webhook URL must be https:// (value not shown: it is a secret)"
+        )
     return url

@@ -18,9 +18,10 @@ Rules, each enforced by a test named after it (tests/watcher/test_engine.py):
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from twinhost_watcher.backends import DnsBackend, DnsError, RateLimited
+from twinhost_watcher.backends import DnsBackend, DnsError, RateLimitedError
 from twinhost_watcher.clock import Clock
 from twinhost_watcher.config import Node, Site, WatcherConfig
 from twinhost_watcher.health import Checker, Result, Target
@@ -33,9 +34,17 @@ class Notifier(Protocol):
 
 
 class Engine:
-    def __init__(self, config: WatcherConfig, backends: dict[str, DnsBackend], checker: Checker,
-                 store: StateStore, log: EventLog, clock: Clock, notifier: Notifier | None = None,
-                 heartbeat: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        config: WatcherConfig,
+        backends: dict[str, DnsBackend],
+        checker: Checker,
+        store: StateStore,
+        log: EventLog,
+        clock: Clock,
+        notifier: Notifier | None = None,
+        heartbeat: Callable[[], None] = lambda: None,
+    ):
         self.config = config
         self.backends = backends
         self.checker = checker
@@ -80,15 +89,25 @@ class Engine:
 
     def in_doubt(self) -> bool:
         """Some node has a streak under way that would change its status if it went on."""
-        return any((node.status == "up" and node.fail_streak > 0) or (node.status == "down" and node.ok_streak > 0)
-                   for site in self.state.sites.values() for node in site.nodes.values())
+        return any(
+            (node.status == "up" and node.fail_streak > 0) or (node.status == "down" and node.ok_streak > 0)
+            for site in self.state.sites.values()
+            for node in site.nodes.values()
+        )
 
     def tick(self) -> None:
         """One round: check every node at once, then decide and act for each site."""
         targets = [
-            Target((site.site, node.name), node.url, site.tls_name(node), node.ca_bundle, node.pin_sha256,
-                   node.ca_pem)
-            for site in self.config.sites for node in site.nodes
+            Target(
+                (site.site, node.name),
+                node.url,
+                site.tls_name(node),
+                node.ca_bundle,
+                node.pin_sha256,
+                node.ca_pem,
+            )
+            for site in self.config.sites
+            for node in site.nodes
         ]
         results = self.checker(targets)
         for site in self.config.sites:
@@ -126,8 +145,14 @@ class Engine:
         for node in new:
             status: Status = "up" if node.address in current else "down"
             state.nodes[node.name] = NodeState(address=node.address, status=status, since=now)
-            self.log.emit("node_tracked", site=site.site, node=node.name, address=node.address, status=status,
-                          reason="in the record" if status == "up" else "not in the record: must pass checks first")
+            self.log.emit(
+                "node_tracked",
+                site=site.site,
+                node=node.name,
+                address=node.address,
+                status=status,
+                reason="in the record" if status == "up" else "not in the record: must pass checks first",
+            )
         return True
 
     def _observe(self, site: Site, node: Node, ns: NodeState, result: Result) -> None:
@@ -137,7 +162,13 @@ class Engine:
             ns.fail_streak = 0
             if ns.status == "down":
                 ns.ok_streak += 1
-                self.log.emit("check_ok", **fields, streak=ns.ok_streak, needed=self.config.recoveries, detail=result.detail)
+                self.log.emit(
+                    "check_ok",
+                    **fields,
+                    streak=ns.ok_streak,
+                    needed=self.config.recoveries,
+                    detail=result.detail,
+                )
                 if ns.ok_streak >= self.config.recoveries:
                     ns.status, ns.ok_streak, ns.since, ns.last_error = "up", 0, self.clock.now(), None
                     self.log.emit("node_up", **fields, after_checks=self.config.recoveries)
@@ -146,21 +177,41 @@ class Engine:
         ns.last_error = result.detail
         if ns.status == "up":
             ns.fail_streak += 1
-            self.log.emit("check_failed", "warning", **fields, streak=ns.fail_streak, needed=self.config.failures,
-                          detail=result.detail, seconds=round(result.seconds, 3))
+            self.log.emit(
+                "check_failed",
+                "warning",
+                **fields,
+                streak=ns.fail_streak,
+                needed=self.config.failures,
+                detail=result.detail,
+                seconds=round(result.seconds, 3),
+            )
             if ns.fail_streak >= self.config.failures:
                 ns.status, ns.fail_streak, ns.since = "down", 0, self.clock.now()
-                self.log.emit("node_down", "warning", **fields, after_checks=self.config.failures, detail=result.detail)
+                self.log.emit(
+                    "node_down", "warning", **fields, after_checks=self.config.failures, detail=result.detail
+                )
 
     def _decide(self, site: Site, state: SiteState) -> None:
         healthy = sorted(n.address for n in site.nodes if state.nodes[n.name].status == "up")
         if not healthy:
             if not state.all_down_alerted:
                 state.all_down_alerted = True
-                self.log.emit("all_nodes_down", "error", site=site.site, record=site.record, kept=state.published,
-                              reason="no healthy node; the record is left as it is")
-                self._notify("all_nodes_down", site, state.published or [], state.published or [],
-                             f"{site.site}: ALL nodes are down; {site.record} left at {_fmt(state.published)}")
+                self.log.emit(
+                    "all_nodes_down",
+                    "error",
+                    site=site.site,
+                    record=site.record,
+                    kept=state.published,
+                    reason="no healthy node; the record is left as it is",
+                )
+                self._notify(
+                    "all_nodes_down",
+                    site,
+                    state.published or [],
+                    state.published or [],
+                    f"{site.site}: ALL nodes are down; {site.record} left at {_fmt(state.published)}",
+                )
             return
         if state.all_down_alerted:
             state.all_down_alerted = False
@@ -182,26 +233,48 @@ class Engine:
         try:
             self.backends[site.site].set(healthy, site.record_ttl)
         except Exception as exc:  # noqa: BLE001 - as in _read
-            self._dns_failed(site, state, "set", exc if isinstance(exc, DnsError) else DnsError(_describe(exc)))
+            self._dns_failed(
+                site, state, "set", exc if isinstance(exc, DnsError) else DnsError(_describe(exc))
+            )
             return
         state.published = healthy
         state.dns_failures, state.dns_alerted = 0, False
         reason = self._reason(site, state, current, healthy)
-        self.log.emit("record_moved", "warning", site=site.site, record=site.record, backend=self.backends[site.site].name,
-                      **{"from": current, "to": healthy}, reason=reason)
+        self.log.emit(
+            "record_moved",
+            "warning",
+            site=site.site,
+            record=site.record,
+            backend=self.backends[site.site].name,
+            **{"from": current, "to": healthy},
+            reason=reason,
+        )
         self._save()  # before notifying: a restart must know the move happened and not redo it
-        self._notify("record_moved", site, current, healthy,
-                     f"{site.site}: {site.record} moved from {_fmt(current)} to {_fmt(healthy)} ({reason})")
+        self._notify(
+            "record_moved",
+            site,
+            current,
+            healthy,
+            f"{site.site}: {site.record} moved from {_fmt(current)} to {_fmt(healthy)} ({reason})",
+        )
 
     def _read(self, site: Site, state: SiteState) -> list[str] | None:
         try:
             current = self.backends[site.site].get()
         except Exception as exc:  # noqa: BLE001 - DnsError, or a library's surprise: same handling
-            self._dns_failed(site, state, "get", exc if isinstance(exc, DnsError) else DnsError(_describe(exc)))
+            self._dns_failed(
+                site, state, "get", exc if isinstance(exc, DnsError) else DnsError(_describe(exc))
+            )
             return None
         if state.published is not None and sorted(set(current)) != sorted(set(state.published)):
-            self.log.emit("record_differs", "warning", site=site.site, record=site.record,
-                          expected=state.published, found=current)
+            self.log.emit(
+                "record_differs",
+                "warning",
+                site=site.site,
+                record=site.record,
+                expected=state.published,
+                found=current,
+            )
         state.published = current
         self._last_read[site.site] = self.clock.now()
         return current
@@ -209,15 +282,26 @@ class Engine:
     def _dns_failed(self, site: Site, state: SiteState, op: str, exc: DnsError) -> None:
         state.published = None  # unknown now: read it again before the next decision
         state.dns_failures += 1
-        fields: dict[str, Any] = {"site": site.site, "op": op, "error": str(exc), "consecutive": state.dns_failures}
-        if isinstance(exc, RateLimited):
+        fields: dict[str, Any] = {
+            "site": site.site,
+            "op": op,
+            "error": str(exc),
+            "consecutive": state.dns_failures,
+        }
+        if isinstance(exc, RateLimitedError):
             state.backoff_until = self.clock.now() + exc.retry_after
             fields["retry_after"] = exc.retry_after
         self.log.emit("dns_error", "error", **fields)
         if state.dns_failures >= self.config.failures and not state.dns_alerted:
             state.dns_alerted = True
-            self._notify("dns_failing", site, [], [], f"{site.site}: cannot {op} {site.record} at "
-                         f"{self.backends[site.site].name} ({state.dns_failures} tries): {exc}")
+            self._notify(
+                "dns_failing",
+                site,
+                [],
+                [],
+                f"{site.site}: cannot {op} {site.record} at "
+                f"{self.backends[site.site].name} ({state.dns_failures} tries): {exc}",
+            )
 
     def _reason(self, site: Site, state: SiteState, before: list[str], after: list[str]) -> str:
         parts = []
@@ -235,11 +319,18 @@ class Engine:
     def _notify(self, event: str, site: Site, before: list[str], after: list[str], text: str) -> None:
         if self.notifier is None:
             return
-        at = datetime.datetime.fromtimestamp(self.clock.now(), datetime.timezone.utc)
-        self.notifier.notify({
-            "text": text, "event": event, "site": site.site, "record": site.record,
-            "from": before, "to": after, "at": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        })
+        at = datetime.datetime.fromtimestamp(self.clock.now(), datetime.UTC)
+        self.notifier.notify(
+            {
+                "text": text,
+                "event": event,
+                "site": site.site,
+                "record": site.record,
+                "from": before,
+                "to": after,
+                "at": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
+        )
 
     def _save(self) -> None:
         text = self.state.to_json()

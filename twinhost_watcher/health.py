@@ -17,8 +17,8 @@ import contextlib
 import hashlib
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 USER_AGENT = "twinhost-watcher/1"
@@ -59,7 +59,7 @@ class HttpsChecker:
 
     async def _check_all(self, targets: Sequence[Target]) -> dict[tuple[str, str], Result]:
         results = await asyncio.gather(*(self._check(t) for t in targets))
-        return {t.key: r for t, r in zip(targets, results)}
+        return {t.key: r for t, r in zip(targets, results, strict=False)}
 
     def _context(self, target: Target) -> ssl.SSLContext:
         pinned = target.pin_sha256 is not None

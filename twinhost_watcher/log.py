@@ -10,7 +10,8 @@ import datetime
 import json
 import sys
 import threading
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 
 class EventLog:
@@ -20,8 +21,12 @@ class EventLog:
         self._lock = threading.Lock()  # the notifier thread logs too
 
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
-        ts = datetime.datetime.fromtimestamp(self._now(), datetime.timezone.utc)
-        record = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level, "event": event}
+        ts = datetime.datetime.fromtimestamp(self._now(), datetime.UTC)
+        record = {
+            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level,
+            "event": event,
+        }
         record.update(fields)
         line = json.dumps(record, sort_keys=False, default=str)
         stream = self._stream or sys.stdout

@@ -17,7 +17,8 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twinhost_watcher import VERSION
 from twinhost_watcher.log import EventLog
@@ -30,8 +31,16 @@ Post = Callable[[bytes], int]
 
 
 class WebhookNotifier:
-    def __init__(self, url: str, log: EventLog, *, timeout: float = 5.0, attempts: int = 3,
-                 sleep: Callable[[float], None], post: Post | None = None):
+    def __init__(
+        self,
+        url: str,
+        log: EventLog,
+        *,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        sleep: Callable[[float], None],
+        post: Post | None = None,
+    ):
         self._url = url
         self._log = log
         self._timeout = timeout
@@ -47,7 +56,13 @@ class WebhookNotifier:
         try:
             self._queue.put_nowait(message)
         except queue.Full:
-            self._log.emit("notify_dropped", "warning", reason="queue full", notice=message.get("event"), site=message.get("site"))
+            self._log.emit(
+                "notify_dropped",
+                "warning",
+                reason="queue full",
+                notice=message.get("event"),
+                site=message.get("site"),
+            )
 
     def close(self, timeout: float) -> None:
         """Let queued messages go out for at most `timeout` seconds, then give up."""
@@ -84,8 +99,10 @@ class WebhookNotifier:
                 self._log.emit("notify_failed", "error", attempts=attempt, reason=reason, **fields)
 
     def _urllib_post(self, body: bytes) -> int:
-        request = urllib.request.Request(
-            self._url, data=body, method="POST",
+        request = urllib.request.Request(  # noqa: S310 - the config accepts https:// only (config.py)
+            self._url,
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "User-Agent": f"twinhost-watcher/{VERSION}"},
         )
         try:

@@ -8,6 +8,7 @@ every call does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -21,11 +22,11 @@ class SystemdNotifier:
     def send(self, message: str) -> None:
         if not self._address:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            try:
-                sock.sendto(message.encode(), self._address)
-            except OSError:
-                pass  # systemd went away (shutdown): nothing to tell
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
+            contextlib.suppress(OSError),  # systemd went away (shutdown): nothing to tell
+        ):
+            sock.sendto(message.encode(), self._address)
 
     def ready(self) -> None:
         self.send("READY=1")

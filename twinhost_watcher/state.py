@@ -49,7 +49,11 @@ class State:
     sites: dict[str, SiteState] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"version": STATE_VERSION, "sites": {k: asdict(v) for k, v in self.sites.items()}}, indent=1, sort_keys=True)
+        return json.dumps(
+            {"version": STATE_VERSION, "sites": {k: asdict(v) for k, v in self.sites.items()}},
+            indent=1,
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> State:
@@ -96,14 +100,20 @@ def _is_addresses(value: Any) -> bool:
 
 # Each field's check; a field missing from the file takes its default (required ones excepted).
 _NODE_FIELDS = {
-    "address": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
-    "ok_streak": _is_int, "fail_streak": _is_int, "since": _is_number,
+    "address": lambda v: isinstance(v, str),
+    "status": lambda v: isinstance(v, str),
+    "ok_streak": _is_int,
+    "fail_streak": _is_int,
+    "since": _is_number,
     "last_error": lambda v: v is None or isinstance(v, str),
 }
 _NODE_REQUIRED = ("address", "status")
 _SITE_FIELDS = {
-    "published": _is_addresses, "all_down_alerted": lambda v: isinstance(v, bool),
-    "dns_failures": _is_int, "dns_alerted": lambda v: isinstance(v, bool), "backoff_until": _is_number,
+    "published": _is_addresses,
+    "all_down_alerted": lambda v: isinstance(v, bool),
+    "dns_failures": _is_int,
+    "dns_alerted": lambda v: isinstance(v, bool),
+    "backoff_until": _is_number,
 }
 
 

@@ -29,11 +29,24 @@ from pathlib import Path
 
 STACK_FILE = re.compile(r"^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 # Paths whose change can alter what `pulumi preview` shows for every stack.
-PROGRAM_PATHS = ("infra/", "twinhost_watcher/", "cloudinit/", "policy/", "Pulumi.yaml", "requirements.lock",
-                 "pyproject.toml")
+PROGRAM_PATHS = (
+    "infra/",
+    "twinhost_watcher/",
+    "cloudinit/",
+    "policy/",
+    "Pulumi.yaml",
+    "requirements.lock",
+    "pyproject.toml",
+)
 # Code under infra/ that `pulumi up` never runs: the offline plan and the operator commands.
-NOT_PROGRAM = ("infra/plan/", "infra/cli.py", "infra/scaffold.py", "infra/failover_cli.py",
-               "infra/stack_edit.py", "infra/site_watch.py")
+NOT_PROGRAM = (
+    "infra/plan/",
+    "infra/cli.py",
+    "infra/scaffold.py",
+    "infra/failover_cli.py",
+    "infra/stack_edit.py",
+    "infra/site_watch.py",
+)
 ZERO_SHA = re.compile(r"^0+$")
 
 
@@ -75,7 +88,10 @@ def changed_files(project_dir: Path, base: str, head: str) -> list[str] | None:
     try:
         output = subprocess.run(
             ["git", "diff", "--name-only", f"{base}...{head}"],
-            cwd=project_dir, check=True, capture_output=True, text=True,
+            cwd=project_dir,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         print(f"changed_stacks: cannot diff {base}...{head} ({exc}); previewing every stack", file=sys.stderr)

@@ -6,14 +6,24 @@ Public entry points:
   merged with their own parts by `merge` and dumped by `render_parts`.
 """
 
-from infra.constants import USER_DATA_LIMITS
 from infra.bootstrap.hardening import FirewallRule, hardening_parts
 from infra.bootstrap.parts import File, Parts, compact, merge
 from infra.bootstrap.render import (
-    render_parts, render_user_data, secret_values,
+    render_parts,
+    render_user_data,
+    secret_values,
 )
+from infra.constants import USER_DATA_LIMITS
 
 __all__ = [
-    "File", "FirewallRule", "Parts", "USER_DATA_LIMITS", "compact", "hardening_parts", "merge",
-    "render_parts", "render_user_data", "secret_values",
+    "USER_DATA_LIMITS",
+    "File",
+    "FirewallRule",
+    "Parts",
+    "compact",
+    "hardening_parts",
+    "merge",
+    "render_parts",
+    "render_user_data",
+    "secret_values",
 ]

@@ -86,18 +86,32 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
 
     slot = [f"PORT={blue}\n", f"APP_VERSION={version}\n"]
     deploy = {
-        "APP_KIND": app.kind, "BLUE_PORT": str(blue), "GREEN_PORT": str(green),
-        "HEALTH_PATH": HEALTH_PATH, "HEALTH_TIMEOUT": str(HEALTH_TIMEOUT_SECONDS),
-        "SERVER_NAME": server_name, "APP_IMAGE": "", "APP_PACKAGE": "",
+        "APP_KIND": app.kind,
+        "BLUE_PORT": str(blue),
+        "GREEN_PORT": str(green),
+        "HEALTH_PATH": HEALTH_PATH,
+        "HEALTH_TIMEOUT": str(HEALTH_TIMEOUT_SECONDS),
+        "SERVER_NAME": server_name,
+        "APP_IMAGE": "",
+        "APP_PACKAGE": "",
     }
-    unit_values: dict[str, object] = {"kind": app.kind, "env_names": sorted({*settings, *secrets}),
-                                      "container_port": app.port, "exec_start": ""}
+    unit_values: dict[str, object] = {
+        "kind": app.kind,
+        "env_names": sorted({*settings, *secrets}),
+        "container_port": app.port,
+        "exec_start": "",
+    }
     files: list[File] = []
     packages: list[str] = []
     runcmd: list[tuple[str, ...]] = []
     if isinstance(app, DemoApp):
-        files.append(File("/usr/local/lib/twinhost/demo-app.py",
-                          static("site/usr/local/lib/twinhost/demo-app.py"), SCRIPT_MODE))
+        files.append(
+            File(
+                "/usr/local/lib/twinhost/demo-app.py",
+                static("site/usr/local/lib/twinhost/demo-app.py"),
+                SCRIPT_MODE,
+            )
+        )
         unit_values["exec_start"] = "/usr/bin/python3 /usr/local/lib/twinhost/demo-app.py"
         packages.append("python3")
     elif isinstance(app, ContainerApp):
@@ -108,9 +122,13 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         # Pull before the first start: the unit itself never waits on a registry.
         runcmd.append(("podman", "pull", reference))
     elif isinstance(app, (DebApp, CommandApp)):
-        files.append(File("/usr/local/lib/twinhost/app-run",
-                          template("site/usr/local/lib/twinhost/app-run.j2", command=app.command),
-                          SCRIPT_MODE))
+        files.append(
+            File(
+                "/usr/local/lib/twinhost/app-run",
+                template("site/usr/local/lib/twinhost/app-run.j2", command=app.command),
+                SCRIPT_MODE,
+            )
+        )
         unit_values["exec_start"] = "/usr/local/lib/twinhost/app-run"
         if isinstance(app, DebApp):
             deploy["APP_PACKAGE"] = app.package
@@ -118,12 +136,16 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
     files += [
         File(f"{APP_DIR}/environment", "".join(environment), ENV_MODE, secret=bool(secrets)),
         File(f"{APP_DIR}/slot-blue.env", "".join(slot)),
-        File(f"{APP_DIR}/deploy.env",
-             "# twinhost-deploy settings (from the stack, at first boot).\n"
-             + "".join(f"{k}={_shell_word(v)}\n" for k, v in deploy.items())),
+        File(
+            f"{APP_DIR}/deploy.env",
+            "# twinhost-deploy settings (from the stack, at first boot).\n"
+            + "".join(f"{k}={_shell_word(v)}\n" for k, v in deploy.items()),
+        ),
         File(f"{STATE_DIR}/active", "blue\n"),
-        File("/etc/systemd/system/twinhost-app@.service",
-             template("site/etc/systemd/system/twinhost-app@.service.j2", **unit_values)),
+        File(
+            "/etc/systemd/system/twinhost-app@.service",
+            template("site/etc/systemd/system/twinhost-app@.service.j2", **unit_values),
+        ),
         File("/usr/local/sbin/twinhost-deploy", static("site/usr/local/sbin/twinhost-deploy"), SCRIPT_MODE),
     ]
     runcmd += [
@@ -131,11 +153,21 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         ("systemctl", "enable", "--now", "twinhost-app@blue.service"),
     ]
     user = {
-        "name": APP_USER, "uid": APP_UID, "system": True, "no_create_home": True,
-        "homedir": "/nonexistent", "shell": "/usr/sbin/nologin", "lock_passwd": True,
+        "name": APP_USER,
+        "uid": APP_UID,
+        "system": True,
+        "no_create_home": True,
+        "homedir": "/nonexistent",
+        "shell": "/usr/sbin/nologin",
+        "lock_passwd": True,
     }
-    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd),
-                 config={"users": [user]}, name="app")
+    return Parts(
+        files=tuple(files),
+        packages=tuple(packages),
+        runcmd=tuple(runcmd),
+        config={"users": [user]},
+        name="app",
+    )
 
 
 def _shell_word(value: str) -> str:

@@ -32,38 +32,51 @@ def fstab_line(spec: NodeSpec) -> str:
     - x-systemd.mount-timeout: an access gives up after 30 s instead of hanging;
     - after glusterd and the mesh, which the bricks are addressed by.
     """
-    options = ",".join((
-        "defaults", "_netdev", "nofail",
-        f"backup-volfile-servers={spec.peer.mesh_address}",
-        "log-level=WARNING",
-        "x-systemd.automount",
-        "x-systemd.mount-timeout=30",
-        "x-systemd.after=glusterd.service",
-        f"x-systemd.after=tinc@{spec.tinc_net}.service",
-    ))
+    options = ",".join(
+        (
+            "defaults",
+            "_netdev",
+            "nofail",
+            f"backup-volfile-servers={spec.peer.mesh_address}",
+            "log-level=WARNING",
+            "x-systemd.automount",
+            "x-systemd.mount-timeout=30",
+            "x-systemd.after=glusterd.service",
+            f"x-systemd.after=tinc@{spec.tinc_net}.service",
+        )
+    )
     return f"localhost:/{VOLUME} {SHARED_DIR} glusterfs {options} 0 0\n"
 
 
 def glusterfs_parts(spec: NodeSpec) -> Parts:
     role = "primary" if spec.is_primary else "secondary"
-    env = "".join((
-        "# twinhost-gluster-volume settings (from the stack, at first boot).\n",
-        f"ROLE={role}\n",
-        f"VOLUME={VOLUME}\n",
-        f"BRICK_DIR={BRICK_DIR}\n",
-        f"SHARED_DIR={SHARED_DIR}\n",
-        f"SELF_MESH_ADDRESS={spec.mesh_address}\n",
-        f"PEER_MESH_ADDRESS={spec.peer.mesh_address}\n",
-        f"MESH_INTERFACE={MESH_INTERFACE}\n",
-    ))
+    env = "".join(
+        (
+            "# twinhost-gluster-volume settings (from the stack, at first boot).\n",
+            f"ROLE={role}\n",
+            f"VOLUME={VOLUME}\n",
+            f"BRICK_DIR={BRICK_DIR}\n",
+            f"SHARED_DIR={SHARED_DIR}\n",
+            f"SELF_MESH_ADDRESS={spec.mesh_address}\n",
+            f"PEER_MESH_ADDRESS={spec.peer.mesh_address}\n",
+            f"MESH_INTERFACE={MESH_INTERFACE}\n",
+        )
+    )
     files = (
         File("/etc/twinhost/gluster.env", env),
-        File("/usr/local/sbin/twinhost-gluster-volume",
-             static("site/usr/local/sbin/twinhost-gluster-volume"), SCRIPT_MODE),
-        File("/etc/systemd/system/twinhost-gluster-volume.service",
-             static("site/etc/systemd/system/twinhost-gluster-volume.service")),
-        File("/etc/systemd/system/glusterd.service.d/twinhost.conf",
-             template("site/etc/systemd/system/glusterd.service.d/twinhost.conf.j2", net=spec.tinc_net)),
+        File(
+            "/usr/local/sbin/twinhost-gluster-volume",
+            static("site/usr/local/sbin/twinhost-gluster-volume"),
+            SCRIPT_MODE,
+        ),
+        File(
+            "/etc/systemd/system/twinhost-gluster-volume.service",
+            static("site/etc/systemd/system/twinhost-gluster-volume.service"),
+        ),
+        File(
+            "/etc/systemd/system/glusterd.service.d/twinhost.conf",
+            template("site/etc/systemd/system/glusterd.service.d/twinhost.conf.j2", net=spec.tinc_net),
+        ),
         File("/etc/fstab", fstab_line(spec), append=True),
     )
     return Parts(

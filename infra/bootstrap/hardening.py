@@ -32,8 +32,10 @@ SUDOERS_MODE = 0o440
 SCRIPT_MODE = 0o755
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
 FIREWALL = "/usr/local/sbin/twinhost-firewall"
-FIREWALL_OR_STOP = (f"{FIREWALL} || {{ echo 'twinhost: host firewall failed; first boot stopped, "
-                    "no service started' >&2; exit 1; }")
+FIREWALL_OR_STOP = (
+    f"{FIREWALL} || {{ echo 'twinhost: host firewall failed; first boot stopped, "
+    "no service started' >&2; exit 1; }"
+)
 
 # Post-quantum hybrid key exchange only: ssh-audit 3.9 warns on every other kex, including
 # curve25519-sha256 ("does not provide protection against post-quantum attacks").
@@ -91,7 +93,9 @@ class FirewallRule:
 
 def ssh_rule(admin_cidrs: Sequence[str]) -> FirewallRule:
     return FirewallRule(
-        "ssh from admin networks, rate-limited", str(SSH_PORT), sources=tuple(admin_cidrs),
+        "ssh from admin networks, rate-limited",
+        str(SSH_PORT),
+        sources=tuple(admin_cidrs),
         action="limit",
     )
 
@@ -133,34 +137,59 @@ def hardening_parts(
     rules = (ssh_rule(admin_cidrs), *open_ports)
     files = (
         File(POLICY_RC_D, static("common/usr/sbin/policy-rc.d"), SCRIPT_MODE),
-        File("/etc/apt/apt.conf.d/90twinhost-no-recommends",
-             static("common/etc/apt/apt.conf.d/90twinhost-no-recommends")),
-        File("/etc/ssh/sshd_config.d/01-twinhost-hardening.conf",
-             template("common/etc/ssh/sshd_config.d/01-twinhost-hardening.conf.j2",
-                      kex=SSH_KEX[debian], admin_user=admin_user, debian=debian)),
-        File("/etc/sudoers.d/90-twinhost-admin",
-             template("common/etc/sudoers.d/90-twinhost-admin.j2", admin_user=admin_user), SUDOERS_MODE),
+        File(
+            "/etc/apt/apt.conf.d/90twinhost-no-recommends",
+            static("common/etc/apt/apt.conf.d/90twinhost-no-recommends"),
+        ),
+        File(
+            "/etc/ssh/sshd_config.d/01-twinhost-hardening.conf",
+            template(
+                "common/etc/ssh/sshd_config.d/01-twinhost-hardening.conf.j2",
+                kex=SSH_KEX[debian],
+                admin_user=admin_user,
+                debian=debian,
+            ),
+        ),
+        File(
+            "/etc/sudoers.d/90-twinhost-admin",
+            template("common/etc/sudoers.d/90-twinhost-admin.j2", admin_user=admin_user),
+            SUDOERS_MODE,
+        ),
         File("/etc/sysctl.d/60-twinhost-net.conf", static("common/etc/sysctl.d/60-twinhost-net.conf")),
         File("/etc/sysctl.d/61-twinhost-kernel.conf", static("common/etc/sysctl.d/61-twinhost-kernel.conf")),
         File("/etc/fail2ban/jail.d/twinhost.local", static("common/etc/fail2ban/jail.d/twinhost.local")),
         File("/etc/modprobe.d/twinhost-unused.conf", static("common/etc/modprobe.d/twinhost-unused.conf")),
-        File("/etc/security/limits.d/10-twinhost-no-core.conf",
-             static("common/etc/security/limits.d/10-twinhost-no-core.conf")),
+        File(
+            "/etc/security/limits.d/10-twinhost-no-core.conf",
+            static("common/etc/security/limits.d/10-twinhost-no-core.conf"),
+        ),
         File("/etc/issue", static("common/etc/issue")),
         File("/etc/issue.net", static("common/etc/issue.net")),
         File("/etc/apt/apt.conf.d/20auto-upgrades", static("common/etc/apt/apt.conf.d/20auto-upgrades")),
-        File("/etc/apt/apt.conf.d/52twinhost-unattended-upgrades",
-             template("common/etc/apt/apt.conf.d/52twinhost-unattended-upgrades.j2", reboot_time=reboot_time)),
+        File(
+            "/etc/apt/apt.conf.d/52twinhost-unattended-upgrades",
+            template("common/etc/apt/apt.conf.d/52twinhost-unattended-upgrades.j2", reboot_time=reboot_time),
+        ),
         File("/etc/needrestart/conf.d/twinhost.conf", static("common/etc/needrestart/conf.d/twinhost.conf")),
-        File("/etc/systemd/system/twinhost-rkhunter.service",
-             static("common/etc/systemd/system/twinhost-rkhunter.service")),
-        File("/etc/systemd/system/twinhost-rkhunter.timer",
-             static("common/etc/systemd/system/twinhost-rkhunter.timer")),
+        File(
+            "/etc/systemd/system/twinhost-rkhunter.service",
+            static("common/etc/systemd/system/twinhost-rkhunter.service"),
+        ),
+        File(
+            "/etc/systemd/system/twinhost-rkhunter.timer",
+            static("common/etc/systemd/system/twinhost-rkhunter.timer"),
+        ),
         File("/usr/local/sbin/twinhost-sysctl", static("common/usr/local/sbin/twinhost-sysctl"), SCRIPT_MODE),
-        File("/usr/local/sbin/twinhost-sshd-finish", static("common/usr/local/sbin/twinhost-sshd-finish"),
-             SCRIPT_MODE),
-        File("/usr/local/sbin/twinhost-firewall",
-             template("common/usr/local/sbin/twinhost-firewall.j2", rules=rules), SCRIPT_MODE),
+        File(
+            "/usr/local/sbin/twinhost-sshd-finish",
+            static("common/usr/local/sbin/twinhost-sshd-finish"),
+            SCRIPT_MODE,
+        ),
+        File(
+            "/usr/local/sbin/twinhost-firewall",
+            template("common/usr/local/sbin/twinhost-firewall.j2", rules=rules),
+            SCRIPT_MODE,
+        ),
     )
     apt: dict[str, object] = {
         # Keep the image's (provider's) mirrors: without this, cloud-init rewrites sources.list.
@@ -168,11 +197,13 @@ def hardening_parts(
         "debconf_selections": {
             # rkhunter: refresh its file-property database after every apt run (no false alarms
             # after unattended upgrades); daily scans come from our timer, not cron.
-            "rkhunter": "\n".join((
-                "rkhunter rkhunter/apt_autogen boolean true",
-                "rkhunter rkhunter/cron_daily_run boolean false",
-                "rkhunter rkhunter/cron_db_update boolean false",
-            )),
+            "rkhunter": "\n".join(
+                (
+                    "rkhunter rkhunter/apt_autogen boolean true",
+                    "rkhunter rkhunter/cron_daily_run boolean false",
+                    "rkhunter rkhunter/cron_db_update boolean false",
+                )
+            ),
         },
     }
     if apt_proxy:
@@ -184,13 +215,15 @@ def hardening_parts(
         # Images are weeks old; first boot starts from today's security fixes.
         "package_upgrade": True,
         "apt": apt,
-        "users": [{
-            "name": admin_user,
-            "groups": ["sudo", "adm", "systemd-journal"],
-            "shell": "/bin/bash",
-            "lock_passwd": True,
-            "ssh_authorized_keys": list(ssh_keys),
-        }],
+        "users": [
+            {
+                "name": admin_user,
+                "groups": ["sudo", "adm", "systemd-journal"],
+                "shell": "/bin/bash",
+                "lock_passwd": True,
+                "ssh_authorized_keys": list(ssh_keys),
+            }
+        ],
         "disable_root": True,
         "ssh_pwauth": False,
         # Only an Ed25519 host key is made (and the image's others are deleted).
@@ -227,19 +260,28 @@ def security_repository_bootcmd(debian: int) -> tuple[str, ...]:
     """Adds Debian's security repository when the image's apt sources lack it (Lynis warns, and
     unattended-upgrades would have nothing to install). Runs once, before packages."""
     codename = CODENAMES[debian]
-    script = "\n".join((
-        "grep -rqsE '^[^#]*(security[.]debian[.]org|debian-security)' /etc/apt/sources.list "
-        "/etc/apt/sources.list.d/ && exit 0",
-        "cat > /etc/apt/sources.list.d/twinhost-security.sources <<EOF",
-        "Types: deb", f"URIs: {SECURITY_MIRROR}", f"Suites: {codename}-security",
-        "Components: main", "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
-        "EOF",
-    )) + "\n"
+    script = (
+        "\n".join(
+            (
+                "grep -rqsE '^[^#]*(security[.]debian[.]org|debian-security)' /etc/apt/sources.list "
+                "/etc/apt/sources.list.d/ && exit 0",
+                "cat > /etc/apt/sources.list.d/twinhost-security.sources <<EOF",
+                "Types: deb",
+                f"URIs: {SECURITY_MIRROR}",
+                f"Suites: {codename}-security",
+                "Components: main",
+                "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
+                "EOF",
+            )
+        )
+        + "\n"
+    )
     return ("cloud-init-per", "once", "twinhost-security-repo", "sh", "-c", script)
 
 
-def _check(admin_user: str, ssh_keys: Sequence[str], admin_cidrs: Sequence[str], debian: int,
-           reboot_time: str | None) -> list[str]:
+def _check(
+    admin_user: str, ssh_keys: Sequence[str], admin_cidrs: Sequence[str], debian: int, reboot_time: str | None
+) -> list[str]:
     problems = []
     if not admin_user or not admin_user.replace("-", "").replace("_", "").isalnum() or admin_user == "root":
         problems.append(f"admin_user {admin_user!r} must be a plain user name other than root")

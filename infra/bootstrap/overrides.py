@@ -24,8 +24,10 @@ from pydantic.alias_generators import to_camel
 
 WatcherBackend = Literal["cloudflare", "route53", "rfc2136"]
 
+
 def _matching(pattern: str, allowed: str) -> AfterValidator:
     """A validator that says what is allowed rather than quoting its regular expression."""
+
     def check(value: str) -> str:
         if not re.fullmatch(pattern, value):
             raise ValueError(f"must be {allowed}")
@@ -34,7 +36,9 @@ def _matching(pattern: str, allowed: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-HttpUrl = Annotated[str, _matching(r"http://[A-Za-z0-9.-]+(:\d{1,5})?/?", "an http:// URL: host and port only")]
+HttpUrl = Annotated[
+    str, _matching(r"http://[A-Za-z0-9.-]+(:\d{1,5})?/?", "an http:// URL: host and port only")
+]
 
 
 def _https_url(value: str) -> str:
@@ -65,8 +69,9 @@ class AwsStandIn(_Frozen):
 
     endpoint_url: HttpUrl
     access_key_id: Annotated[str, _matching(r"[A-Z0-9]{16,128}", "16-128 of A-Z and 0-9")]
-    secret_access_key: Annotated[str, _matching(r"[A-Za-z0-9/+=]{16,128}", "16-128 of A-Z, a-z, 0-9, /, + and ="),
-                                 Field(repr=False)]
+    secret_access_key: Annotated[
+        str, _matching(r"[A-Za-z0-9/+=]{16,128}", "16-128 of A-Z, a-z, 0-9, /, + and ="), Field(repr=False)
+    ]
 
 
 class RenderOverrides(_Frozen):
@@ -76,7 +81,9 @@ class RenderOverrides(_Frozen):
     # apt fetches through this HTTP proxy (the lab's caching proxy to Debian's mirror).
     apt_proxy: HttpUrl | None = None
     # A CA certificate the nodes trust besides the system's (the lab ACME server's CA).
-    ca_pem: Annotated[str, _matching(r"-----BEGIN CERTIFICATE-----[\s\S]*", "a PEM certificate")] | None = None
+    ca_pem: Annotated[str, _matching(r"-----BEGIN CERTIFICATE-----[\s\S]*", "a PEM certificate")] | None = (
+        None
+    )
     # The ACME directory certificates come from, in place of Let's Encrypt's (site nodes) or the
     # platform's `aws.acmeDirectory` (the redirector).
     acme_directory: Annotated[str, AfterValidator(_https_url)] | None = None

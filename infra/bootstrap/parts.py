@@ -99,12 +99,29 @@ class MergeError(ValueError):
 # Every top-level key twinhost may emit. cloud-init 22.4 (Debian 12) silently ignores a key it
 # does not know (a typo would just do nothing), so `cloud_config` refuses anything else; the tests
 # check that both Debian releases' schemas know each of these.
-ALLOWED_KEYS = frozenset({
-    "hostname", "fqdn", "manage_etc_hosts", "locale", "package_update", "package_upgrade", "apt",
-    "package_reboot_if_required",
-    "users", "disable_root", "ssh_pwauth", "ssh_deletekeys", "ssh_genkeytypes", "swap",
-    "ca_certs", "bootcmd", "write_files", "packages", "runcmd",
-})
+ALLOWED_KEYS = frozenset(
+    {
+        "hostname",
+        "fqdn",
+        "manage_etc_hosts",
+        "locale",
+        "package_update",
+        "package_upgrade",
+        "apt",
+        "package_reboot_if_required",
+        "users",
+        "disable_root",
+        "ssh_pwauth",
+        "ssh_deletekeys",
+        "ssh_genkeytypes",
+        "swap",
+        "ca_certs",
+        "bootcmd",
+        "write_files",
+        "packages",
+        "runcmd",
+    }
+)
 
 # Cloud-config keys whose lists are concatenated across parts (each part adds its own users).
 LIST_KEYS = frozenset({"users"})
@@ -188,10 +205,9 @@ class _Dumper(yaml.CSafeDumper):
 
 
 def _str_representer(dumper: yaml.CSafeDumper, value: str) -> yaml.Node:
-    if "\n" in value:
-        # A block scalar cannot carry trailing spaces on a line or tabs cleanly; fall back then.
-        if not any(line != line.rstrip(" ") for line in value.splitlines()):
-            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    # A block scalar cannot carry trailing spaces on a line or tabs cleanly; fall back then.
+    if "\n" in value and not any(line != line.rstrip(" ") for line in value.splitlines()):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
@@ -205,8 +221,9 @@ _Dumper.add_representer(FlowList, _flow_representer)
 
 def dump_cloud_config(doc: Mapping[str, Any]) -> str:
     """`#cloud-config` + YAML, keys in insertion order, long lines not folded."""
-    body = yaml.dump(dict(doc), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True,
-                     default_flow_style=False)
+    body = yaml.dump(
+        dict(doc), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True, default_flow_style=False
+    )
     return "#cloud-config\n" + body
 
 
@@ -229,8 +246,10 @@ def _environment() -> jinja2.Environment:
 def _checked(source: str) -> str:
     machine = source.split("/", 1)[0]
     if machine not in MACHINES:
-        raise ValueError(f"cloudinit/{source}: the path starts with the machine folder, one of "
-                         f"{', '.join(MACHINES)} (e.g. common/etc/issue)")
+        raise ValueError(
+            f"cloudinit/{source}: the path starts with the machine folder, one of "
+            f"{', '.join(MACHINES)} (e.g. common/etc/issue)"
+        )
     return source
 
 
@@ -278,5 +297,6 @@ def compact(parts: Parts) -> Parts:
 
     For hosts whose user data limit is tight (AWS: 16 KiB); on the host the files behave the
     same."""
-    return dataclasses.replace(parts, files=tuple(
-        dataclasses.replace(f, content=strip_comments(f.content)) for f in parts.files))
+    return dataclasses.replace(
+        parts, files=tuple(dataclasses.replace(f, content=strip_comments(f.content)) for f in parts.files)
+    )

@@ -20,8 +20,6 @@ from infra.bootstrap.parts import Parts, cloud_config, dump_cloud_config, merge
 from infra.bootstrap.spec import NodeSpec
 from infra.bootstrap.tinc import tinc_firewall_rules, tinc_parts
 from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
-from infra.constants import USER_DATA_LIMITS
-
 
 
 def node_parts(spec: NodeSpec) -> Parts:
@@ -37,20 +35,26 @@ def node_parts(spec: NodeSpec) -> Parts:
 
     server_name = spec.server_names[0] if spec.server_names else "localhost"
     parts = [
-        attempt(lambda: hardening_parts(
-            admin_user=spec.admin_user, ssh_keys=spec.ssh_keys, admin_cidrs=spec.admin_cidrs,
-            debian=spec.debian, memory_mib=spec.memory_mib, apt_proxy=spec.apt_proxy,
-            reboot_time=spec.reboot_time, swap=spec.swap,
-            open_ports=(*web_firewall_rules(spec), *tinc_firewall_rules(spec)),
-        )),
+        attempt(
+            lambda: hardening_parts(
+                admin_user=spec.admin_user,
+                ssh_keys=spec.ssh_keys,
+                admin_cidrs=spec.admin_cidrs,
+                debian=spec.debian,
+                memory_mib=spec.memory_mib,
+                apt_proxy=spec.apt_proxy,
+                reboot_time=spec.reboot_time,
+                swap=spec.swap,
+                open_ports=(*web_firewall_rules(spec), *tinc_firewall_rules(spec)),
+            )
+        ),
         attempt(lambda: tinc_parts(spec)),
         attempt(lambda: glusterfs_parts(spec)),
         attempt(lambda: app_parts(spec, server_name=server_name)),
         attempt(lambda: webfront_parts(spec, app_port=slot_ports(spec.app.port)[0])),
     ]
     if problems:
-        raise ValueError(f"cannot render user data for {spec.hostname}:\n  - "
-                         + "\n  - ".join(problems))
+        raise ValueError(f"cannot render user data for {spec.hostname}:\n  - " + "\n  - ".join(problems))
     return merge(parts)
 
 

@@ -45,46 +45,71 @@ def tinc_parts(spec: NodeSpec) -> Parts:
         raise ValueError("tinc: " + "; ".join(problems))
     base = tinc_dir(spec)
     own_host = template(
-        "site/etc/tinc/NET/hosts/NODE.j2", name=spec.tinc_node_name, address=spec.public_address,
-        port=TINC_PORT, subnet=f"{spec.mesh_address}/32",
+        "site/etc/tinc/NET/hosts/NODE.j2",
+        name=spec.tinc_node_name,
+        address=spec.public_address,
+        port=TINC_PORT,
+        subnet=f"{spec.mesh_address}/32",
         public_key_pem=spec.tinc_public_key_pem.strip(),
     )
     peer_host = template(
-        "site/etc/tinc/NET/hosts/NODE.j2", name=spec.peer.name, address=spec.peer.public_address,
-        port=TINC_PORT, subnet=f"{spec.peer.mesh_address}/32",
+        "site/etc/tinc/NET/hosts/NODE.j2",
+        name=spec.peer.name,
+        address=spec.peer.public_address,
+        port=TINC_PORT,
+        subnet=f"{spec.peer.mesh_address}/32",
         public_key_pem=spec.peer.tinc_public_key_pem.strip(),
     )
     files = [
-        File(f"{base}/tinc.conf", template(
-            "site/etc/tinc/NET/tinc.conf.j2", site=spec.site, name=spec.tinc_node_name,
-            net=spec.tinc_net, interface=MESH_INTERFACE, peer_name=spec.peer.name)),
-        File(f"{base}/rsa_key.priv", spec.tinc_private_key_pem.strip() + "\n", PRIVATE_KEY_MODE,
-             secret=True),
+        File(
+            f"{base}/tinc.conf",
+            template(
+                "site/etc/tinc/NET/tinc.conf.j2",
+                site=spec.site,
+                name=spec.tinc_node_name,
+                net=spec.tinc_net,
+                interface=MESH_INTERFACE,
+                peer_name=spec.peer.name,
+            ),
+        ),
+        File(f"{base}/rsa_key.priv", spec.tinc_private_key_pem.strip() + "\n", PRIVATE_KEY_MODE, secret=True),
         File(f"{base}/hosts/{spec.tinc_node_name}", own_host),
         File(f"{base}/hosts/{spec.peer.name}", peer_host),
-        File(f"{base}/tinc-up", template("site/etc/tinc/NET/tinc-up.j2", address=spec.mesh_address,
-                                         prefix=spec.mesh_prefix), SCRIPT_MODE),
-        File(f"{base}/tinc-down", template("site/etc/tinc/NET/tinc-down.j2", address=spec.mesh_address,
-                                           prefix=spec.mesh_prefix), SCRIPT_MODE),
+        File(
+            f"{base}/tinc-up",
+            template("site/etc/tinc/NET/tinc-up.j2", address=spec.mesh_address, prefix=spec.mesh_prefix),
+            SCRIPT_MODE,
+        ),
+        File(
+            f"{base}/tinc-down",
+            template("site/etc/tinc/NET/tinc-down.j2", address=spec.mesh_address, prefix=spec.mesh_prefix),
+            SCRIPT_MODE,
+        ),
     ]
     runcmd: list[tuple[str, ...]] = []
     if spec.provider == "digitalocean":
         files += [
-            File("/etc/twinhost/peer-route.env",
-                 f"# twinhost-peer-route: the peer's public addresses.\n"
-                 f"PEER_ADDRESSES=\"{' '.join(peer_addresses(spec))}\"\n"),
-            File("/usr/local/sbin/twinhost-peer-route", static("site/usr/local/sbin/twinhost-peer-route"),
-                 SCRIPT_MODE),
-            File("/etc/systemd/system/twinhost-peer-route.service",
-                 static("site/etc/systemd/system/twinhost-peer-route.service")),
+            File(
+                "/etc/twinhost/peer-route.env",
+                f"# twinhost-peer-route: the peer's public addresses.\n"
+                f'PEER_ADDRESSES="{" ".join(peer_addresses(spec))}"\n',
+            ),
+            File(
+                "/usr/local/sbin/twinhost-peer-route",
+                static("site/usr/local/sbin/twinhost-peer-route"),
+                SCRIPT_MODE,
+            ),
+            File(
+                "/etc/systemd/system/twinhost-peer-route.service",
+                static("site/etc/systemd/system/twinhost-peer-route.service"),
+            ),
         ]
         runcmd.append(("systemctl", "enable", "--now", "twinhost-peer-route.service"))
     runcmd += [
         ("systemctl", "enable", "tinc.service", f"tinc@{spec.tinc_net}.service"),
         ("systemctl", "start", f"tinc@{spec.tinc_net}.service"),
     ]
-    return Parts(files=tuple(files), packages=("tinc", "iproute2"), runcmd=tuple(runcmd),
-                 name="tinc")
+    return Parts(files=tuple(files), packages=("tinc", "iproute2"), runcmd=tuple(runcmd), name="tinc")
 
 
 def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
@@ -105,10 +130,14 @@ def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
     that listens stay closed to a compromised peer."""
     peer = (f"{spec.peer.mesh_address}/32",)
     return (
-        FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"),
-                     sources=peer_addresses(spec)),
-        FirewallRule("glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer,
-                     interface=MESH_INTERFACE),
-        FirewallRule("gluster bricks from the peer over the mesh", GLUSTER_BRICK_PORTS, sources=peer,
-                     interface=MESH_INTERFACE),
+        FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"), sources=peer_addresses(spec)),
+        FirewallRule(
+            "glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer, interface=MESH_INTERFACE
+        ),
+        FirewallRule(
+            "gluster bricks from the peer over the mesh",
+            GLUSTER_BRICK_PORTS,
+            sources=peer,
+            interface=MESH_INTERFACE,
+        ),
     )

@@ -58,31 +58,44 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     if acme and not spec.acme_email:
         problems.append("certificates 'acme' needs acme_email")
     if not acme and not (spec.origin_certificate_pem and spec.origin_private_key_pem):
-        problems.append("certificates 'cloudflare-origin' needs origin_certificate_pem and "
-                        "origin_private_key_pem")
+        problems.append(
+            "certificates 'cloudflare-origin' needs origin_certificate_pem and origin_private_key_pem"
+        )
     if problems:
         raise ValueError("web front: " + "; ".join(problems))
 
-    note = ("Copied from the shared volume (ACME) by twinhost-certs, or self-signed until then."
-            if acme else "The Cloudflare Origin CA certificate from the stack.")
-    conf = template(
-        "site/etc/nginx/conf.d/twinhost.conf.j2", proxied=spec.proxied, acme=acme,
-        cloudflare_ranges=cloudflare_ranges(), server_names=spec.server_names,
-        acme_webroot=ACME_WEBROOT, debian=spec.debian, certificate_note=note,
+    note = (
+        "Copied from the shared volume (ACME) by twinhost-certs, or self-signed until then."
+        if acme
+        else "The Cloudflare Origin CA certificate from the stack."
     )
-    env = "".join((
-        "# twinhost-certs settings (from the stack, at first boot).\n",
-        f"CERT_MODE={'acme' if acme else 'origin'}\n",
-        f"SERVER_NAMES=\"{' '.join(spec.server_names)}\"\n",
-        f"ACME_EMAIL={spec.acme_email or ''}\n",
-        f"ACME_DIRECTORY={spec.acme_directory}\n",
-        f"SHARED_DIR={SHARED_DIR}\n",
-    ))
+    conf = template(
+        "site/etc/nginx/conf.d/twinhost.conf.j2",
+        proxied=spec.proxied,
+        acme=acme,
+        cloudflare_ranges=cloudflare_ranges(),
+        server_names=spec.server_names,
+        acme_webroot=ACME_WEBROOT,
+        debian=spec.debian,
+        certificate_note=note,
+    )
+    env = "".join(
+        (
+            "# twinhost-certs settings (from the stack, at first boot).\n",
+            f"CERT_MODE={'acme' if acme else 'origin'}\n",
+            f'SERVER_NAMES="{" ".join(spec.server_names)}"\n',
+            f"ACME_EMAIL={spec.acme_email or ''}\n",
+            f"ACME_DIRECTORY={spec.acme_directory}\n",
+            f"SHARED_DIR={SHARED_DIR}\n",
+        )
+    )
     files = [
         File("/etc/nginx/conf.d/twinhost.conf", conf),
         File("/etc/nginx/twinhost/proxy.conf", static("site/etc/nginx/twinhost/proxy.conf")),
-        File("/etc/nginx/twinhost/upstream.conf",
-             template("site/etc/nginx/twinhost/upstream.conf.j2", port=app_port)),
+        File(
+            "/etc/nginx/twinhost/upstream.conf",
+            template("site/etc/nginx/twinhost/upstream.conf.j2", port=app_port),
+        ),
         File("/etc/twinhost/certs.env", env),
         File("/usr/local/sbin/twinhost-certs", static("site/usr/local/sbin/twinhost-certs"), SCRIPT_MODE),
     ]
@@ -97,10 +110,14 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     if acme:
         packages.append("certbot")
         files += [
-            File("/etc/systemd/system/twinhost-certs.service",
-                 static("site/etc/systemd/system/twinhost-certs.service")),
-            File("/etc/systemd/system/twinhost-certs.timer",
-                 static("site/etc/systemd/system/twinhost-certs.timer")),
+            File(
+                "/etc/systemd/system/twinhost-certs.service",
+                static("site/etc/systemd/system/twinhost-certs.service"),
+            ),
+            File(
+                "/etc/systemd/system/twinhost-certs.timer",
+                static("site/etc/systemd/system/twinhost-certs.timer"),
+            ),
         ]
         runcmd += [
             # Debian's certbot.timer renews /etc/letsencrypt, which we do not use.
@@ -112,8 +129,11 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
         assert spec.origin_certificate_pem and spec.origin_private_key_pem
         files += [
             File(f"{TLS_DIR}/live/fullchain.pem", spec.origin_certificate_pem.strip() + "\n"),
-            File(f"{TLS_DIR}/live/privkey.pem", spec.origin_private_key_pem.strip() + "\n",
-                 PRIVATE_KEY_MODE, secret=True),
+            File(
+                f"{TLS_DIR}/live/privkey.pem",
+                spec.origin_private_key_pem.strip() + "\n",
+                PRIVATE_KEY_MODE,
+                secret=True,
+            ),
         ]
-    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd),
-                 name="webfront")
+    return Parts(files=tuple(files), packages=tuple(packages), runcmd=tuple(runcmd), name="webfront")

@@ -41,7 +41,12 @@ class ApexRegistration(pulumi.ComponentResource):
             record_name = registration_name(apex, args.zone.name)
             names.append(record_name)
             dns.registration_record(
-                f"{name}-{apex}", self, args.zone, record_name, content, REGISTRATION_TTL,
+                f"{name}-{apex}",
+                self,
+                args.zone,
+                record_name,
+                content,
+                REGISTRATION_TTL,
                 comment=f"twinhost {args.site}: redirector may issue a certificate for {apex}",
             )
         self.names = pulumi.Output.all(*names)

@@ -17,8 +17,12 @@ from infra.components.firewall_rules import WORLD, InboundRule, linode_rule_grou
 # DigitalOcean firewalls with no outbound rules block ALL outbound traffic (apt, ACME, tinc to
 # the peer would all fail), so outbound is opened explicitly.
 DIGITALOCEAN_OUTBOUND = [
-    digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range="1-65535", destination_addresses=list(WORLD)),
-    digitalocean.FirewallOutboundRuleArgs(protocol="udp", port_range="1-65535", destination_addresses=list(WORLD)),
+    digitalocean.FirewallOutboundRuleArgs(
+        protocol="tcp", port_range="1-65535", destination_addresses=list(WORLD)
+    ),
+    digitalocean.FirewallOutboundRuleArgs(
+        protocol="udp", port_range="1-65535", destination_addresses=list(WORLD)
+    ),
     digitalocean.FirewallOutboundRuleArgs(protocol="icmp", destination_addresses=list(WORLD)),
 ]
 
@@ -49,7 +53,9 @@ class DigitalOceanFirewall(pulumi.ComponentResource):
 
 def _digitalocean_rule(rule: InboundRule) -> digitalocean.FirewallInboundRuleArgs:
     return digitalocean.FirewallInboundRuleArgs(
-        protocol=rule.protocol, port_range=rule.ports, source_addresses=list(rule.sources),
+        protocol=rule.protocol,
+        port_range=rule.ports,
+        source_addresses=list(rule.sources),
     )
 
 

@@ -27,9 +27,15 @@ APEX_TTL = 3600
 class CloudflareDns:
     """The `DnsProvider` of an ops zone on Cloudflare, plus the Cloudflare-only parts of a site."""
 
-    def address_records(self, name: str, parent: pulumi.Resource, args: FailoverDnsArgs,
-                        hostname: pulumi.Output[str], targets: Sequence[Provider],
-                        watched: bool) -> list[pulumi.CustomResource]:
+    def address_records(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        args: FailoverDnsArgs,
+        hostname: pulumi.Output[str],
+        targets: Sequence[Provider],
+        watched: bool,
+    ) -> list[pulumi.CustomResource]:
         return [
             cloudflare.DnsRecord(
                 f"{name}-{provider}",
@@ -46,9 +52,14 @@ class CloudflareDns:
             for provider in targets
         ]
 
-    def provider_failover(self, name: str, parent: pulumi.Resource, args: FailoverDnsArgs,
-                          hostname: pulumi.Output[str],
-                          order: Sequence[Provider]) -> list[pulumi.CustomResource]:
+    def provider_failover(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        args: FailoverDnsArgs,
+        hostname: pulumi.Output[str],
+        order: Sequence[Provider],
+    ) -> list[pulumi.CustomResource]:
         """Cloudflare Load Balancing: a monitor on /health, a pool per node, primary first."""
         assert args.mode == "cloudflare-lb", "config validation ties cloudflare-lb to opsDns cloudflare"
         account_id = args.cloudflare_account_id
@@ -71,42 +82,72 @@ class CloudflareDns:
         )
         pools = []
         for provider in order:
-            pools.append(cloudflare.LoadBalancerPool(
-                f"{name}-{provider}-pool",
-                account_id=account_id,
-                name=f"{args.site}-{provider}",
-                origins=[cloudflare.LoadBalancerPoolOriginArgs(
-                    name=provider, address=args.addresses[provider], enabled=True,
-                    header=cloudflare.LoadBalancerPoolOriginHeaderArgs(hosts=[hostname]),
-                )],
-                monitor=monitor.id,
-                minimum_origins=1,
-                opts=pulumi.ResourceOptions(parent=parent),
-            ))
-        return [cloudflare.LoadBalancer(
-            f"{name}-lb",
-            zone_id=args.zone.zone_id,
-            name=hostname,
-            default_pools=[pool.id for pool in pools],
-            fallback_pool=pools[-1].id,
-            steering_policy="off",  # "off" = failover in default_pools order: primary first
-            proxied=True,
-            opts=protected(parent),
-        )]
+            pools.append(
+                cloudflare.LoadBalancerPool(
+                    f"{name}-{provider}-pool",
+                    account_id=account_id,
+                    name=f"{args.site}-{provider}",
+                    origins=[
+                        cloudflare.LoadBalancerPoolOriginArgs(
+                            name=provider,
+                            address=args.addresses[provider],
+                            enabled=True,
+                            header=cloudflare.LoadBalancerPoolOriginHeaderArgs(hosts=[hostname]),
+                        )
+                    ],
+                    monitor=monitor.id,
+                    minimum_origins=1,
+                    opts=pulumi.ResourceOptions(parent=parent),
+                )
+            )
+        return [
+            cloudflare.LoadBalancer(
+                f"{name}-lb",
+                zone_id=args.zone.zone_id,
+                name=hostname,
+                default_pools=[pool.id for pool in pools],
+                fallback_pool=pools[-1].id,
+                steering_policy="off",  # "off" = failover in default_pools order: primary first
+                proxied=True,
+                opts=protected(parent),
+            )
+        ]
 
-    def registration_record(self, name: str, parent: pulumi.Resource, zone: OpsZone,
-                            record_name: pulumi.Output[str], content: str, ttl: int,
-                            comment: str) -> pulumi.CustomResource:
+    def registration_record(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        zone: OpsZone,
+        record_name: pulumi.Output[str],
+        content: str,
+        ttl: int,
+        comment: str,
+    ) -> pulumi.CustomResource:
         return cloudflare.DnsRecord(
-            name, zone_id=zone.zone_id, name=record_name, type="TXT",
-            content=f'"{content}"', ttl=ttl, proxied=False, comment=comment, opts=protected(parent),
+            name,
+            zone_id=zone.zone_id,
+            name=record_name,
+            type="TXT",
+            content=f'"{content}"',
+            ttl=ttl,
+            proxied=False,
+            comment=comment,
+            opts=protected(parent),
         )
 
     # -- Cloudflare-only parts of a site (infra/components/site_pair.py) ---------------------------
 
-    def client_records(self, name: str, parent: pulumi.Resource, zone_id: str, domain: str,
-                       failover_hostname: pulumi.Input[str], redirector_address: pulumi.Input[str],
-                       proxied: bool, ttl: int) -> None:
+    def client_records(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        zone_id: str,
+        domain: str,
+        failover_hostname: pulumi.Input[str],
+        redirector_address: pulumi.Input[str],
+        proxied: bool,
+        ttl: int,
+    ) -> None:
         """A client zone kept in the agency's account: www -> failover name, apex -> redirector."""
         cloudflare.DnsRecord(
             f"{name}-{domain}-www",
@@ -131,7 +172,8 @@ class CloudflareDns:
             opts=protected(parent),
         )
 
-    def origin_tls(self, name: str, site: str, hostnames: list[pulumi.Input[str]],
-                   opts: pulumi.ResourceOptions) -> OriginTls:
+    def origin_tls(
+        self, name: str, site: str, hostnames: list[pulumi.Input[str]], opts: pulumi.ResourceOptions
+    ) -> OriginTls:
         """A Cloudflare Origin CA certificate for a proxied site (infra/components/origin_tls.py)."""
         return OriginTls(name, OriginTlsArgs(site, hostnames), opts=opts)

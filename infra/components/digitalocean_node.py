@@ -70,8 +70,10 @@ class DigitalOceanSiteNode(pulumi.ComponentResource):
         self.droplet_id = self.droplet.id.apply(int)
         self.public_address = args.reserved_ip.ip_address
         self.egress_address = self.droplet.ipv4_address
-        self.register_outputs({
-            "droplet_id": self.droplet_id,
-            "public_address": self.public_address,
-            "egress_address": self.egress_address,
-        })
+        self.register_outputs(
+            {
+                "droplet_id": self.droplet_id,
+                "public_address": self.public_address,
+                "egress_address": self.egress_address,
+            }
+        )

@@ -67,23 +67,41 @@ def protected(parent: pulumi.Resource, ignore_changes: Sequence[str] = ()) -> pu
 class DnsProvider(Protocol):
     """The records twinhost writes into the ops zone, on one DNS provider."""
 
-    def address_records(self, name: str, parent: pulumi.Resource, args: FailoverDnsArgs,
-                        hostname: pulumi.Output[str], targets: Sequence[Provider],
-                        watched: bool) -> list[pulumi.CustomResource]:
+    def address_records(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        args: FailoverDnsArgs,
+        hostname: pulumi.Output[str],
+        targets: Sequence[Provider],
+        watched: bool,
+    ) -> list[pulumi.CustomResource]:
         """The failover name as plain A record(s) for `targets` (modes manual and watchdog);
         `watched`: the watcher owns the address once the record exists."""
         ...
 
-    def provider_failover(self, name: str, parent: pulumi.Resource, args: FailoverDnsArgs,
-                          hostname: pulumi.Output[str],
-                          order: Sequence[Provider]) -> list[pulumi.CustomResource]:
+    def provider_failover(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        args: FailoverDnsArgs,
+        hostname: pulumi.Output[str],
+        order: Sequence[Provider],
+    ) -> list[pulumi.CustomResource]:
         """The provider's own failover, primary first (Route 53 failover routing, mode route53;
         Cloudflare Load Balancing, mode cloudflare-lb)."""
         ...
 
-    def registration_record(self, name: str, parent: pulumi.Resource, zone: OpsZone,
-                            record_name: pulumi.Output[str], content: str, ttl: int,
-                            comment: str) -> pulumi.CustomResource:
+    def registration_record(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        zone: OpsZone,
+        record_name: pulumi.Output[str],
+        content: str,
+        ttl: int,
+        comment: str,
+    ) -> pulumi.CustomResource:
         """One TXT record in the ops zone (an apex registration)."""
         ...
 
@@ -105,7 +123,10 @@ def route53() -> Route53Dns:
     return Route53Dns()
 
 
-_PROVIDERS: Mapping[DnsProviderName, Callable[[], DnsProvider]] = {"cloudflare": cloudflare, "route53": route53}
+_PROVIDERS: Mapping[DnsProviderName, Callable[[], DnsProvider]] = {
+    "cloudflare": cloudflare,
+    "route53": route53,
+}
 
 
 def dns_provider(name: DnsProviderName) -> DnsProvider:

@@ -40,8 +40,9 @@ class FailoverDns(pulumi.ComponentResource):
         dns = dns_provider(args.zone.provider)
 
         if args.mode == "manual":
-            self.records = dns.address_records(name, self, args, self.hostname, self._manual_targets(order),
-                                               watched=False)
+            self.records = dns.address_records(
+                name, self, args, self.hostname, self._manual_targets(order), watched=False
+            )
         elif args.mode == "watchdog":
             self.records = dns.address_records(name, self, args, self.hostname, [args.primary], watched=True)
         else:

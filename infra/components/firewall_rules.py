@@ -75,7 +75,9 @@ def check_limits(rules: Sequence[InboundRule], outbound_rule_count: int) -> None
     problems = []
     do_rules = len(rules) + outbound_rule_count
     if do_rules > DIGITALOCEAN_MAX_RULES:
-        problems.append(f"DigitalOcean allows {DIGITALOCEAN_MAX_RULES} rules per firewall, this needs {do_rules}")
+        problems.append(
+            f"DigitalOcean allows {DIGITALOCEAN_MAX_RULES} rules per firewall, this needs {do_rules}"
+        )
     linode_rules = len(linode_rule_groups(rules))
     if linode_rules > LINODE_MAX_RULES:
         problems.append(f"Linode allows {LINODE_MAX_RULES} rules in total, this needs {linode_rules}")
@@ -98,8 +100,10 @@ def linode_rule_groups(rules: Sequence[InboundRule]) -> list[InboundRule]:
         if key in merged and rule.ports and merged[key].ports:
             previous = merged[key]
             merged[key] = InboundRule(
-                f"{previous.label}-{rule.label}"[:32], rule.protocol,
-                f"{previous.ports},{rule.ports}", rule.sources,
+                f"{previous.label}-{rule.label}"[:32],
+                rule.protocol,
+                f"{previous.ports},{rule.ports}",
+                rule.sources,
             )
         else:
             merged[key] = rule
@@ -108,7 +112,8 @@ def linode_rule_groups(rules: Sequence[InboundRule]) -> list[InboundRule]:
 
 def allows_ssh_from_anywhere(rules: Sequence[InboundRule]) -> bool:
     return any(
-        rule.protocol == "tcp" and rule.ports == "22"
+        rule.protocol == "tcp"
+        and rule.ports == "22"
         and any(ipaddress.ip_network(s).prefixlen == 0 for s in rule.sources)
         for rule in rules
     )

@@ -55,7 +55,9 @@ class LinodeSiteNode(pulumi.ComponentResource):
         )
         self.instance_id = self.instance.id.apply(int)
         # `ip_address` is deprecated in the provider; the first IPv4 is the public one.
-        self.public_address = self.instance.ipv4s.apply(lambda addresses: sorted(addresses, key=_private_last)[0])
+        self.public_address = self.instance.ipv4s.apply(
+            lambda addresses: sorted(addresses, key=_private_last)[0]
+        )
         self.register_outputs({"instance_id": self.instance_id, "public_address": self.public_address})
 
 

@@ -51,4 +51,6 @@ class OriginTls(pulumi.ComponentResource):
         )
         self.certificate_pem = certificate.certificate
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
-        self.register_outputs({"certificate_pem": self.certificate_pem, "private_key_pem": self.private_key_pem})
+        self.register_outputs(
+            {"certificate_pem": self.certificate_pem, "private_key_pem": self.private_key_pem}
+        )

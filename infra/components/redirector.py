@@ -94,13 +94,15 @@ class Redirector(pulumi.ComponentResource):
         self.ami_id = self.ami.id
         self.ami_name = self.ami.name
         self.public_address = args.address.public_ip
-        self.register_outputs({
-            "instance_id": self.instance_id,
-            "security_group_id": self.security_group_id,
-            "ami_id": self.ami_id,
-            "ami_name": self.ami_name,
-            "public_address": self.public_address,
-        })
+        self.register_outputs(
+            {
+                "instance_id": self.instance_id,
+                "security_group_id": self.security_group_id,
+                "ami_id": self.ami_id,
+                "ami_name": self.ami_name,
+                "public_address": self.public_address,
+            }
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -128,8 +130,12 @@ class Redirector(pulumi.ComponentResource):
         )
         web = [
             aws.ec2.SecurityGroupIngressArgs(
-                description=description, protocol="tcp", from_port=port, to_port=port,
-                cidr_blocks=[_ANYWHERE_V4], ipv6_cidr_blocks=[_ANYWHERE_V6],
+                description=description,
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_blocks=[_ANYWHERE_V4],
+                ipv6_cidr_blocks=[_ANYWHERE_V6],
             )
             for port, description in (
                 (80, "HTTP redirects and ACME HTTP-01 challenges"),
@@ -137,26 +143,43 @@ class Redirector(pulumi.ComponentResource):
             )
         ]
         ssh = aws.ec2.SecurityGroupIngressArgs(
-            description="SSH from the admin networks only", protocol="tcp", from_port=22, to_port=22,
-            cidr_blocks=admin_v4, ipv6_cidr_blocks=admin_v6,
+            description="SSH from the admin networks only",
+            protocol="tcp",
+            from_port=22,
+            to_port=22,
+            cidr_blocks=admin_v4,
+            ipv6_cidr_blocks=admin_v6,
         )
         egress = [
             aws.ec2.SecurityGroupEgressArgs(
                 description="HTTP(S): apt, ACME, and later the watcher's checks and DNS APIs",
-                protocol="tcp", from_port=port, to_port=port,
-                cidr_blocks=[_ANYWHERE_V4], ipv6_cidr_blocks=[_ANYWHERE_V6],
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_blocks=[_ANYWHERE_V4],
+                ipv6_cidr_blocks=[_ANYWHERE_V6],
             )
             for port in (80, 443)
         ]
-        egress.append(aws.ec2.SecurityGroupEgressArgs(
-            description="NTP", protocol="udp", from_port=123, to_port=123,
-            cidr_blocks=[_ANYWHERE_V4], ipv6_cidr_blocks=[_ANYWHERE_V6],
-        ))
+        egress.append(
+            aws.ec2.SecurityGroupEgressArgs(
+                description="NTP",
+                protocol="udp",
+                from_port=123,
+                to_port=123,
+                cidr_blocks=[_ANYWHERE_V4],
+                ipv6_cidr_blocks=[_ANYWHERE_V6],
+            )
+        )
         if resolvers_v4 or resolvers_v6:
             egress.extend(
                 aws.ec2.SecurityGroupEgressArgs(
-                    description="DNS to the apex registry's resolvers", protocol=protocol,
-                    from_port=53, to_port=53, cidr_blocks=resolvers_v4, ipv6_cidr_blocks=resolvers_v6,
+                    description="DNS to the apex registry's resolvers",
+                    protocol=protocol,
+                    from_port=53,
+                    to_port=53,
+                    cidr_blocks=resolvers_v4,
+                    ipv6_cidr_blocks=resolvers_v6,
                 )
                 for protocol in ("udp", "tcp")
             )
@@ -208,6 +231,7 @@ class Redirector(pulumi.ComponentResource):
             # User data runs once, at first boot; a newer Debian image appears every few weeks.
             # Neither may replace the serving instance on a routine `pulumi up`: rebuilding it
             # (new image, new user data) is `pulumi up --replace <instance urn>` (docs/platform.md).
-            opts=self._child.merge(pulumi.ResourceOptions(
-                ignore_changes=["user_data", "user_data_base64", "ami"])),
+            opts=self._child.merge(
+                pulumi.ResourceOptions(ignore_changes=["user_data", "user_data_base64", "ami"])
+            ),
         )

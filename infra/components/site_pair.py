@@ -26,7 +26,6 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
-from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra import catalog
 from infra.bootstrap import render_user_data
 from infra.bootstrap.overrides import RenderOverrides
@@ -51,6 +50,7 @@ from infra.components.failover_dns import FailoverDns, FailoverDnsArgs, OpsZone
 from infra.components.firewall_rules import check_limits, node_inbound_rules
 from infra.components.linode_node import LinodeSiteNode, LinodeSiteNodeArgs
 from infra.config import Provider, SiteConfig
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra.site_outputs import client_dns
 
 # tinc 1.0 authenticates peers with RSA keys; 3072 bits matches our floor for SSH keys.
@@ -96,12 +96,15 @@ class SitePair(pulumi.ComponentResource):
         )
         self.origin_tls = (
             cloudflare().origin_tls(f"{name}-origin-tls", config.site, self._server_names(), opts=self._child)
-            if config.certificate_source == "cloudflare-origin" else None
+            if config.certificate_source == "cloudflare-origin"
+            else None
         )
         self.linode_node = LinodeSiteNode(
             f"{name}-linode",
             LinodeSiteNodeArgs(
-                site=config.site, settings=config.linode, debian=config.debian,
+                site=config.site,
+                settings=config.linode,
+                debian=config.debian,
                 user_data=self._user_data("linode", peer_address=self.reserved_ip.ip_address),
             ),
             opts=self._child,
@@ -109,7 +112,9 @@ class SitePair(pulumi.ComponentResource):
         self.digitalocean_node = DigitalOceanSiteNode(
             f"{name}-digitalocean",
             DigitalOceanSiteNodeArgs(
-                site=config.site, settings=config.digitalocean, debian=config.debian,
+                site=config.site,
+                settings=config.digitalocean,
+                debian=config.debian,
                 reserved_ip=self.reserved_ip,
                 user_data=self._user_data("digitalocean", peer_address=self.linode_node.public_address),
             ),
@@ -129,18 +134,23 @@ class SitePair(pulumi.ComponentResource):
             "linode": self.linode_node.public_address,
         }
         self.client_dns = self._client_instructions()
-        self.register_outputs({
-            "failover_hostname": self.failover_hostname,
-            "node_addresses": self.node_addresses,
-            "client_dns": self.client_dns,
-        })
+        self.register_outputs(
+            {
+                "failover_hostname": self.failover_hostname,
+                "node_addresses": self.node_addresses,
+                "client_dns": self.client_dns,
+            }
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
     def _create_tinc_keys(self) -> None:
         self.tinc_keys = {
             provider: tls.PrivateKey(
-                f"{self._name}-tinc-{provider}", algorithm="RSA", rsa_bits=TINC_RSA_BITS, opts=self._child,
+                f"{self._name}-tinc-{provider}",
+                algorithm="RSA",
+                rsa_bits=TINC_RSA_BITS,
+                opts=self._child,
             )
             for provider in ("digitalocean", "linode")
         }
@@ -220,7 +230,8 @@ class SitePair(pulumi.ComponentResource):
                 http_sources=tuple(s for s in resolved["http_sources"] if s != f"{resolved['watcher']}/32"),
                 health_check_sources=(
                     (f"{resolved['watcher']}/32",)
-                    if config.proxied and config.failover.mode == "watchdog" else ()
+                    if config.proxied and config.failover.mode == "watchdog"
+                    else ()
                 ),
                 # Unattended reboots after kernel updates, never both nodes at once.
                 reboot_time="03:30" if provider == "digitalocean" else "04:30",
@@ -305,7 +316,10 @@ class SitePair(pulumi.ComponentResource):
             if domain.cloudflare_zone_id is None:
                 continue
             cloudflare().client_records(
-                self._name, self, domain.cloudflare_zone_id, domain.name,
+                self._name,
+                self,
+                domain.cloudflare_zone_id,
+                domain.name,
                 failover_hostname=self.failover_hostname,
                 redirector_address=self._args.platform.redirector_address,
                 proxied=self._config.proxied,

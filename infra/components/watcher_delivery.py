@@ -66,9 +66,13 @@ class WatcherDelivery(pulumi.ComponentResource):
         self.bucket = self._bucket.bucket
         self.instance_profile = self._profile.name
         self.role_arn = self._role.arn
-        self.register_outputs({
-            "bucket": self.bucket, "instance_profile": self.instance_profile, "role_arn": self.role_arn,
-        })
+        self.register_outputs(
+            {
+                "bucket": self.bucket,
+                "instance_profile": self.instance_profile,
+                "role_arn": self.role_arn,
+            }
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -83,41 +87,61 @@ class WatcherDelivery(pulumi.ComponentResource):
             opts=self._child,
         )
         aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=bucket.id,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-            restrict_public_buckets=True, opts=self._child,
+            f"{name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
         )
         aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id,
+            f"{name}-ownership",
+            bucket=bucket.id,
             # ACLs off: only IAM policies decide who reads what.
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=self._child,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket.id,
+            f"{name}-encryption",
+            bucket=bucket.id,
             # SSE-S3: encrypted at rest with no KMS key to pay for or to grant.
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="AES256"),
-            )],
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    ),
+                )
+            ],
             opts=self._child,
         )
         aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket.id,
+            f"{name}-versioning",
+            bucket=bucket.id,
             # The previous config and code stay retrievable (a bad release can be rolled back by hand).
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=self._child,
         )
         aws.s3.BucketPolicy(
-            f"{name}-tls-only", bucket=bucket.id,
-            policy=bucket.arn.apply(lambda arn: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                    "Resource": [arn, f"{arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }],
-            })),
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "DenyPlainHttp",
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "s3:*",
+                                "Resource": [arn, f"{arn}/*"],
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ],
+                    }
+                )
+            ),
             opts=self._child,
         )
         return bucket
@@ -139,95 +163,156 @@ class WatcherDelivery(pulumi.ComponentResource):
 
     def _create_objects(self) -> list[aws.s3.BucketObjectv2]:
         config_text = pulumi.Output.from_input(self._args.config).apply(
-            lambda config: None if config is None else pw.config_json(config))
-        objects = [aws.s3.BucketObjectv2(
-            f"{self._name}-archive", bucket=self._bucket.id, key=pw.archive_key(self._archive_sha256),
-            content_base64=base64.b64encode(install.source_archive()).decode("ascii"),
-            content_type="application/gzip", opts=self._child,
-        ), aws.s3.BucketObjectv2(
-            f"{self._name}-config", bucket=self._bucket.id, key=pw.CONFIG_KEY,
-            # No sites to watch: an empty object, and the release says there is no config.
-            content=config_text.apply(lambda text: text or ""),
-            content_type="application/json", opts=self._child,
-        )]
-        versions = pulumi.Output.all(*[
-            pulumi.Output.all(name, parameter.name, parameter.version)
-            for name, parameter in self._parameters.items()
-        ])
-        release = pulumi.Output.all(config_text, versions).apply(lambda values: json.dumps(
-            pw.release_document(
-                config=values[0], archive_sha256=self._archive_sha256,
-                secrets={name: (parameter, int(version or 1)) for name, parameter, version in values[1]},
-            ), indent=2, sort_keys=True) + "\n")
-        objects.append(aws.s3.BucketObjectv2(
-            f"{self._name}-release", bucket=self._bucket.id, key=pw.RELEASE_KEY, content=release,
-            content_type="application/json",
-            # Written last: the node never reads a release naming objects not yet there.
-            opts=self._child.merge(pulumi.ResourceOptions(depends_on=list(objects))),
-        ))
+            lambda config: None if config is None else pw.config_json(config)
+        )
+        objects = [
+            aws.s3.BucketObjectv2(
+                f"{self._name}-archive",
+                bucket=self._bucket.id,
+                key=pw.archive_key(self._archive_sha256),
+                content_base64=base64.b64encode(install.source_archive()).decode("ascii"),
+                content_type="application/gzip",
+                opts=self._child,
+            ),
+            aws.s3.BucketObjectv2(
+                f"{self._name}-config",
+                bucket=self._bucket.id,
+                key=pw.CONFIG_KEY,
+                # No sites to watch: an empty object, and the release says there is no config.
+                content=config_text.apply(lambda text: text or ""),
+                content_type="application/json",
+                opts=self._child,
+            ),
+        ]
+        versions = pulumi.Output.all(
+            *[
+                pulumi.Output.all(name, parameter.name, parameter.version)
+                for name, parameter in self._parameters.items()
+            ]
+        )
+        release = pulumi.Output.all(config_text, versions).apply(
+            lambda values: (
+                json.dumps(
+                    pw.release_document(
+                        config=values[0],
+                        archive_sha256=self._archive_sha256,
+                        secrets={
+                            name: (parameter, int(version or 1)) for name, parameter, version in values[1]
+                        },
+                    ),
+                    indent=2,
+                    sort_keys=True,
+                )
+                + "\n"
+            )
+        )
+        objects.append(
+            aws.s3.BucketObjectv2(
+                f"{self._name}-release",
+                bucket=self._bucket.id,
+                key=pw.RELEASE_KEY,
+                content=release,
+                content_type="application/json",
+                # Written last: the node never reads a release naming objects not yet there.
+                opts=self._child.merge(pulumi.ResourceOptions(depends_on=list(objects))),
+            )
+        )
         return objects
 
     def _create_role(self) -> tuple[aws.iam.Role, aws.iam.InstanceProfile]:
         role = aws.iam.Role(
             f"{self._name}-role",
             description="twinhost redirector: reads the failover watcher's config and secrets",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
             tags=self._tags,
             opts=self._child,
         )
         parameter_arns = [p.arn for p in self._parameters.values()]
-        policy = pulumi.Output.all(self._bucket.arn, pulumi.Output.all(*parameter_arns),
-                                   self._args.records).apply(
-            lambda v: json.dumps(watcher_policy(
-                bucket_arn=v[0], parameter_arns=list(v[1]), dns_provider=self._args.dns_provider,
-                route53_zone_id=self._args.route53_zone_id, records=list(v[2]),
-                archive_sha256=self._archive_sha256,
-            ), indent=2))
+        policy = pulumi.Output.all(
+            self._bucket.arn, pulumi.Output.all(*parameter_arns), self._args.records
+        ).apply(
+            lambda v: json.dumps(
+                watcher_policy(
+                    bucket_arn=v[0],
+                    parameter_arns=list(v[1]),
+                    dns_provider=self._args.dns_provider,
+                    route53_zone_id=self._args.route53_zone_id,
+                    records=list(v[2]),
+                    archive_sha256=self._archive_sha256,
+                ),
+                indent=2,
+            )
+        )
         aws.iam.RolePolicy(f"{self._name}-policy", role=role.id, policy=policy, opts=self._child)
-        profile = aws.iam.InstanceProfile(f"{self._name}-profile", role=role.name, tags=self._tags,
-                                          opts=self._child)
+        profile = aws.iam.InstanceProfile(
+            f"{self._name}-profile", role=role.name, tags=self._tags, opts=self._child
+        )
         return role, profile
 
 
-def watcher_policy(*, bucket_arn: str, parameter_arns: list[str], dns_provider: str,
-                   route53_zone_id: str | None, records: list[str], archive_sha256: str) -> dict[str, Any]:
+def watcher_policy(
+    *,
+    bucket_arn: str,
+    parameter_arns: list[str],
+    dns_provider: str,
+    route53_zone_id: str | None,
+    records: list[str],
+    archive_sha256: str,
+) -> dict[str, Any]:
     """The redirector role's only permissions, each on exact resources."""
-    statements: list[dict[str, Any]] = [{
-        "Sid": "ReadWatcherObjects",
-        "Effect": "Allow",
-        "Action": "s3:GetObject",
-        "Resource": [f"{bucket_arn}/{key}" for key in
-                     (pw.RELEASE_KEY, pw.CONFIG_KEY, pw.archive_key(archive_sha256))],
-    }]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadWatcherObjects",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": [
+                f"{bucket_arn}/{key}"
+                for key in (pw.RELEASE_KEY, pw.CONFIG_KEY, pw.archive_key(archive_sha256))
+            ],
+        }
+    ]
     if parameter_arns:
-        statements.append({
-            "Sid": "ReadWatcherSecrets",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameter", "ssm:GetParameters"],
-            "Resource": sorted(parameter_arns),
-        })
+        statements.append(
+            {
+                "Sid": "ReadWatcherSecrets",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+                "Resource": sorted(parameter_arns),
+            }
+        )
     if dns_provider == "route53" and route53_zone_id and records:
-        statements.append({
-            "Sid": "MoveFailoverRecords",
-            "Effect": "Allow",
-            "Action": ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
-            "Resource": f"arn:aws:route53:::hostedzone/{route53_zone_id}",
-        })
+        statements.append(
+            {
+                "Sid": "MoveFailoverRecords",
+                "Effect": "Allow",
+                "Action": ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+                "Resource": f"arn:aws:route53:::hostedzone/{route53_zone_id}",
+            }
+        )
         # Changes only to A records of the watched names (List is unconditioned: it reads).
         # Two statements: condition keys within one statement are ANDed.
         for sid, key, allowed in (
             ("OnlyWatchedNames", "route53:ChangeResourceRecordSetsNormalizedRecordNames", sorted(records)),
             ("OnlyARecords", "route53:ChangeResourceRecordSetsRecordTypes", ["A"]),
         ):
-            statements.append({
-                "Sid": sid,
-                "Effect": "Deny",
-                "Action": "route53:ChangeResourceRecordSets",
-                "Resource": f"arn:aws:route53:::hostedzone/{route53_zone_id}",
-                "Condition": {"ForAnyValue:StringNotEquals": {key: allowed}},
-            })
+            statements.append(
+                {
+                    "Sid": sid,
+                    "Effect": "Deny",
+                    "Action": "route53:ChangeResourceRecordSets",
+                    "Resource": f"arn:aws:route53:::hostedzone/{route53_zone_id}",
+                    "Condition": {"ForAnyValue:StringNotEquals": {key: allowed}},
+                }
+            )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -20,7 +20,6 @@ What this package deliberately does not do: read secrets. Secret keys (`appSecre
 here only their presence (and, for `appSecrets`, the names) is checked, never shown.
 """
 
-from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra.config.fields import (
     ADMIN_CIDR_FLOOR,
     ANYWHERE_OVERRIDE,
@@ -53,13 +52,42 @@ from infra.config.site import (
     LinodeNode,
     SiteConfig,
 )
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 
 __all__ = [
-    "ADMIN_CIDR_FLOOR", "ANYWHERE_OVERRIDE", "DEFAULT_RESOLVERS", "DEFAULT_TTL",
-    "LETS_ENCRYPT_DIRECTORY", "MIN_RSA_BITS", "NAMESPACE", "PROVIDERS", "RESERVED_ENV",
-    "RESERVED_USERS", "SECRET_KEYS", "TTL_MAX", "TTL_MIN", "App", "AwsRedirector",
-    "CertificateSource", "ClientDomain", "CommandApp", "ConfigError", "ConfigIssue", "ContainerApp",
-    "DebApp", "DebianRelease", "DemoApp", "DigitalOceanNode", "Failover", "FailoverMode",
-    "LinodeNode", "PlatformConfig", "Provider", "SiteConfig", "StackFileError", "Watcher",
-    "flatten_stack_file_config", "parse_config",
+    "ADMIN_CIDR_FLOOR",
+    "ANYWHERE_OVERRIDE",
+    "DEFAULT_RESOLVERS",
+    "DEFAULT_TTL",
+    "LETS_ENCRYPT_DIRECTORY",
+    "MIN_RSA_BITS",
+    "NAMESPACE",
+    "PROVIDERS",
+    "RESERVED_ENV",
+    "RESERVED_USERS",
+    "SECRET_KEYS",
+    "TTL_MAX",
+    "TTL_MIN",
+    "App",
+    "AwsRedirector",
+    "CertificateSource",
+    "ClientDomain",
+    "CommandApp",
+    "ConfigError",
+    "ConfigIssue",
+    "ContainerApp",
+    "DebApp",
+    "DebianRelease",
+    "DemoApp",
+    "DigitalOceanNode",
+    "Failover",
+    "FailoverMode",
+    "LinodeNode",
+    "PlatformConfig",
+    "Provider",
+    "SiteConfig",
+    "StackFileError",
+    "Watcher",
+    "flatten_stack_file_config",
+    "parse_config",
 ]

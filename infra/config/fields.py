@@ -19,7 +19,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic.alias_generators import to_camel
 
 from infra import catalog
-from infra.constants import LETS_ENCRYPT_DIRECTORY
 from twinhost_watcher.validators import (
     DNS_LABEL,
     cloudflare_account_id,
@@ -57,11 +56,36 @@ ADMIN_CIDR_FLOOR = {4: 8, 6: 32}
 MAX_ADMIN_CIDRS = 255
 # Accounts a Debian node already has (base-passwd's static users, and the daemons twinhost
 # installs): taking one over as the admin user would hand its files and groups to SSH logins.
-RESERVED_USERS = frozenset({
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "sshd", "messagebus",
-    "caddy", "mysql", "tinc", "gluster", "certbot", "twinapp",
-})
+RESERVED_USERS = frozenset(
+    {
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "gnats",
+        "nobody",
+        "sshd",
+        "messagebus",
+        "caddy",
+        "mysql",
+        "tinc",
+        "gluster",
+        "certbot",
+        "twinapp",
+    }
+)
 # Environment variables the app's unit sets itself (infra/bootstrap/app.py): a setting or secret
 # of the same name would be overridden or would break the blue/green slots.
 RESERVED_ENV = ("PORT", "APP_VERSION", "APP_IMAGE_REF", "SHARED_DIR")
@@ -93,9 +117,7 @@ def decode(value: Any) -> Any:
 
 def admin_user(value: str) -> str:
     if not _USER_NAME.match(value):
-        raise ValueError(
-            "must be a user name: a lowercase letter, then up to 31 of a-z, 0-9 and '-'"
-        )
+        raise ValueError("must be a user name: a lowercase letter, then up to 31 of a-z, 0-9 and '-'")
     if value in RESERVED_USERS or value.startswith("systemd-"):
         raise ValueError(
             "names an account the node already has; choose a plain name of your own such as 'ops' "
@@ -114,8 +136,7 @@ def apex_domain(value: str) -> str:
         raise ValueError("must be a registered domain such as example.com, not a single label")
     if labels[0] == "www":
         raise ValueError(
-            f"give the apex ({'.'.join(labels[1:])}); www.<apex> is served and redirected to "
-            "automatically"
+            f"give the apex ({'.'.join(labels[1:])}); www.<apex> is served and redirected to automatically"
         )
     if any(not DNS_LABEL.match(label) for label in labels):
         raise ValueError("has a label that is not a valid DNS label")
@@ -181,8 +202,7 @@ def ssh_public_key(value: str) -> str:
         raise ValueError("is a DSA key: DSA is disabled in OpenSSH; use ed25519")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise ValueError(
-            f"is a {key.key_size}-bit RSA key; RSA keys need at least {MIN_RSA_BITS} bits "
-            "(or use ed25519)"
+            f"is a {key.key_size}-bit RSA key; RSA keys need at least {MIN_RSA_BITS} bits (or use ed25519)"
         )
     if not isinstance(key, (rsa.RSAPublicKey, ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
         raise ValueError("has an unsupported key type; use ed25519, ECDSA or RSA >= 3072 bits")
@@ -258,9 +278,7 @@ HttpsUrl = Annotated[str, AfterValidator(https_url)]
 
 class StrictModel(BaseModel):
     # extra="forbid": a misspelled key is an error, never silently ignored.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
 class AdminAccess(StrictModel):

@@ -16,7 +16,6 @@ import yaml
 from infra.config.fields import apex_domain
 from infra.config.issues import NAMESPACE, ConfigIssue, StackFileError, issue
 
-
 # What a `secure:` value reads as: the offline plan never decrypts a secret.
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -42,12 +41,14 @@ def read_stack_document(path: Path) -> dict[str, Any]:
     if document is None:
         return {}
     if not isinstance(document, Mapping):
-        raise StackFileError(path.name, f"must be a YAML mapping with a 'config:' key, not a "
-                                        f"{type(document).__name__}")
+        raise StackFileError(
+            path.name, f"must be a YAML mapping with a 'config:' key, not a {type(document).__name__}"
+        )
     section = document.get("config")
     if section is not None and not isinstance(section, Mapping):
-        raise StackFileError(path.name, f"its 'config:' must be a mapping of keys, not a "
-                                        f"{type(section).__name__}")
+        raise StackFileError(
+            path.name, f"its 'config:' must be a mapping of keys, not a {type(section).__name__}"
+        )
     return dict(document)
 
 
@@ -80,8 +81,11 @@ def project_defaults(project_file: Path) -> dict[str, Any]:
         return {}
     with open(project_file, encoding="utf-8") as handle:
         project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
-    return {k: spec["default"] for k, spec in (project.get("config") or {}).items()
-            if isinstance(spec, dict) and "default" in spec}
+    return {
+        k: spec["default"]
+        for k, spec in (project.get("config") or {}).items()
+        if isinstance(spec, dict) and "default" in spec
+    }
 
 
 def _as_config_string(value: Any) -> str:
@@ -121,6 +125,10 @@ def platform_stack_file_issue(project_dir: Path, platform_stack: str) -> ConfigI
     name = platform_stack.rsplit("/", 1)[-1]
     if (project_dir / f"Pulumi.{name}.yaml").exists():
         return None
-    return issue("platformStack", f"names the platform stack {name!r}, but there is no "
-                                  f"Pulumi.{name}.yaml in {project_dir}; add the platform's stack "
-                                  "file or correct the name", platform_stack)
+    return issue(
+        "platformStack",
+        f"names the platform stack {name!r}, but there is no "
+        f"Pulumi.{name}.yaml in {project_dir}; add the platform's stack "
+        "file or correct the name",
+        platform_stack,
+    )

@@ -59,6 +59,8 @@ def key_of(path: str | Sequence[Any]) -> str:
     return key_of(text)
 
 
-def issue(path: str | Sequence[Any], message: str, value: Any = None, *, show_value: bool = True) -> ConfigIssue:
+def issue(
+    path: str | Sequence[Any], message: str, value: Any = None, *, show_value: bool = True
+) -> ConfigIssue:
     """A ConfigIssue keyed `twinhost:<path>`."""
     return ConfigIssue(key_of(path), message, value, show_value)

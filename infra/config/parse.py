@@ -20,12 +20,13 @@ from infra.config.rules import RULES, Parsed, run_rules
 from infra.config.site import APP_KINDS, SiteConfig
 
 MODELS: Mapping[str, type[SiteConfig] | type[PlatformConfig]] = {
-    "site": SiteConfig, "platform": PlatformConfig,
+    "site": SiteConfig,
+    "platform": PlatformConfig,
 }
 # Keys that only tools set, never a stack file, and who sets them.
 TOOL_ONLY_KEYS = {
     "labOverrides": "is set by `twinhost lab` only (it hands the lab's settings to the plan "
-                    "directly), never in a stack file; remove it",
+    "directly), never in a stack file; remove it",
 }
 
 
@@ -70,7 +71,9 @@ def parse_config(
 
 
 def parse_fields(
-    model: type[BaseModel], data: Mapping[str, Any], context: Mapping[str, Any],
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    context: Mapping[str, Any],
 ) -> tuple[list[ConfigIssue], dict[str, Any], set[str]]:
     """(issues, {field: value} of the fields that parsed, names of the fields that did not)."""
     issues: list[ConfigIssue] = []
@@ -108,7 +111,8 @@ def _field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
     """A model of one field of `model` (same type, constraints, alias): validates it alone."""
     info = model.model_fields[name]
     field_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        f"{model.__name__}_{name}", __base__=StrictModel, **{name: (info.annotation, info)})
+        f"{model.__name__}_{name}", __base__=StrictModel, **{name: (info.annotation, info)}
+    )
     return field_model
 
 
@@ -162,7 +166,8 @@ def _hide_secrets(issues: list[ConfigIssue], secret_keys: Collection[str]) -> li
     hidden = {f"{NAMESPACE}:{key}" for key in secret_keys}
     return [
         ConfigIssue(i.key, i.message, i.value, show_value=False)
-        if any(i.key == h or i.key.startswith((h + ".", h + "[")) for h in hidden) else i
+        if any(i.key == h or i.key.startswith((h + ".", h + "[")) for h in hidden)
+        else i
         for i in issues
     ]
 
@@ -170,4 +175,4 @@ def _hide_secrets(issues: list[ConfigIssue], secret_keys: Collection[str]) -> li
 def flatten_stack_file_config(config_section: Mapping[str, Any]) -> dict[str, Any]:
     """The `twinhost:` keys of a stack file's `config:` section, without the namespace."""
     prefix = NAMESPACE + ":"
-    return {key[len(prefix):]: value for key, value in config_section.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in config_section.items() if key.startswith(prefix)}

@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra import catalog
 from infra.config.fields import (
     DEFAULT_RESOLVERS,
@@ -21,6 +20,7 @@ from infra.config.fields import (
     ZoneName,
     one_of,
 )
+from infra.constants import LETS_ENCRYPT_DIRECTORY
 
 _AWS = catalog.providers()["aws"]
 
@@ -29,7 +29,9 @@ class AwsRedirector(StrictModel):
     """The redirector: its EC2 instance, and where its apex registry check and ACME point."""
 
     region: Annotated[str, AfterValidator(one_of(_AWS["regions"], "AWS region"))] = "eu-west-1"
-    instance_type: Annotated[str, AfterValidator(one_of(list(_AWS["instance_types"]), "EC2 instance type"))] = "t4g.nano"
+    instance_type: Annotated[
+        str, AfterValidator(one_of(list(_AWS["instance_types"]), "EC2 instance type"))
+    ] = "t4g.nano"
     volume_gib: int = Field(8, ge=8, le=64)
     # The resolvers the redirector asks whether a name is a registered client apex (a TXT record
     # in the ops zone). Public resolvers by default.

@@ -62,11 +62,14 @@ def domains_are_listed_once(c: Parsed) -> list[ConfigIssue]:
     found = []
     for index, domain in enumerate(c.domains):
         if domain.name in first:
-            found.append(issue(
-                f"domains[{index}].name",
-                f"lists {domain.name} more than once (domains[{first[domain.name]}] is the same name "
-                "after IDNA); list each domain once", domain.name,
-            ))
+            found.append(
+                issue(
+                    f"domains[{index}].name",
+                    f"lists {domain.name} more than once (domains[{first[domain.name]}] is the same name "
+                    "after IDNA); list each domain once",
+                    domain.name,
+                )
+            )
         first.setdefault(domain.name, index)
     return found
 
@@ -74,18 +77,27 @@ def domains_are_listed_once(c: Parsed) -> list[ConfigIssue]:
 def domains_are_served_by_one_stack(c: Parsed) -> list[ConfigIssue]:
     """Two stacks serving one apex would fight over its records and its certificates."""
     return [
-        issue(f"domains[{index}].name",
-              f"is already served by stack {c.served_elsewhere[domain.name]!r} "
-              f"(Pulumi.{c.served_elsewhere[domain.name]}.yaml); a domain belongs to one site stack",
-              domain.name)
-        for index, domain in enumerate(c.domains) if domain.name in c.served_elsewhere
+        issue(
+            f"domains[{index}].name",
+            f"is already served by stack {c.served_elsewhere[domain.name]!r} "
+            f"(Pulumi.{c.served_elsewhere[domain.name]}.yaml); a domain belongs to one site stack",
+            domain.name,
+        )
+        for index, domain in enumerate(c.domains)
+        if domain.name in c.served_elsewhere
     ]
 
 
 def proxied_records_have_no_ttl(c: Parsed) -> list[ConfigIssue]:
     if c.proxied and c.ttl is not None:
-        return [issue("ttl", "proxied records have no TTL (Cloudflare answers with its own); remove "
-                             "'ttl' or set proxied: false", c.ttl)]
+        return [
+            issue(
+                "ttl",
+                "proxied records have no TTL (Cloudflare answers with its own); remove "
+                "'ttl' or set proxied: false",
+                c.ttl,
+            )
+        ]
     return []
 
 
@@ -93,25 +105,35 @@ def proxied_domains_are_in_cloudflare(c: Parsed) -> list[ConfigIssue]:
     if not c.proxied:
         return []
     return [
-        issue(f"domains[{index}].cloudflareZoneId",
-              f"is required for {domain.name}: proxied needs every client domain in the agency's "
-              "Cloudflare account; give cloudflareZoneId (or set proxied: false and use ACME)")
-        for index, domain in enumerate(c.domains) if domain.cloudflare_zone_id is None
+        issue(
+            f"domains[{index}].cloudflareZoneId",
+            f"is required for {domain.name}: proxied needs every client domain in the agency's "
+            "Cloudflare account; give cloudflareZoneId (or set proxied: false and use ACME)",
+        )
+        for index, domain in enumerate(c.domains)
+        if domain.cloudflare_zone_id is None
     ]
 
 
 def origin_certificates_need_the_proxy(c: Parsed) -> list[ConfigIssue]:
     if c.certificates == "cloudflare-origin" and not c.proxied:
-        return [issue("certificates", "'cloudflare-origin' certificates are trusted only by "
-                                      "Cloudflare's proxy; use 'acme' for a DNS-only site, or set "
-                                      "proxied: true", c.certificates)]
+        return [
+            issue(
+                "certificates",
+                "'cloudflare-origin' certificates are trusted only by "
+                "Cloudflare's proxy; use 'acme' for a DNS-only site, or set "
+                "proxied: true",
+                c.certificates,
+            )
+        ]
     return []
 
 
 def acme_needs_a_contact(c: Parsed) -> list[ConfigIssue]:
     if certificate_source(c.certificates, c.proxied) == "acme" and c.acme_email is None:
-        return [issue("acmeEmail", "is required: certificates 'acme' needs acmeEmail (the ACME "
-                                   "account contact)")]
+        return [
+            issue("acmeEmail", "is required: certificates 'acme' needs acmeEmail (the ACME account contact)")
+        ]
     return []
 
 
@@ -119,20 +141,35 @@ def failover_mode_fits_the_site(c: Parsed) -> list[ConfigIssue]:
     mode = c.failover.mode
     found = []
     if mode == "cloudflare-lb" and not c.proxied:
-        found.append(issue("failover.mode", "'cloudflare-lb' needs proxied: true (a load balancer "
-                                            "is a proxied hostname)", mode))
+        found.append(
+            issue(
+                "failover.mode",
+                "'cloudflare-lb' needs proxied: true (a load balancer is a proxied hostname)",
+                mode,
+            )
+        )
     if mode == "cloudflare-lb" and c.ops_dns != "cloudflare":
         found.append(issue("opsDns", "failover mode 'cloudflare-lb' needs opsDns: cloudflare", c.ops_dns))
     if mode == "route53" and c.ops_dns != "route53":
-        found.append(issue("opsDns", "failover mode 'route53' needs opsDns: route53 (the ops zone "
-                                     "on Route 53)", c.ops_dns))
+        found.append(
+            issue(
+                "opsDns",
+                "failover mode 'route53' needs opsDns: route53 (the ops zone on Route 53)",
+                c.ops_dns,
+            )
+        )
     return found
 
 
 def proxied_needs_cloudflare_ops_dns(c: Parsed) -> list[ConfigIssue]:
     if c.proxied and c.ops_dns != "cloudflare":
-        return [issue("opsDns", "proxied needs opsDns: cloudflare (only Cloudflare records can be "
-                                "proxied)", c.ops_dns)]
+        return [
+            issue(
+                "opsDns",
+                "proxied needs opsDns: cloudflare (only Cloudflare records can be proxied)",
+                c.ops_dns,
+            )
+        ]
     return []
 
 
@@ -140,24 +177,45 @@ def failover_keys_fit_the_mode(c: Parsed) -> list[ConfigIssue]:
     f = c.failover
     found = []
     if f.mode == "manual" and f.active is None:
-        found.append(issue("failover.active", "is required: mode 'manual' needs 'active': "
-                                              "digitalocean, linode or both"))
+        found.append(
+            issue(
+                "failover.active", "is required: mode 'manual' needs 'active': digitalocean, linode or both"
+            )
+        )
     if f.mode != "manual" and f.active is not None:
-        found.append(issue("failover.active", f"is only for mode 'manual'; in mode {f.mode!r} the "
-                                              "health checks decide (remove 'active')", f.active))
+        found.append(
+            issue(
+                "failover.active",
+                f"is only for mode 'manual'; in mode {f.mode!r} the health checks decide (remove 'active')",
+                f.active,
+            )
+        )
     if f.mode == "route53" and f.interval not in (None, 10, 30):
-        found.append(issue("failover.interval", "Route 53 health checks run every 10 or 30 s",
-                           f.interval))
+        found.append(issue("failover.interval", "Route 53 health checks run every 10 or 30 s", f.interval))
     if f.mode == "cloudflare-lb":
         if f.account_id is None:
-            found.append(issue("failover.accountId", "is required: mode 'cloudflare-lb' needs "
-                                                     "'accountId' (the Cloudflare account id)"))
+            found.append(
+                issue(
+                    "failover.accountId",
+                    "is required: mode 'cloudflare-lb' needs 'accountId' (the Cloudflare account id)",
+                )
+            )
         if f.interval is not None and f.interval < 60:
-            found.append(issue("failover.interval", "Cloudflare Load Balancing checks every 60 s "
-                                                    "or more on the base plan", f.interval))
+            found.append(
+                issue(
+                    "failover.interval",
+                    "Cloudflare Load Balancing checks every 60 s or more on the base plan",
+                    f.interval,
+                )
+            )
     if f.mode in ("manual", "watchdog") and f.account_id is not None:
-        found.append(issue("failover.accountId", f"is only used by mode 'cloudflare-lb', not "
-                                                 f"{f.mode!r}; remove it", f.account_id))
+        found.append(
+            issue(
+                "failover.accountId",
+                f"is only used by mode 'cloudflare-lb', not {f.mode!r}; remove it",
+                f.account_id,
+            )
+        )
     return found
 
 
@@ -167,44 +225,74 @@ def app_env_is_usable(c: Parsed) -> list[ConfigIssue]:
     found = []
     for name, value in c.app.env.items():
         if not ENV_NAME.match(name):
-            found.append(issue(f"app.env.{name}", "is not an environment variable name; use A-Z, "
-                                                  "0-9 and _, not starting with a digit", name))
+            found.append(
+                issue(
+                    f"app.env.{name}",
+                    "is not an environment variable name; use A-Z, 0-9 and _, not starting with a digit",
+                    name,
+                )
+            )
         elif name in RESERVED_ENV:
-            found.append(issue(f"app.env.{name}", "is set by twinhost itself for the app's unit; "
-                                                  f"choose another name (reserved: {', '.join(RESERVED_ENV)})",
-                               name))
+            found.append(
+                issue(
+                    f"app.env.{name}",
+                    "is set by twinhost itself for the app's unit; "
+                    f"choose another name (reserved: {', '.join(RESERVED_ENV)})",
+                    name,
+                )
+            )
         if any(ch in value for ch in "\n\r\0"):
-            found.append(issue(f"app.env.{name}", "holds a line break or NUL; an environment value "
-                                                  "is one line", value))
+            found.append(
+                issue(f"app.env.{name}", "holds a line break or NUL; an environment value is one line", value)
+            )
     secrets = _app_secret_names(c.raw)
     for name in sorted(set(c.app.env) & set(secrets or ())):
-        found.append(issue(f"app.env.{name}", "is also set in appSecrets; set it in one place",
-                           name))
+        found.append(issue(f"app.env.{name}", "is also set in appSecrets; set it in one place", name))
     return found
 
 
 def app_secrets_are_env_names(c: Parsed) -> list[ConfigIssue]:
     """appSecrets must be a JSON object of ENV_NAME: string; its values are never shown."""
     value = c.raw.get("appSecrets")
-    if value in (None, "", "[secret]") or isinstance(value, Mapping) and set(value) == {"secure"}:
+    if value in (None, "", "[secret]") or (isinstance(value, Mapping) and set(value) == {"secure"}):
         return []  # unset, or the offline plan (which cannot decrypt)
     decoded = decode(value)
     if not isinstance(decoded, dict):
-        return [issue("appSecrets", "must be a JSON object of NAME: value pairs (value not shown: "
-                                    "it is a secret)", show_value=False)]
+        return [
+            issue(
+                "appSecrets",
+                "must be a JSON object of NAME: value pairs (value not shown: it is a secret)",
+                show_value=False,
+            )
+        ]
     found = []
     bad = [name for name in decoded if not ENV_NAME.match(str(name))]
     if bad:
-        found.append(issue("appSecrets", f"has names that are not environment variable names: {bad}; "
-                                         "use A-Z, 0-9 and _", show_value=False))
+        found.append(
+            issue(
+                "appSecrets",
+                f"has names that are not environment variable names: {bad}; use A-Z, 0-9 and _",
+                show_value=False,
+            )
+        )
     reserved = sorted(set(decoded) & set(RESERVED_ENV))
     if reserved:
-        found.append(issue("appSecrets", f"sets {reserved}, which twinhost sets itself for the app's "
-                                         "unit; choose other names", show_value=False))
+        found.append(
+            issue(
+                "appSecrets",
+                f"sets {reserved}, which twinhost sets itself for the app's unit; choose other names",
+                show_value=False,
+            )
+        )
     if any(any(ch in str(v) for ch in "\n\r\0") for v in decoded.values()):
-        found.append(issue("appSecrets", "has a value with a line break or NUL (value not shown: it "
-                                         "is a secret); an environment value is one line",
-                           show_value=False))
+        found.append(
+            issue(
+                "appSecrets",
+                "has a value with a line break or NUL (value not shown: it "
+                "is a secret); an environment value is one line",
+                show_value=False,
+            )
+        )
     return found
 
 
@@ -234,8 +322,14 @@ def ops_dns_matches_the_platform(ops_dns: str, platform_provider: str | None) ->
     infra/site.py checks it again at `pulumi up`, through the StackReference."""
     if platform_provider is None or ops_dns == platform_provider:
         return []
-    return [issue("opsDns", f"does not match the platform stack, whose ops zone is on "
-                            f"{platform_provider!r}; set it to {platform_provider!r}", ops_dns)]
+    return [
+        issue(
+            "opsDns",
+            f"does not match the platform stack, whose ops zone is on "
+            f"{platform_provider!r}; set it to {platform_provider!r}",
+            ops_dns,
+        )
+    ]
 
 
 # -- platform -----------------------------------------------------------------------------------
@@ -243,11 +337,19 @@ def ops_dns_matches_the_platform(ops_dns: str, platform_provider: str | None) ->
 
 def ops_zone_id_for_the_provider(c: Parsed) -> list[ConfigIssue]:
     if c.dns_provider == "cloudflare" and c.cloudflare_zone_id is None:
-        return [issue("cloudflareZoneId", "is required: dnsProvider 'cloudflare' needs "
-                                          "cloudflareZoneId (the ops zone's id)")]
+        return [
+            issue(
+                "cloudflareZoneId",
+                "is required: dnsProvider 'cloudflare' needs cloudflareZoneId (the ops zone's id)",
+            )
+        ]
     if c.dns_provider == "route53" and c.route53_zone_id is None:
-        return [issue("route53ZoneId", "is required: dnsProvider 'route53' needs route53ZoneId (the "
-                                       "ops zone's hosted zone id)")]
+        return [
+            issue(
+                "route53ZoneId",
+                "is required: dnsProvider 'route53' needs route53ZoneId (the ops zone's hosted zone id)",
+            )
+        ]
     return []
 
 
@@ -257,8 +359,13 @@ def sites_are_listed_once(c: Parsed) -> list[ConfigIssue]:
     for index, name in enumerate(c.sites):
         full = PlatformConfig.site_stack_name(name, "o", "p")
         if full in first:
-            found.append(issue(f"sites[{index}]", f"names the same stack as sites[{first[full]}]; "
-                                                  "list each site once", name))
+            found.append(
+                issue(
+                    f"sites[{index}]",
+                    f"names the same stack as sites[{first[full]}]; list each site once",
+                    name,
+                )
+            )
         first.setdefault(full, index)
     return found
 
@@ -267,10 +374,14 @@ def watcher_has_a_dns_token(c: Parsed) -> list[ConfigIssue]:
     """A watcher without a token could never move a record (infra/platform.py checks it again at
     `pulumi up`, where only the secret mark is known)."""
     if c.sites and c.dns_provider == "cloudflare" and c.raw.get("watcherDnsToken") in (None, ""):
-        return [issue("watcherDnsToken",
-                      "is required when sites are listed and the ops zone is on Cloudflare: a "
-                      "Cloudflare API token with DNS edit on the ops zone only; set it with "
-                      "`pulumi config set --secret twinhost:watcherDnsToken <token>`")]
+        return [
+            issue(
+                "watcherDnsToken",
+                "is required when sites are listed and the ops zone is on Cloudflare: a "
+                "Cloudflare API token with DNS edit on the ops zone only; set it with "
+                "`pulumi config set --secret twinhost:watcherDnsToken <token>`",
+            )
+        ]
     return []
 
 

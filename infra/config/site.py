@@ -6,7 +6,7 @@ is a function in `rules.py`, so a bad value in one field never hides the others'
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -51,8 +51,11 @@ class DigitalOceanNode(StrictModel):
 class LinodeNode(StrictModel):
     """Node B: a Linode instance; its user data travels in `metadatas`."""
 
-    region: Annotated[str, AfterValidator(one_of(list(_LINODE["regions"]), "Linode region")),
-                      AfterValidator(linode_region_has_metadata)] = "gb-lon"
+    region: Annotated[
+        str,
+        AfterValidator(one_of(list(_LINODE["regions"]), "Linode region")),
+        AfterValidator(linode_region_has_metadata),
+    ] = "gb-lon"
     type: Annotated[str, AfterValidator(one_of(list(_LINODE["types"]), "Linode type"))] = "g6-nanode-1"
     backups: bool = False
     tags: list[DnsLabel] = Field(default_factory=list)
@@ -102,7 +105,7 @@ class CommandApp(StrictModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-App = Annotated[Union[DemoApp, ContainerApp, DebApp, CommandApp], Field(discriminator="kind")]
+App = Annotated[DemoApp | ContainerApp | DebApp | CommandApp, Field(discriminator="kind")]
 APP_KINDS = frozenset({"demo", "container", "deb", "command"})
 
 

@@ -24,7 +24,9 @@ def _droplet(inputs: dict[str, Any]) -> float:
 def _linode(inputs: dict[str, Any]) -> float:
     table = catalog.prices()["linode"]
     base = float(table["instance"].get(inputs.get("type"), 0.0))
-    return base + (float(table["backups"].get(inputs.get("type"), 0.0)) if inputs.get("backupsEnabled") else 0.0)
+    return base + (
+        float(table["backups"].get(inputs.get("type"), 0.0)) if inputs.get("backupsEnabled") else 0.0
+    )
 
 
 def _reserved_ip(inputs: dict[str, Any]) -> float:

@@ -72,6 +72,8 @@ def _issue(error: Any) -> ConfigIssue:
     for part in error["loc"]:
         key += f"[{part}]" if isinstance(part, int) else ("." if key else "") + str(part)
     kind = error["type"]
-    message = "is not a known key" if kind == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
+    message = (
+        "is not a known key" if kind == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
+    )
     value = None if kind in ("missing", "extra_forbidden") else error.get("input")
     return ConfigIssue(key or "(profile)", message, value, show_value=not key.endswith(_HIDDEN))

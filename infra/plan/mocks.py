@@ -96,8 +96,10 @@ def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any
         failover_hostname=failover_hostname,
         failover_mode=config.failover.mode,
         # The droplet is reached on its reserved IP (infra/components/digitalocean_node.py).
-        node_addresses={"digitalocean": mocks.addresses["digitalocean_reserved_ip"],
-                        "linode": mocks.addresses["linode"]},
+        node_addresses={
+            "digitalocean": mocks.addresses["digitalocean_reserved_ip"],
+            "linode": mocks.addresses["linode"],
+        },
         # The platform's redirector is the Elastic IP these mocks hand out.
         client_dns=client_dns(domains, failover_hostname, mocks.addresses["redirector"]),
         domains=domains,
@@ -112,9 +114,12 @@ def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any
 def _parsed(path: Path) -> Any:
     values, secret_keys = read_stack_file(path)
     prefix = NAMESPACE + ":"
-    raw = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
-    return parse_config(raw, [k[len(prefix):] for k in secret_keys],
-                        declared_defaults=project_defaults(path.parent / "Pulumi.yaml"))
+    raw = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    return parse_config(
+        raw,
+        [k[len(prefix) :] for k in secret_keys],
+        declared_defaults=project_defaults(path.parent / "Pulumi.yaml"),
+    )
 
 
 def _droplet(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -143,7 +148,8 @@ def _private_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dic
     public = key.public_key()
     return {
         "privateKeyPem": key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         ).decode(),
         "publicKeyPem": public.public_bytes(
@@ -173,7 +179,8 @@ def prefetch_rsa_keys(wanted: tuple[tuple[int, str], ...]) -> None:
         for bits, role in wanted:
             if (bits, role) not in _rsa_keys:
                 _rsa_keys[(bits, role)] = _rsa_worker.submit(
-                    rsa.generate_private_key, public_exponent=65537, key_size=bits)
+                    rsa.generate_private_key, public_exponent=65537, key_size=bits
+                )
 
 
 def _rsa_key(bits: int, role: str) -> rsa.RSAPrivateKey:
@@ -182,21 +189,25 @@ def _rsa_key(bits: int, role: str) -> rsa.RSAPrivateKey:
 
 
 def _cert_request(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
-    return {"certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\n(plan)\n-----END CERTIFICATE REQUEST-----\n"}
+    return {
+        "certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\n(plan)\n-----END CERTIFICATE REQUEST-----\n"
+    }
 
 
 def _origin_certificate(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     """A self-signed stand-in for the Origin CA certificate, valid for the requested names."""
     hostnames = [str(h) for h in args.inputs.get("hostnames", [])] or ["plan.invalid"]
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=5475))
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=5475))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -13,12 +13,44 @@ from infra.redirector import decompress
 
 # Inputs worth showing per resource, by wire name, in this order; others are left out of the tree.
 KEY_SETTINGS = (
-    "name", "label", "region", "size", "type", "instanceType", "image", "ami", "backups",
-    "backupsEnabled", "monitoring", "ipv6", "ipAddress", "content", "records", "ttl", "proxied",
-    "setIdentifier", "failoverRoutingPolicies", "port", "resourcePath", "requestInterval",
-    "failureThreshold", "path", "interval", "expectedCodes", "steeringPolicy", "algorithm",
-    "rsaBits", "ecdsaCurve", "hostnames", "requestType", "requestedValidity", "domain",
-    "inboundPolicy", "outboundPolicy", "metadataOptions", "rootBlockDevice",
+    "name",
+    "label",
+    "region",
+    "size",
+    "type",
+    "instanceType",
+    "image",
+    "ami",
+    "backups",
+    "backupsEnabled",
+    "monitoring",
+    "ipv6",
+    "ipAddress",
+    "content",
+    "records",
+    "ttl",
+    "proxied",
+    "setIdentifier",
+    "failoverRoutingPolicies",
+    "port",
+    "resourcePath",
+    "requestInterval",
+    "failureThreshold",
+    "path",
+    "interval",
+    "expectedCodes",
+    "steeringPolicy",
+    "algorithm",
+    "rsaBits",
+    "ecdsaCurve",
+    "hostnames",
+    "requestType",
+    "requestedValidity",
+    "domain",
+    "inboundPolicy",
+    "outboundPolicy",
+    "metadataOptions",
+    "rootBlockDevice",
 )
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -30,17 +62,23 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
         if key in inputs and inputs[key] not in (None, [], {}):
             shown[key] = redact(inputs[key])
     if "inboundRules" in inputs:
-        shown["inbound"] = [_rule_summary(r.get("protocol"), r.get("portRange"), r.get("sourceAddresses", []))
-                            for r in reveal(inputs["inboundRules"])]
+        shown["inbound"] = [
+            _rule_summary(r.get("protocol"), r.get("portRange"), r.get("sourceAddresses", []))
+            for r in reveal(inputs["inboundRules"])
+        ]
     if "inbounds" in inputs:
-        shown["inbound"] = [_rule_summary(r.get("protocol"), r.get("ports"), [*r.get("ipv4s", []), *r.get("ipv6s", [])])
-                            for r in reveal(inputs["inbounds"])]
+        shown["inbound"] = [
+            _rule_summary(r.get("protocol"), r.get("ports"), [*r.get("ipv4s", []), *r.get("ipv6s", [])])
+            for r in reveal(inputs["inbounds"])
+        ]
     for key, label in (("ingress", "inbound"), ("egress", "outbound")):
         if isinstance(inputs.get(key), list):  # AWS security group rules
             shown[label] = [
-                _rule_summary(r.get("protocol"), _port_range(r.get("fromPort"), r.get("toPort")),
-                              [*r.get("cidrBlocks", []), *r.get("ipv6CidrBlocks", [])])
-                .replace(" from ", " from " if key == "ingress" else " to ", 1)
+                _rule_summary(
+                    r.get("protocol"),
+                    _port_range(r.get("fromPort"), r.get("toPort")),
+                    [*r.get("cidrBlocks", []), *r.get("ipv6CidrBlocks", [])],
+                ).replace(" from ", " from " if key == "ingress" else " to ", 1)
                 for r in reveal(inputs[key])
             ]
     for key in ("userData", "metadatas"):
@@ -51,8 +89,10 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
         packed = reveal(inputs["userDataBase64"])
         if isinstance(packed, str):
             raw = base64.b64decode(packed)
-            shown["userData"] = (f"[secret] {len(raw)} bytes gzip "
-                                 f"({len(decompress(raw).encode())} bytes as cloud-init reads it)")
+            shown["userData"] = (
+                f"[secret] {len(raw)} bytes gzip "
+                f"({len(decompress(raw).encode())} bytes as cloud-init reads it)"
+            )
         else:
             shown["userData"] = "[secret]"
     return shown
@@ -81,25 +121,29 @@ def _user_data_text(value: Any) -> str | None:
 def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for resource in result.resources:
-        resources.append({
-            "urn": resource.urn,
-            "type": resource.type,
-            "name": resource.name,
-            "parent": resource.parent,
-            "component": not resource.custom,
-            "protect": resource.protect,
-            "ignore_changes": resource.ignore_changes,
-            "settings": key_settings(resource),
-            "monthly_cost_usd": monthly_cost(resource) if resource.custom else 0.0,
-        })
+        resources.append(
+            {
+                "urn": resource.urn,
+                "type": resource.type,
+                "name": resource.name,
+                "parent": resource.parent,
+                "component": not resource.custom,
+                "protect": resource.protect,
+                "ignore_changes": resource.ignore_changes,
+                "settings": key_settings(resource),
+                "monthly_cost_usd": monthly_cost(resource) if resource.custom else 0.0,
+            }
+        )
     return {
         "stack": result.stack,
         "role": result.role,
         "resources": resources,
         "outputs": result.outputs,
         "monthly_cost_usd": round(sum(float(r["monthly_cost_usd"]) for r in resources), 2),
-        "user_data": {node: {"path": str(path), "bytes": len(result.user_data[node].encode())}
-                      for node, path in user_data_paths.items()},
+        "user_data": {
+            node: {"path": str(path), "bytes": len(result.user_data[node].encode())}
+            for node, path in user_data_paths.items()
+        },
     }
 
 
@@ -119,9 +163,11 @@ def write_user_data(result: PlanResult, build_dir: Path) -> dict[str, Path]:
 
 
 def render_text(plan: dict[str, Any]) -> str:
-    lines = [f"Stack {plan['stack']} ({plan['role']}): {sum(1 for r in plan['resources'] if not r['component'])} "
-             f"resources in {sum(1 for r in plan['resources'] if r['component'])} components, "
-             f"${plan['monthly_cost_usd']:.2f}/month"]
+    lines = [
+        f"Stack {plan['stack']} ({plan['role']}): {sum(1 for r in plan['resources'] if not r['component'])} "
+        f"resources in {sum(1 for r in plan['resources'] if r['component'])} components, "
+        f"${plan['monthly_cost_usd']:.2f}/month"
+    ]
     children: dict[str | None, list[dict[str, Any]]] = {}
     urns = {r["urn"] for r in plan["resources"]}
     for resource in plan["resources"]:
@@ -148,7 +194,9 @@ def render_text(plan: dict[str, Any]) -> str:
     lines.append("Monthly cost (USD, list prices from infra/data/prices.yaml):")
     for resource in plan["resources"]:
         if resource["monthly_cost_usd"]:
-            lines.append(f"  {resource['monthly_cost_usd']:8.2f}  {resource['name']} ({resource['type'].split(':')[-1]})")
+            lines.append(
+                f"  {resource['monthly_cost_usd']:8.2f}  {resource['name']} ({resource['type'].split(':')[-1]})"
+            )
     lines.append(f"  {plan['monthly_cost_usd']:8.2f}  total for stack {plan['stack']}")
     for node, info in plan["user_data"].items():
         lines.append(f"User data {node}: {info['path']} ({info['bytes']} bytes)")

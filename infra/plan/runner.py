@@ -21,10 +21,10 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import NAMESPACE, ConfigError, PlatformConfig, SiteConfig
-from infra.plan.lab_profile import LabProfile
+from infra.config import ConfigError, PlatformConfig, SiteConfig
 from infra.config.files import SECRET_PLACEHOLDER, platform_stack_file_issue, read_stack_file, stack_name_of
 from infra.config.rules import ops_dns_matches_the_platform
+from infra.plan.lab_profile import LabProfile
 from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, prefetch_rsa_keys
 from infra.redirector import decompress
 from infra.stack import build_stack, load_config
@@ -65,17 +65,19 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi.runtime.mocks has no annotations
         if request.type != "pulumi:pulumi:Stack":
-            self.recorded.append(RecordedResource(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent or None,
-                custom=bool(request.custom),
-                protect=bool(request.protect),
-                ignore_changes=list(request.ignoreChanges),
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                inputs=rpc.deserialize_properties(request.object),
-            ))
+            self.recorded.append(
+                RecordedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    custom=bool(request.custom),
+                    protect=bool(request.protect),
+                    ignore_changes=list(request.ignoreChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    inputs=rpc.deserialize_properties(request.object),
+                )
+            )
         return response
 
 
@@ -153,8 +155,11 @@ def run_plan(
         if mismatch:
             raise ConfigError(mismatch)
 
-    mocks = PlanMocks(addresses=dict(addresses or DEFAULT_ADDRESSES), stack_outputs=references,
-                      project_dir=stack_file.parent)
+    mocks = PlanMocks(
+        addresses=dict(addresses or DEFAULT_ADDRESSES),
+        stack_outputs=references,
+        project_dir=stack_file.parent,
+    )
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="twinhost", stack=stack, preview=False, monitor=monitor)
     overrides = lab.overrides if lab is not None else None

@@ -22,8 +22,12 @@ from infra.redirector.parts import apex_ask_part, base_part, caddy_part
 from infra.redirector.spec import RedirectorSpec
 
 __all__ = [
-    "AWS_USER_DATA_LIMIT", "RedirectorSpec", "compressed_user_data", "decompress",
-    "render_user_data", "user_data_parts",
+    "AWS_USER_DATA_LIMIT",
+    "RedirectorSpec",
+    "compressed_user_data",
+    "decompress",
+    "render_user_data",
+    "user_data_parts",
 ]
 
 # EC2 refuses user data over 16 KB (16384 bytes) before base64 encoding.
@@ -36,9 +40,14 @@ def user_data_parts(spec: RedirectorSpec, extra_parts: Sequence[Parts] = ()) -> 
     """The merged parts in boot order: hardening (firewall up, then services may start), the
     redirector's base, the ask service before Caddy, then the extras (the watcher)."""
     hardening = hardening_parts(
-        admin_user=spec.admin_user, ssh_keys=spec.ssh_keys, admin_cidrs=spec.admin_cidrs,
-        debian=spec.debian, memory_mib=spec.memory_mib, open_ports=[WEB_RULE],
-        apt_proxy=spec.apt_proxy, swap=spec.swap,
+        admin_user=spec.admin_user,
+        ssh_keys=spec.ssh_keys,
+        admin_cidrs=spec.admin_cidrs,
+        debian=spec.debian,
+        memory_mib=spec.memory_mib,
+        open_ports=[WEB_RULE],
+        apt_proxy=spec.apt_proxy,
+        swap=spec.swap,
         # No automatic reboot: one instance serves every apex and runs the watcher.
         reboot_time=None,
     )

@@ -104,16 +104,18 @@ def render_caddyfile(spec: RedirectorSpec, acme_ca_root: str | None = None) -> s
     """The redirector's Caddyfile for `spec` (also used by the tests to run the real Caddy)."""
     if not spec.acme_challenges:
         raise ValueError("acme_challenges must allow http-01, tls-alpn-01 or both")
-    return strip_comments(template(
-        MACHINE + CADDYFILE + ".j2",
-        admin=spec.admin,
-        http_port=spec.http_port,
-        https_port=spec.https_port,
-        bind=spec.bind,
-        acme_email=spec.acme_email,
-        issuer=spec.issuer,
-        acme_directory=spec.acme_directory,
-        acme_ca_root=acme_ca_root,
-        acme_challenges=spec.acme_challenges,
-        ask_port=spec.ask_port,
-    ))
+    return strip_comments(
+        template(
+            MACHINE + CADDYFILE + ".j2",
+            admin=spec.admin,
+            http_port=spec.http_port,
+            https_port=spec.https_port,
+            bind=spec.bind,
+            acme_email=spec.acme_email,
+            issuer=spec.issuer,
+            acme_directory=spec.acme_directory,
+            acme_ca_root=acme_ca_root,
+            acme_challenges=spec.acme_challenges,
+            ask_port=spec.ask_port,
+        )
+    )

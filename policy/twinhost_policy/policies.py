@@ -27,7 +27,7 @@ POLICIES: list[Policy] = [
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.CRITICAL,
         remediation_steps="List the admin networks in twinhost:adminCidrs. Only if you truly mean "
-                          "it: twinhost:dangerouslyAllowSshFromAnywhere: true in the stack file.",
+        "it: twinhost:dangerouslyAllowSshFromAnywhere: true in the stack file.",
     ),
     ResourceValidationPolicy(
         name="ssh-from-anywhere-override-in-use",
@@ -47,7 +47,7 @@ POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="user-data-under-provider-limit",
         description="User data fits the provider's limit: DigitalOcean 64 KiB, Linode 65,535 "
-                    "bytes before base64, AWS 16 KiB.",
+        "bytes before base64, AWS 16 KiB.",
         validate=rules.validate_user_data_size,
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.HIGH,
@@ -55,7 +55,7 @@ POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="firewall-rules-under-provider-limit",
         description="DigitalOcean firewalls have at most 50 rules (in + out); Linode firewalls at "
-                    "most 25 rules and 255 addresses per rule.",
+        "most 25 rules and 255 addresses per rule.",
         validate=rules.validate_firewall_rule_count,
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.MEDIUM,
@@ -63,7 +63,7 @@ POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="dns-only-ttl-60-to-300",
         description="DNS-only records have a TTL of 60..300 s (client apex records excepted); "
-                    "proxied records use the automatic TTL.",
+        "proxied records use the automatic TTL.",
         validate=rules.validate_dns_ttl,
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.MEDIUM,

@@ -67,10 +67,17 @@ ORIGIN_CA_CERTIFICATE = "cloudflare:index/originCaCertificate:OriginCaCertificat
 
 # Addresses every client points at and the names they CNAME to: a careless `pulumi destroy` or a
 # rename that replaces one of these takes sites offline, so each must carry `protect`.
-PROTECTED_TYPES = frozenset({
-    ELASTIC_IP, RESERVED_IP, FLOATING_IP,
-    CLOUDFLARE_DNS_RECORD, CLOUDFLARE_RECORD, ROUTE53_RECORD, CLOUDFLARE_LOAD_BALANCER,
-})
+PROTECTED_TYPES = frozenset(
+    {
+        ELASTIC_IP,
+        RESERVED_IP,
+        FLOATING_IP,
+        CLOUDFLARE_DNS_RECORD,
+        CLOUDFLARE_RECORD,
+        ROUTE53_RECORD,
+        CLOUDFLARE_LOAD_BALANCER,
+    }
+)
 
 # -- provider limits ----------------------------------------------------------------------------
 # DigitalOcean: "User data is limited to 64 KiB" (Droplet create API, user_data).
@@ -159,8 +166,11 @@ def world_ssh_findings(resource_type: str, props: Mapping[str, Any]) -> Iterator
         if str(props.get("inboundPolicy") or "").upper() == "ACCEPT":
             yield "inboundPolicy ACCEPT lets every port in from anywhere, SSH included (use DROP)"
         for i, rule in enumerate(props.get("inbounds") or []):
-            if (str(rule.get("action") or "").upper() == "ACCEPT" and _is_tcp(rule.get("protocol"))
-                    and _ports_cover(rule.get("ports"), SSH_PORT)):
+            if (
+                str(rule.get("action") or "").upper() == "ACCEPT"
+                and _is_tcp(rule.get("protocol"))
+                and _ports_cover(rule.get("ports"), SSH_PORT)
+            ):
                 for source in _world([*(rule.get("ipv4s") or []), *(rule.get("ipv6s") or [])]):
                     yield f"inbounds[{i}] ({rule.get('label')}) allows tcp/{rule.get('ports') or 'all'} from {source}"
     elif resource_type == AWS_SECURITY_GROUP:
@@ -170,13 +180,15 @@ def world_ssh_findings(resource_type: str, props: Mapping[str, Any]) -> Iterator
                     yield f"ingress[{i}] allows port 22 from {source}"
     elif resource_type == AWS_SECURITY_GROUP_RULE:
         if props.get("type") == "ingress" and _aws_rule_covers_ssh(
-                props.get("protocol"), props.get("fromPort"), props.get("toPort")):
+            props.get("protocol"), props.get("fromPort"), props.get("toPort")
+        ):
             for source in _world([*(props.get("cidrBlocks") or []), *(props.get("ipv6CidrBlocks") or [])]):
                 yield f"ingress rule allows port 22 from {source}"
-    elif resource_type == AWS_INGRESS_RULE:
-        if _aws_rule_covers_ssh(props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")):
-            for source in _world([props.get("cidrIpv4"), props.get("cidrIpv6")]):
-                yield f"ingress rule allows port 22 from {source}"
+    elif resource_type == AWS_INGRESS_RULE and _aws_rule_covers_ssh(
+        props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
+    ):
+        for source in _world([props.get("cidrIpv4"), props.get("cidrIpv6")]):
+            yield f"ingress rule allows port 22 from {source}"
 
 
 def _is_tcp(protocol: Any) -> bool:
@@ -268,9 +280,9 @@ def user_data_sizes(resource_type: str, props: Mapping[str, Any]) -> Iterator[tu
             yield "userData", _size(props["userData"]), AWS_USER_DATA_MAX
         if props.get("userDataBase64") is not None:
             yield "userDataBase64", _base64_size(props["userDataBase64"]), AWS_USER_DATA_MAX
-    elif resource_type == AWS_LAUNCH_TEMPLATE:
-        if props.get("userData") is not None:  # a launch template takes base64
-            yield "userData", _base64_size(props["userData"]), AWS_USER_DATA_MAX
+    elif resource_type == AWS_LAUNCH_TEMPLATE and props.get("userData") is not None:
+        # a launch template takes base64
+        yield "userData", _base64_size(props["userData"]), AWS_USER_DATA_MAX
 
 
 def _size(text: Any) -> int:
@@ -297,18 +309,24 @@ def validate_firewall_rule_count(args: ResourceValidationArgs, report_violation:
         if count > DIGITALOCEAN_MAX_RULES:
             report_violation(
                 f"{count} rules (inbound + outbound); DigitalOcean allows {DIGITALOCEAN_MAX_RULES} "
-                "per firewall", None)
+                "per firewall",
+                None,
+            )
     elif args.resource_type == LINODE_FIREWALL:
         inbounds = props.get("inbounds") or []
         count = len(inbounds) + len(props.get("outbounds") or [])
         if count > LINODE_MAX_RULES:
-            report_violation(f"{count} rules; Linode allows {LINODE_MAX_RULES} in total (inbound + outbound)", None)
+            report_violation(
+                f"{count} rules; Linode allows {LINODE_MAX_RULES} in total (inbound + outbound)", None
+            )
         for i, rule in enumerate(inbounds):
             addresses = len(rule.get("ipv4s") or []) + len(rule.get("ipv6s") or [])
             if addresses > LINODE_MAX_ADDRESSES_PER_RULE:
                 report_violation(
                     f"inbounds[{i}] ({rule.get('label')}) has {addresses} addresses; Linode allows "
-                    f"{LINODE_MAX_ADDRESSES_PER_RULE} per rule", None)
+                    f"{LINODE_MAX_ADDRESSES_PER_RULE} per rule",
+                    None,
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +347,9 @@ def validate_dns_ttl(args: ResourceValidationArgs, report_violation: ReportViola
             if ttl not in (None, CLOUDFLARE_AUTOMATIC_TTL):
                 report_violation(
                     f"proxied record {props.get('name')!r} has ttl {ttl}; proxied records take the "
-                    "automatic TTL (ttl: 1 or unset)", None)
+                    "automatic TTL (ttl: 1 or unset)",
+                    None,
+                )
             return
         if args.resource_type == CLOUDFLARE_LOAD_BALANCER and ttl is None:
             return  # an unproxied load balancer answers with Cloudflare's own 30 s
@@ -342,17 +362,24 @@ def validate_dns_ttl(args: ResourceValidationArgs, report_violation: ReportViola
 
 
 def _check_ttl(name: Any, record_type: Any, ttl: Any, report_violation: ReportViolation) -> None:
-    if str(record_type or "").upper() in ("A", "AAAA") and _fqdn(str(name or "")) in stack_settings().apex_domains:
+    if (
+        str(record_type or "").upper() in ("A", "AAAA")
+        and _fqdn(str(name or "")) in stack_settings().apex_domains
+    ):
         return
     try:
         value = int(ttl)
     except (TypeError, ValueError):
-        report_violation(f"DNS-only record {name!r} has no TTL; set {DNS_ONLY_TTL_MIN}..{DNS_ONLY_TTL_MAX}", None)
+        report_violation(
+            f"DNS-only record {name!r} has no TTL; set {DNS_ONLY_TTL_MIN}..{DNS_ONLY_TTL_MAX}", None
+        )
         return
     if not DNS_ONLY_TTL_MIN <= value <= DNS_ONLY_TTL_MAX:
         report_violation(
             f"DNS-only record {name!r} has TTL {value}; allowed {DNS_ONLY_TTL_MIN}..{DNS_ONLY_TTL_MAX} "
-            "s, so resolvers see a failover within minutes (twinhost:ttl)", None)
+            "s, so resolvers see a failover within minutes (twinhost:ttl)",
+            None,
+        )
 
 
 def _fqdn(name: str) -> str:
@@ -363,7 +390,9 @@ def _fqdn(name: str) -> str:
 # Rule 6 (stack): Origin CA certificates only on proxied names
 
 
-def validate_origin_ca_only_on_proxied_names(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+def validate_origin_ca_only_on_proxied_names(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
     """Every hostname of a Cloudflare Origin CA certificate is a proxied name of this stack.
 
     Only Cloudflare's proxy trusts the Origin CA: a visitor reaching a DNS-only name that serves
@@ -400,17 +429,29 @@ def validate_site_has_both_providers(args: StackValidationArgs, report_violation
     is_site = stack_settings().role == "site" or any(t.startswith(f"{NAMESPACE}:site:") for t in types)
     if not is_site:
         return
-    missing = [label for label, token in (("DigitalOcean droplet", DROPLET), ("Linode instance", LINODE_INSTANCE))
-               if token not in types]
+    missing = [
+        label
+        for label, token in (("DigitalOcean droplet", DROPLET), ("Linode instance", LINODE_INSTANCE))
+        if token not in types
+    ]
     if missing:
         report_violation(
             f"this site stack has no {' and no '.join(missing)}: every site runs one node on each "
-            "provider, so that losing a provider does not take the site down", None)
+            "provider, so that losing a provider does not take the site down",
+            None,
+        )
 
 
 __all__: Sequence[str] = (
-    "validate_no_ssh_from_anywhere", "validate_ssh_override_in_use", "validate_protected",
-    "validate_user_data_size", "validate_firewall_rule_count", "validate_dns_ttl",
-    "validate_origin_ca_only_on_proxied_names", "validate_site_has_both_providers",
-    "stack_settings", "world_ssh_findings", "user_data_sizes",
+    "stack_settings",
+    "user_data_sizes",
+    "validate_dns_ttl",
+    "validate_firewall_rule_count",
+    "validate_no_ssh_from_anywhere",
+    "validate_origin_ca_only_on_proxied_names",
+    "validate_protected",
+    "validate_site_has_both_providers",
+    "validate_ssh_override_in_use",
+    "validate_user_data_size",
+    "world_ssh_findings",
 )

@@ -65,7 +65,9 @@ def _locked(name: str) -> Iterator[None]:
 def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(argv), capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise DebrootError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise DebrootError(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -101,8 +103,10 @@ def _download(debian: int, packages: Sequence[str], closure: bool) -> list[Path]
     argv = _apt(debian)
     archives = CACHE / f"apt-{CODENAMES[debian]}" / "archives"
     if closure:
-        _run(["apt-get", *argv, "-qq", "--download-only", "-y", "install", *packages],
-             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _run(
+            ["apt-get", *argv, "-qq", "--download-only", "-y", "install", *packages],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         return sorted(archives.glob("*.deb"))
     with_dir = CACHE / f"apt-{CODENAMES[debian]}" / "single"
     with_dir.mkdir(exist_ok=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.bootstrap.bootstrap_debroot import scratch_copy, tool_root, write_fresh
 from infra.bootstrap.parts import File
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.spec import NodeSpec
+from tests.bootstrap.bootstrap_debroot import scratch_copy, tool_root, write_fresh
 
 
 def rendered_files(spec: NodeSpec) -> dict[str, File]:

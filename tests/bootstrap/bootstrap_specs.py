@@ -57,10 +57,16 @@ FAKE_KEYS = Keys(
 def _rsa_pair() -> tuple[str, str]:
     """An RSA key in the formats pulumi_tls gives: PKCS#1 private, SubjectPublicKeyInfo public."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -68,44 +74,64 @@ def self_signed(names: tuple[str, ...], days: int = 90) -> tuple[str, str]:
     """A self-signed ECDSA P-256 certificate and its PKCS#8 key, PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
+    return (
+        cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
 
 
 def make_keys() -> Keys:
     pairs = {p: _rsa_pair() for p in ("digitalocean", "linode")}
-    ssh = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    ssh = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     cert, key = self_signed(("www.acme-shop.example",), days=3650)
     ca, _ = self_signed(("lab ca",))
     return Keys(
         tinc_private={p: pairs[p][0] for p in pairs},
         tinc_public={p: pairs[p][1] for p in pairs},
         ssh_public=f"{ssh} ops@test",
-        origin_cert=cert, origin_key=key,
-        app_secret="s3cr3t-" + rsa.generate_private_key(65537, 1024).private_numbers().p.to_bytes(64, "big").hex()[:24],
+        origin_cert=cert,
+        origin_key=key,
+        app_secret="s3cr3t-"
+        + rsa.generate_private_key(65537, 1024).private_numbers().p.to_bytes(64, "big").hex()[:24],
         extra_ca=ca,
     )
 
 
 APPS: dict[str, App] = {
     "demo": DemoApp(),
-    "container": ContainerApp(kind="container", image="ghcr.io/acme/shop", version="1.4.2",
-                              port=8080, env={"LOG_LEVEL": "info"}),
-    "deb": DebApp(kind="deb", package="acme-shop", version="2.0.1-1", command="/usr/bin/acme-shop --port $PORT",
-                  port=9000, env={"SHOP_MODE": "production"}),
-    "command": CommandApp(kind="command", command="/usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT",
-                          port=8080),
+    "container": ContainerApp(
+        kind="container", image="ghcr.io/acme/shop", version="1.4.2", port=8080, env={"LOG_LEVEL": "info"}
+    ),
+    "deb": DebApp(
+        kind="deb",
+        package="acme-shop",
+        version="2.0.1-1",
+        command="/usr/bin/acme-shop --port $PORT",
+        port=9000,
+        env={"SHOP_MODE": "production"},
+    ),
+    "command": CommandApp(
+        kind="command", command="/usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT", port=8080
+    ),
 }
 
 

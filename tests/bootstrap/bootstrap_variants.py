@@ -26,7 +26,18 @@ def all_variants() -> dict[str, dict[str, Any]]:
 def everything_on(provider: str, debian: int = 13) -> dict[str, Any]:
     """The biggest user data a node can get: proxied (origin certificate and key, every
     Cloudflare range), a container app, the lab's proxy and CA, five admin keys and networks."""
-    return {"provider": provider, "debian": debian, "proxied": True, "app": "container",
-            "lab": True, "admin_keys": 5,
-            "admin_cidrs": ("203.0.113.0/26", "203.0.113.64/26", "198.18.0.0/24",
-                            "2001:db8:100::/48", "2001:db8:200::/48")}
+    return {
+        "provider": provider,
+        "debian": debian,
+        "proxied": True,
+        "app": "container",
+        "lab": True,
+        "admin_keys": 5,
+        "admin_cidrs": (
+            "203.0.113.0/26",
+            "203.0.113.64/26",
+            "198.18.0.0/24",
+            "2001:db8:100::/48",
+            "2001:db8:200::/48",
+        ),
+    }

@@ -11,8 +11,9 @@ import logging
 import sys
 
 import yaml
-from cloudinit import version
 from cloudinit.config.schema import SchemaValidationError, get_schema, validate_cloudconfig_schema
+
+from cloudinit import version
 
 logging.disable(logging.CRITICAL)
 
@@ -38,8 +39,10 @@ def main() -> None:
             results[name] = []
         except SchemaValidationError as exc:
             results[name] = [str(exc)]
-    json.dump({"version": version.version_string(), "known_keys": known_keys(schema),
-               "results": results}, sys.stdout)
+    json.dump(
+        {"version": version.version_string(), "known_keys": known_keys(schema), "results": results},
+        sys.stdout,
+    )
 
 
 main()

@@ -37,10 +37,16 @@ def _node(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
     shared, tls = tmp_path / "shared", tmp_path / "tls"
     shared.mkdir()
     env_file = tmp_path / "certs.env"
-    env_file.write_text(f'CERT_MODE=acme\nSERVER_NAMES="{NAMES}"\nACME_EMAIL=ops@example.net\n'
-                        f"ACME_DIRECTORY=https://acme.invalid/dir\nSHARED_DIR={shared}\n")
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TWINHOST_CERTS_ENV": str(env_file),
-           "TWINHOST_TLS_DIR": str(tls), "HOME": str(tmp_path)}
+    env_file.write_text(
+        f'CERT_MODE=acme\nSERVER_NAMES="{NAMES}"\nACME_EMAIL=ops@example.net\n'
+        f"ACME_DIRECTORY=https://acme.invalid/dir\nSHARED_DIR={shared}\n"
+    )
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "TWINHOST_CERTS_ENV": str(env_file),
+        "TWINHOST_TLS_DIR": str(tls),
+        "HOME": str(tmp_path),
+    }
     return env, shared, tls
 
 
@@ -73,7 +79,8 @@ def test_losing_certbots_lock_to_the_peer_waits_for_its_certificate_and_is_no_fa
 def test_a_real_certbot_failure_still_backs_off(tmp_path) -> None:
     env, shared, tls = _node(tmp_path)
     (Path(env["PATH"].split(":")[0]) / "certbot").write_text(
-        "#!/bin/bash\necho 'Some challenges have failed.' >&2\nexit 1\n")
+        "#!/bin/bash\necho 'Some challenges have failed.' >&2\nexit 1\n"
+    )
     result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "certbot failed" in result.stderr and "Some challenges have failed." in result.stderr

@@ -43,13 +43,21 @@ def setup(tmp_path: Path, app: str) -> tuple[Path, dict[str, str]]:
     for name, body in FAKES.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "TWINHOST_APP_DIR": str(etc), "TWINHOST_STATE_DIR": str(state),
-           "TWINHOST_UPSTREAM": str(upstream), "UNHEALTHY": "", "NGINX_FAILS": ""}
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "TWINHOST_APP_DIR": str(etc),
+        "TWINHOST_STATE_DIR": str(state),
+        "TWINHOST_UPSTREAM": str(upstream),
+        "UNHEALTHY": "",
+        "NGINX_FAILS": "",
+    }
     return script, env
 
 
-def deploy(script: Path, env: dict[str, str], version: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+def deploy(
+    script: Path, env: dict[str, str], version: str, **overrides: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(script), version], env={**env, **overrides}, capture_output=True, text=True)
 
 
@@ -59,8 +67,14 @@ def test_deploy_starts_new_slot_checks_health_switches_and_stops_old(tmp_path, a
     result = deploy(script, env, "2.0")
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "calls").read_text()
-    assert calls.index("systemctl restart twinhost-app@green") < calls.index("curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:8081/health")
-    assert calls.index("nginx -t") < calls.index("systemctl reload nginx") < calls.index("systemctl stop twinhost-app@blue")
+    assert calls.index("systemctl restart twinhost-app@green") < calls.index(
+        "curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:8081/health"
+    )
+    assert (
+        calls.index("nginx -t")
+        < calls.index("systemctl reload nginx")
+        < calls.index("systemctl stop twinhost-app@blue")
+    )
     assert "server 127.0.0.1:8081;" in Path(env["TWINHOST_UPSTREAM"]).read_text()
     assert (tmp_path / "state/active").read_text().strip() == "green"
     assert "APP_VERSION=2.0" in (tmp_path / "etc/slot-green.env").read_text()
@@ -109,14 +123,18 @@ def test_the_new_slot_is_enabled_before_the_old_one_is_disabled_and_active_is_re
     script, env = setup(tmp_path, "demo")
     state = tmp_path / "state"
     crash = tmp_path / "bin/systemctl"
-    crash.write_text('#!/bin/sh\necho "systemctl $*" >> "$CALLS"\n'
-                     'case "$*" in "disable --quiet twinhost-app@blue") kill -9 $PPID ;; esac\n')
+    crash.write_text(
+        '#!/bin/sh\necho "systemctl $*" >> "$CALLS"\n'
+        'case "$*" in "disable --quiet twinhost-app@blue") kill -9 $PPID ;; esac\n'
+    )
     inode = (state / "active").stat().st_ino
     result = deploy(script, env, "2.0")
     assert result.returncode != 0  # killed mid-way, as a crash
     calls = (tmp_path / "calls").read_text()
     assert "systemctl enable --quiet twinhost-app@green" in calls
-    assert calls.index("systemctl enable --quiet twinhost-app@green") < calls.index("systemctl disable --quiet twinhost-app@blue")
+    assert calls.index("systemctl enable --quiet twinhost-app@green") < calls.index(
+        "systemctl disable --quiet twinhost-app@blue"
+    )
     assert (state / "active").read_text() == "green\n"
     assert (state / "active").stat().st_ino != inode  # a new file renamed in, not rewritten
     assert [p.name for p in state.iterdir() if p.name.startswith(".active")] == []

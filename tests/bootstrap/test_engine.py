@@ -13,16 +13,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.bootstrap.bootstrap_specs import FAKE_KEYS, make_spec
-from tests.bootstrap.bootstrap_variants import all_variants
 from infra import platform_watcher
 from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import (
-    CLOUDINIT_DIR, MACHINES, File, MergeError, Parts, cloud_config, dump_cloud_config, merge,
-    static, template,
+    CLOUDINIT_DIR,
+    MACHINES,
+    File,
+    MergeError,
+    Parts,
+    cloud_config,
+    dump_cloud_config,
+    merge,
+    static,
+    template,
 )
 from infra.redirector import RedirectorSpec
 from infra.redirector import render_user_data as render_redirector
+from tests.bootstrap.bootstrap_specs import FAKE_KEYS, make_spec
+from tests.bootstrap.bootstrap_variants import all_variants
 
 # In cloudinit/ for operators to read, installed by nobody: the watcher's example config
 # (docs/watcher.md; tests/watcher load it).
@@ -36,16 +44,25 @@ def _written(text: str) -> set[str]:
 
 
 def _site_paths() -> set[str]:
-    return set().union(*(_written(render_user_data(make_spec(keys=FAKE_KEYS, **kwargs)))
-                         for kwargs in all_variants().values()))
+    return set().union(
+        *(
+            _written(render_user_data(make_spec(keys=FAKE_KEYS, **kwargs)))
+            for kwargs in all_variants().values()
+        )
+    )
 
 
 def _redirector_paths() -> set[str]:
-    spec = RedirectorSpec(hostname="redirector", debian=12, admin_user="ops",
-                          ssh_keys=(make_spec().ssh_keys[0],), ops_zone="ops.example",
-                          acme_email="ops@example.com", admin_cidrs=("203.0.113.0/24",))
-    watcher = platform_watcher.node_parts(bucket="bucket", region="eu-west-1",
-                                          backends=("cloudflare",))
+    spec = RedirectorSpec(
+        hostname="redirector",
+        debian=12,
+        admin_user="ops",
+        ssh_keys=(make_spec().ssh_keys[0],),
+        ops_zone="ops.example",
+        acme_email="ops@example.com",
+        admin_cidrs=("203.0.113.0/24",),
+    )
+    watcher = platform_watcher.node_parts(bucket="bucket", region="eu-west-1", backends=("cloudflare",))
     return _written(render_redirector(spec, extra_parts=[watcher]))
 
 
@@ -78,8 +95,14 @@ def test_every_cloudinit_file_lands_on_exactly_the_machines_its_folder_names():
 
 def test_the_loader_wants_the_machine_folder():
     assert static("common/etc/issue") == (CLOUDINIT_DIR / "common/etc/issue").read_text()
-    assert "Port = 655" in template("site/etc/tinc/NET/hosts/NODE.j2", name="a", address="192.0.2.1",
-                                  port=655, subnet="10.0.0.1/32", public_key_pem="KEY")
+    assert "Port = 655" in template(
+        "site/etc/tinc/NET/hosts/NODE.j2",
+        name="a",
+        address="192.0.2.1",
+        port=655,
+        subnet="10.0.0.1/32",
+        public_key_pem="KEY",
+    )
     for source in ("etc/issue", "/common/etc/issue", "lab/etc/issue"):
         with pytest.raises(ValueError, match="starts with the machine folder"):
             static(source)
@@ -87,8 +110,9 @@ def test_the_loader_wants_the_machine_folder():
 
 def test_a_compressed_file_ships_as_gz_b64_of_its_content():
     content = "#!/bin/sh\n# a comment that is content in a script\necho twinhost\n" * 50
-    (entry,) = cloud_config(Parts(files=(File("/usr/local/bin/x", content, 0o755, compress=True),)),
-                            {"hostname": "x"})["write_files"]
+    (entry,) = cloud_config(
+        Parts(files=(File("/usr/local/bin/x", content, 0o755, compress=True),)), {"hostname": "x"}
+    )["write_files"]
     assert entry["encoding"] == "gz+b64"
     assert gzip.decompress(base64.b64decode(entry["content"])).decode() == content
     assert entry["permissions"] == "0755" and len(entry["content"]) < len(content)
@@ -101,7 +125,9 @@ def test_merge_names_both_parts_of_every_conflict():
     two = Parts(files=(File("/etc/x", "2"), File("/etc/y", "3")), config={"swap": {}})
     with pytest.raises(MergeError) as raised:
         merge([one, two])
-    assert str(raised.value) == ("/etc/x is written by both hardening and part 2; "
-                                 "the cloud-config key 'swap' is set by both hardening and part 2")
+    assert str(raised.value) == (
+        "/etc/x is written by both hardening and part 2; "
+        "the cloud-config key 'swap' is set by both hardening and part 2"
+    )
     # Appending to a file another part wrote is what `append` is for.
     assert len(merge([one, Parts(files=(File("/etc/x", "more", append=True),))]).files) == 2

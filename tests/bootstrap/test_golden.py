@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootstrap.bootstrap_specs import make_spec
 from infra.bootstrap import hardening_parts, render_parts, render_user_data
 from infra.bootstrap.hardening import FirewallRule
 from infra.bootstrap.parts import compact
+from tests.bootstrap.bootstrap_specs import make_spec
 
 GOLDEN = Path(__file__).with_name("golden")
 REGENERATE = os.environ.get("TWINHOST_REGEN_GOLDEN") == "1"
@@ -21,9 +21,14 @@ REGENERATE = os.environ.get("TWINHOST_REGEN_GOLDEN") == "1"
 
 def redirector_user_data() -> str:
     """What the platform's redirector would render with the reusable hardening."""
-    parts = hardening_parts(admin_user="ops", ssh_keys=[make_spec().ssh_keys[0]],
-                            admin_cidrs=["203.0.113.0/24"], debian=12, memory_mib=512,
-                            open_ports=[FirewallRule("web from anywhere", "80,443")])
+    parts = hardening_parts(
+        admin_user="ops",
+        ssh_keys=[make_spec().ssh_keys[0]],
+        admin_cidrs=["203.0.113.0/24"],
+        debian=12,
+        memory_mib=512,
+        open_ports=[FirewallRule("web from anywhere", "80,443")],
+    )
     return render_parts(compact(parts), hostname="redirector.ops.example")
 
 
@@ -31,7 +36,8 @@ ROLES = {
     "node-a-digitalocean-primary-dnsonly": lambda: render_user_data(make_spec("digitalocean")),
     "node-b-linode-secondary-dnsonly": lambda: render_user_data(make_spec("linode")),
     "node-a-digitalocean-primary-proxied-debian13": lambda: render_user_data(
-        make_spec("digitalocean", debian=13, proxied=True, app="container")),
+        make_spec("digitalocean", debian=13, proxied=True, app="container")
+    ),
     "redirector-hardening-only": redirector_user_data,
 }
 
@@ -47,8 +53,11 @@ def test_rendered_user_data_matches_golden_file(role):
             pytest.fail(f"{path} did not exist; written now: review and commit it")
     expected = path.read_text()
     if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"golden/{role}.yaml", "rendered now", n=2))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), actual.splitlines(True), f"golden/{role}.yaml", "rendered now", n=2
+            )
+        )
         pytest.fail(f"user data for {role} changed (TWINHOST_REGEN_GOLDEN=1 to accept):\n{diff}")
 
 
@@ -56,6 +65,7 @@ def test_golden_files_hold_no_real_key():
     for path in GOLDEN.glob("*.yaml"):
         text = path.read_text()
         # Every PEM body in a golden file is a FAKE-... placeholder.
-        bodies = [chunk.split("\n", 1)[1].split("-----END", 1)[0].strip()
-                  for chunk in text.split("-----BEGIN ")[1:]]
+        bodies = [
+            chunk.split("\n", 1)[1].split("-----END", 1)[0].strip() for chunk in text.split("-----BEGIN ")[1:]
+        ]
         assert all(body.startswith("FAKE-") for body in bodies), (path, bodies)

@@ -7,13 +7,12 @@ import subprocess
 
 import pytest
 
+from infra.bootstrap.glusterfs import fstab_line
+from infra.bootstrap.render import node_parts
+from infra.bootstrap.webfront import cloudflare_ranges
 from tests.bootstrap.bootstrap_debroot import chroot
 from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import ADMIN_CIDRS, make_spec
-from infra.bootstrap.glusterfs import fstab_line
-from infra.bootstrap.hardening import FIREWALL_OR_STOP
-from infra.bootstrap.render import node_parts
-from infra.bootstrap.webfront import cloudflare_ranges
 
 
 def firewall(**kwargs) -> str:
@@ -34,6 +33,7 @@ def test_web_is_open_to_all_when_dns_only_and_to_cloudflare_and_health_checkers_
     # make_spec gives no http_sources (the Pulumi side fills them); with them, only those open:
     spec = make_spec(proxied=True)
     from dataclasses import replace
+
     restricted = replace(spec, http_sources=cloudflare_ranges())
     text = rendered_files(restricted)["/usr/local/sbin/twinhost-firewall"].content
     web = {line.split(" from ")[1].split(" ")[0] for line in text.splitlines() if "port 80,443" in line}
@@ -75,14 +75,17 @@ def test_a_failed_firewall_stops_first_boot_before_any_service_starts(tmp_path, 
         (fake / "usr/local/sbin" / name).write_text(f"#!/bin/sh\necho {name} >> {calls}\nexit {code}\n")
         (fake / "usr/local/sbin" / name).chmod(0o755)
     for name in ("systemctl", "ufw", "install", "chown", "ln", "podman", "mkdir", "chmod"):
-        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n")
+        (bin_dir / name).write_text(f'#!/bin/sh\necho {name} "$@" >> {calls}\n')
         (bin_dir / name).chmod(0o755)
     (fake / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")
-    script = script.replace("/usr/local/sbin/", f"{fake}/usr/local/sbin/").replace(
-        "/usr/sbin/policy-rc.d", f"{fake}/usr/sbin/policy-rc.d").replace(
-        "/etc/nginx/", f"{fake}/etc/nginx/")
-    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    script = (
+        script.replace("/usr/local/sbin/", f"{fake}/usr/local/sbin/")
+        .replace("/usr/sbin/policy-rc.d", f"{fake}/usr/sbin/policy-rc.d")
+        .replace("/etc/nginx/", f"{fake}/etc/nginx/")
+    )
+    result = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    )
     called = calls.read_text().splitlines()
     if firewall_exit:
         assert result.returncode != 0 and "host firewall failed" in result.stderr
@@ -118,15 +121,23 @@ def test_sysctl_kernel_keys_are_split_from_net_keys_and_may_fail_in_a_container(
     files = rendered_files(make_spec())
     net = files["/etc/sysctl.d/60-twinhost-net.conf"].content
     kernel = files["/etc/sysctl.d/61-twinhost-kernel.conf"].content
-    net_keys = [l.split("=")[0].strip() for l in net.splitlines() if "=" in l and not l.startswith("#")]
-    kernel_keys = [l.split("=")[0].strip() for l in kernel.splitlines() if "=" in l and not l.startswith("#")]
+    net_keys = [
+        entry.split("=")[0].strip()
+        for entry in net.splitlines()
+        if "=" in entry and not entry.startswith("#")
+    ]
+    kernel_keys = [
+        entry.split("=")[0].strip()
+        for entry in kernel.splitlines()
+        if "=" in entry and not entry.startswith("#")
+    ]
     assert net_keys and all(k.startswith("net.") for k in net_keys)
     assert kernel_keys and all(k.startswith("-") for k in kernel_keys)
     for text in (net, kernel):  # a reason above every key
         lines = text.splitlines()
         for i, line in enumerate(lines):
             if "=" in line and not line.startswith("#"):
-                above = [l for l in lines[:i] if l.strip()]
+                above = [earlier for earlier in lines[:i] if earlier.strip()]
                 assert above and (above[-1].startswith("#") or "=" in above[-1]), line
 
 
@@ -153,16 +164,20 @@ def test_only_the_primary_creates_the_gluster_volume():
     script = rendered_files(make_spec())["/usr/local/sbin/twinhost-gluster-volume"].content
     create = script.index("volume create")
     assert script.index('if [ "$ROLE" = primary ]') > script.index("create_volume() {")
-    assert "replica 2" in script[create:create + 200]
+    assert "replica 2" in script[create : create + 200]
     result = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
 def test_gluster_quorum_is_chosen_deliberately():
     script = rendered_files(make_spec())["/usr/local/sbin/twinhost-gluster-volume"].content
-    for option in ("cluster.quorum-type fixed", "cluster.quorum-count 1",
-                   "cluster.server-quorum-type none", "cluster.favorite-child-policy mtime",
-                   "network.ping-timeout 10"):
+    for option in (
+        "cluster.quorum-type fixed",
+        "cluster.quorum-count 1",
+        "cluster.server-quorum-type none",
+        "cluster.favorite-child-policy mtime",
+        "network.ping-timeout 10",
+    ):
         assert f'"{option}"' in script
 
 
@@ -181,15 +196,24 @@ def test_shared_volume_mount_survives_reboot_and_loss_of_either_server():
 @pytest.mark.parametrize("kind", ["demo", "deb", "command"])
 def test_app_unit_is_sandboxed(kind):
     unit = rendered_files(make_spec(app=kind))["/etc/systemd/system/twinhost-app@.service"].content
-    for directive in ("DynamicUser=yes", "User=twinapp", "ProtectSystem=strict", "ProtectHome=yes",
-                      "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
-                      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "Restart=always",
-                      "EnvironmentFile=/etc/twinhost/app/environment"):
+    for directive in (
+        "DynamicUser=yes",
+        "User=twinapp",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "Restart=always",
+        "EnvironmentFile=/etc/twinhost/app/environment",
+    ):
         assert directive in unit.splitlines(), directive
 
 
 def test_app_environment_file_escapes_values_for_systemd(keys):
     from infra.bootstrap.app import env_file_line
+
     assert env_file_line("A", 'x"y$z\\w`') == 'A="x\\"y\\$z\\\\w\\`"\n'
     env = rendered_files(make_spec(keys=keys))["/etc/twinhost/app/environment"]
     assert env.mode == 0o600 and f'SHOP_API_TOKEN="{keys.app_secret}"' in env.content
@@ -201,6 +225,7 @@ def test_demo_app_serves_health_and_reads_the_shared_volume(tmp_path):
     import sys
     import time
     import urllib.request
+
     script = rendered_files(make_spec())["/usr/local/lib/twinhost/demo-app.py"].content
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "node-a.txt").write_text("hello from node a")
@@ -208,8 +233,10 @@ def test_demo_app_serves_health_and_reads_the_shared_volume(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "app.py")],
-                            env={"PORT": str(port), "APP_VERSION": "7", "SHARED_DIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "app.py")],
+        env={"PORT": str(port), "APP_VERSION": "7", "SHARED_DIR": str(tmp_path)},
+    )
     try:
         for _ in range(50):
             try:

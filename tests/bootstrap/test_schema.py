@@ -12,14 +12,20 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.bootstrap.bootstrap_debroot import CODENAMES, cloud_init_package
 from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import (
-    ALLOWED_KEYS, File, MergeError, Parts, cloud_config, dump_cloud_config, static,
+    ALLOWED_KEYS,
+    File,
+    MergeError,
+    Parts,
+    cloud_config,
+    dump_cloud_config,
+    static,
 )
 from infra.plan.runner import run_plan
-from tests.bootstrap.bootstrap_variants import all_variants
+from tests.bootstrap.bootstrap_debroot import CODENAMES, cloud_init_package
 from tests.bootstrap.bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_variants import all_variants
 from tests.conftest import REPO
 
 CHECKER = Path(__file__).with_name("cloudinit_schema_check.py")
@@ -27,15 +33,22 @@ CHECKER = Path(__file__).with_name("cloudinit_schema_check.py")
 
 @pytest.fixture(scope="session")
 def rendered(keys) -> dict[str, str]:
-    documents = {name: render_user_data(make_spec(keys=keys, **kwargs)) for name, kwargs in all_variants().items()}
+    documents = {
+        name: render_user_data(make_spec(keys=keys, **kwargs)) for name, kwargs in all_variants().items()
+    }
     # The redirector's user data as the platform stack renders it (the plan decompresses the gzip
     # EC2 receives, exactly as cloud-init does), watcher included.
     documents["redirector-prod"] = run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"]
     # The engine's `compress` (gz+b64), which no shipped node uses today.
-    script = File("/usr/local/bin/twinhost-apex-ask",
-                  static("redirector/usr/local/bin/twinhost-apex-ask"), 0o755, compress=True)
+    script = File(
+        "/usr/local/bin/twinhost-apex-ask",
+        static("redirector/usr/local/bin/twinhost-apex-ask"),
+        0o755,
+        compress=True,
+    )
     documents["engine-compressed-file"] = dump_cloud_config(
-        cloud_config(Parts(files=(script,)), {"hostname": "compressed"}))
+        cloud_config(Parts(files=(script,)), {"hostname": "compressed"})
+    )
     return documents
 
 
@@ -44,8 +57,14 @@ def schema_run(request, rendered) -> dict[str, Any]:
     """One subprocess per Debian release validates every variant with that release's cloud-init."""
     package = cloud_init_package(request.param)
     env = {**os.environ, "PYTHONPATH": str(package / "usr/lib/python3/dist-packages")}
-    result = subprocess.run([sys.executable, str(CHECKER)], input=json.dumps(rendered),
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(CHECKER)],
+        input=json.dumps(rendered),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     run = json.loads(result.stdout)
     run["codename"] = CODENAMES[request.param]
@@ -71,14 +90,25 @@ def test_every_variant_uses_only_allowed_top_level_keys(rendered):
 
 
 def test_unknown_top_level_keys_are_refused():
-    with pytest.raises(MergeError, match="unknown cloud-config keys.*'sudo_rules'"):
+    with pytest.raises(MergeError, match=r"unknown cloud-config keys.*'sudo_rules'"):
         cloud_config(Parts(config={"sudo_rules": True}), {"hostname": "x"})
 
 
 def test_variants_cover_providers_releases_modes_and_app_kinds(rendered):
     words = {word for name in rendered for word in name.split("-")}
-    assert {"digitalocean", "linode", "debian12", "debian13", "proxied", "dnsonly",
-            "demo", "container", "deb", "command", "lab"} <= words
+    assert {
+        "digitalocean",
+        "linode",
+        "debian12",
+        "debian13",
+        "proxied",
+        "dnsonly",
+        "demo",
+        "container",
+        "deb",
+        "command",
+        "lab",
+    } <= words
 
 
 def test_user_data_is_built_as_yaml_data_not_glued_text(rendered):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.bootstrap.bootstrap_specs import make_spec
-from tests.bootstrap.bootstrap_variants import all_variants, everything_on
 from infra.bootstrap import USER_DATA_LIMITS, render_user_data, secret_values
 from infra.bootstrap.render import node_parts
+from tests.bootstrap.bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_variants import all_variants, everything_on
 from tests.bootstrap.test_golden import redirector_user_data
 
 
@@ -59,9 +59,11 @@ def test_secrets_appear_only_in_files_marked_secret(keys):
 def test_secret_files_are_readable_by_root_only(keys):
     parts = node_parts(make_spec(keys=keys, **everything_on("digitalocean")))
     secret_files = [f for f in parts.files if f.secret]
-    assert {f.path for f in secret_files} >= {"/etc/tinc/acme_shop/rsa_key.priv",
-                                             "/etc/twinhost/tls/live/privkey.pem",
-                                             "/etc/twinhost/app/environment"}
+    assert {f.path for f in secret_files} >= {
+        "/etc/tinc/acme_shop/rsa_key.priv",
+        "/etc/twinhost/tls/live/privkey.pem",
+        "/etc/twinhost/app/environment",
+    }
     for item in secret_files:
         assert item.mode == 0o600 and item.owner == "root:root", item.path
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.bootstrap.hardening import SSH_KEX
 from tests.bootstrap.bootstrap_debroot import chroot
 from tests.bootstrap.bootstrap_nodes import free_port, install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import make_spec
-from infra.bootstrap.hardening import SSH_KEX
 
 DROP_IN = "/etc/ssh/sshd_config.d/01-twinhost-hardening.conf"
 FINISH = "/usr/local/sbin/twinhost-sshd-finish"
@@ -25,7 +25,9 @@ def sshd_root(request, tmp_path_factory, keys) -> tuple[int, Path]:
     debian = request.param
     root = scratch_root(debian, tmp_path_factory.mktemp(f"sshd{debian}") / "root")
     install(root, rendered_files(make_spec(debian=debian, keys=keys)), [DROP_IN, FINISH])
-    keygen = chroot(root, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/etc/ssh/ssh_host_ed25519_key"])
+    keygen = chroot(
+        root, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/etc/ssh/ssh_host_ed25519_key"]
+    )
     assert keygen.returncode == 0, keygen.stderr
     finish = chroot(root, [FINISH])
     assert finish.returncode == 0, finish.stdout + finish.stderr
@@ -35,7 +37,9 @@ def sshd_root(request, tmp_path_factory, keys) -> tuple[int, Path]:
 def effective(root: Path) -> dict[str, str]:
     result = chroot(root, ["/usr/sbin/sshd", "-T", "-C", "user=ops,host=client,addr=203.0.113.9"])
     assert result.returncode == 0, result.stderr
-    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines() if " " in line}
+    return {
+        line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines() if " " in line
+    }
 
 
 def test_rendered_sshd_config_passes_sshd_t(sshd_root):
@@ -78,18 +82,27 @@ def test_ssh_audit_finds_no_failure_and_no_warning(sshd_root):
     """A real sshd of the release, on a loopback port, graded by ssh-audit 3.9."""
     _, root = sshd_root
     port = free_port()
-    server = subprocess.Popen(["chroot", str(root), "/usr/sbin/sshd", "-D", "-e", "-p", str(port),
-                               "-o", "ListenAddress=127.0.0.1"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        ["chroot", str(root), "/usr/sbin/sshd", "-D", "-e", "-p", str(port), "-o", "ListenAddress=127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         audit = None
         for _ in range(50):
-            audit = subprocess.run([sys.executable, "-m", "ssh_audit", "-j", "-p", str(port), "127.0.0.1"],
-                                   capture_output=True, text=True, timeout=60)
+            audit = subprocess.run(
+                [sys.executable, "-m", "ssh_audit", "-j", "-p", str(port), "127.0.0.1"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if audit.stdout.strip().startswith("{"):
                 break
             time.sleep(0.1)
-        assert audit is not None and audit.stdout.strip().startswith("{"), audit and audit.stdout + audit.stderr
+        assert audit is not None and audit.stdout.strip().startswith("{"), (
+            audit and audit.stdout + audit.stderr
+        )
         report = json.loads(audit.stdout)
     finally:
         server.terminate()
@@ -114,11 +127,19 @@ def test_ssh_audit_finds_no_failure_and_no_warning(sshd_root):
 # That old sshd is not obtainable here (only the current mirror is reachable), so the rule is
 # checked against this list; test_sshd_offers_only_modern_algorithms runs today's sshd.
 OPENSSH_9_2_KEX = {
-    "diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group14-sha256",
-    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-    "diffie-hellman-group-exchange-sha1", "diffie-hellman-group-exchange-sha256",
-    "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
-    "curve25519-sha256", "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com",
+    "diffie-hellman-group1-sha1",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "sntrup761x25519-sha512@openssh.com",
 }
 
 

@@ -6,11 +6,11 @@ import re
 import subprocess
 import time
 
+from infra.bootstrap.render import node_parts
+from infra.bootstrap.tinc import MESH_INTERFACE
 from tests.bootstrap.bootstrap_debroot import write_fresh
 from tests.bootstrap.bootstrap_nodes import free_port, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import DROPLET_OWN_IP, PUBLIC, make_spec
-from infra.bootstrap.render import node_parts
-from infra.bootstrap.tinc import MESH_INTERFACE
 
 
 def test_mesh_nodes_authenticate_each_other_with_the_rendered_keys(tmp_path, keys):
@@ -32,18 +32,34 @@ def test_mesh_nodes_authenticate_each_other_with_the_rendered_keys(tmp_path, key
                 content = item.content
                 for other, port in ports.items():
                     if path.endswith(f"/hosts/{specs[other].tinc_node_name}"):
-                        content = content.replace(f"Address = {PUBLIC[other]} 655", f"Address = 127.0.0.1 {port}")
+                        content = content.replace(
+                            f"Address = {PUBLIC[other]} 655", f"Address = 127.0.0.1 {port}"
+                        )
                         content = content.replace("Port = 655", f"Port = {port}")
                 if path.endswith("/tinc.conf"):
                     content += "DeviceType = dummy\n"
                 if path.endswith(("/tinc-up", "/tinc-down")):
                     continue
-                write_fresh(confdir / path[len(base) + 1:], content, item.mode)
+                write_fresh(confdir / path[len(base) + 1 :], content, item.mode)
         logs[provider] = root / f"tinc-{provider}.log"
-        procs.append(subprocess.Popen(
-            ["chroot", str(root), "/usr/sbin/tincd", "-c", f"/node-{provider}", "-D", "-d", "3",
-             f"--logfile=/tinc-{provider}.log", f"--pidfile=/tinc-{provider}.pid"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    "chroot",
+                    str(root),
+                    "/usr/sbin/tincd",
+                    "-c",
+                    f"/node-{provider}",
+                    "-D",
+                    "-d",
+                    "3",
+                    f"--logfile=/tinc-{provider}.log",
+                    f"--pidfile=/tinc-{provider}.pid",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     try:
         # Wait for the packet-key exchange, not just the first activated connection: both daemons
         # dial at once, and when the crossed connections collide tinc closes one and redials after
@@ -64,7 +80,9 @@ def test_mesh_nodes_authenticate_each_other_with_the_rendered_keys(tmp_path, key
         # Packet keys were exchanged with the configured cipher/digest; no key or identity errors
         # (the first dial may be refused: the other daemon was not listening yet).
         assert "Got ANS_KEY" in text, text[-3000:]
-        assert not re.search(r"Error reading|invalid|unknown identity|Bogus|not supported", text), text[-3000:]
+        assert not re.search(r"Error reading|invalid|unknown identity|Bogus|not supported", text), text[
+            -3000:
+        ]
 
 
 def test_private_key_is_only_in_its_own_node_and_mode_0600(keys):

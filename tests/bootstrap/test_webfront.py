@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from infra.bootstrap.webfront import cloudflare_ranges
 from tests.bootstrap.bootstrap_debroot import chroot, write_fresh
 from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import make_spec, self_signed
-from infra.bootstrap.webfront import cloudflare_ranges
 
-NGINX_FILES = ["/etc/nginx/conf.d/twinhost.conf", "/etc/nginx/twinhost/proxy.conf",
-               "/etc/nginx/twinhost/upstream.conf"]
+NGINX_FILES = [
+    "/etc/nginx/conf.d/twinhost.conf",
+    "/etc/nginx/twinhost/proxy.conf",
+    "/etc/nginx/twinhost/upstream.conf",
+]
 CONF = "/etc/nginx/conf.d/twinhost.conf"
 
 
@@ -36,8 +39,9 @@ def test_rendered_web_front_passes_nginx_t(nginx_root, proxied, keys):
     assert result.returncode == 0, result.stderr
     # No deprecation or other warning (stapling on a certificate without OCSP is the one
     # expected notice, and only in ACME mode).
-    warnings = [line for line in result.stderr.splitlines()
-                if "[warn]" in line and "ssl_stapling" not in line]
+    warnings = [
+        line for line in result.stderr.splitlines() if "[warn]" in line and "ssl_stapling" not in line
+    ]
     assert not warnings, warnings
 
 
@@ -114,7 +118,7 @@ def test_acme_store_and_webroot_are_on_the_shared_volume():
     env = files["/etc/twinhost/certs.env"].content
     assert "CERT_MODE=acme" in env and "SHARED_DIR=/srv/shared" in env
     script = files["/usr/local/sbin/twinhost-certs"].content
-    assert 'ACME=${SHARED_DIR}/acme' in script
+    assert "ACME=${SHARED_DIR}/acme" in script
     assert '--config-dir "$ACME/config"' in script and '--webroot-path "$ACME/webroot"' in script
     # nginx never reads the shared volume for its certificate: it must start without it.
     assert "/srv/shared" not in "".join(directives(files[CONF].content, "ssl_certificate"))
@@ -122,6 +126,12 @@ def test_acme_store_and_webroot_are_on_the_shared_volume():
 
 def test_lab_can_point_acme_at_its_own_ca(keys):
     files = rendered_files(make_spec(lab=True, keys=keys))
-    assert "ACME_DIRECTORY=https://acme-v02.api.letsencrypt.org/directory" in files["/etc/twinhost/certs.env"].content
+    assert (
+        "ACME_DIRECTORY=https://acme-v02.api.letsencrypt.org/directory"
+        in files["/etc/twinhost/certs.env"].content
+    )
     from infra.bootstrap.render import base_config
-    assert base_config(make_spec(lab=True, keys=keys))["ca_certs"]["trusted"][0].strip() == keys.extra_ca.strip()
+
+    assert (
+        base_config(make_spec(lab=True, keys=keys))["ca_certs"]["trusted"][0].strip() == keys.extra_ca.strip()
+    )

@@ -35,9 +35,12 @@ def test_workflows_pass_actionlint() -> None:
 
 def test_actionlint_reports_a_broken_workflow(tmp_path: Path) -> None:
     """Proves the check above can fail: a misspelled permission and a shell bug are both found."""
-    broken = (WORKFLOWS[0].read_text()
-              .replace("pull-requests: write", "pull-request: write", 1)
-              .replace('"$GITHUB_OUTPUT"', "$GITHUB_OUTPUT", 1))
+    broken = (
+        WORKFLOWS[0]
+        .read_text()
+        .replace("pull-requests: write", "pull-request: write", 1)
+        .replace('"$GITHUB_OUTPUT"', "$GITHUB_OUTPUT", 1)
+    )
     target = tmp_path / ".github" / "workflows" / "broken.yml"
     target.parent.mkdir(parents=True)
     target.write_text(broken)
@@ -55,8 +58,11 @@ def _workflow() -> dict[str, Any]:
 
 def _pulumi_jobs() -> dict[str, dict[str, Any]]:
     jobs = _workflow()["jobs"]
-    return {name: job for name, job in jobs.items()
-            if any(str(step.get("uses", "")).startswith("pulumi/actions@") for step in job["steps"])}
+    return {
+        name: job
+        for name, job in jobs.items()
+        if any(str(step.get("uses", "")).startswith("pulumi/actions@") for step in job["steps"])
+    }
 
 
 def test_workflow_grants_nothing_by_default_and_each_job_declares_permissions() -> None:
@@ -66,7 +72,9 @@ def test_workflow_grants_nothing_by_default_and_each_job_declares_permissions() 
         assert "permissions" in job, name
         assert "write-all" not in str(job["permissions"])
         assert job["permissions"].get("contents") == "read", name
-    writers = {name for name, job in workflow["jobs"].items() if job["permissions"].get("pull-requests") == "write"}
+    writers = {
+        name for name, job in workflow["jobs"].items() if job["permissions"].get("pull-requests") == "write"
+    }
     assert writers == {"preview"}
 
 
@@ -108,7 +116,9 @@ def test_previews_and_updates_run_the_policy_pack_and_previews_comment_on_the_pr
         assert step["with"]["policyPacks"] == "policy", name
         assert step["with"]["command"] == ("preview" if name == "preview" else "up"), name
         assert "PULUMI_ACCESS_TOKEN" in step["env"] and "PULUMI_CONFIG_PASSPHRASE" in step["env"]
-        assert all(str(v).startswith("${{ secrets.") for v in step["env"].values()), "credentials come from secrets"
+        assert all(str(v).startswith("${{ secrets.") for v in step["env"].values()), (
+            "credentials come from secrets"
+        )
     assert _pulumi_jobs()["preview"]["steps"][-1]["with"]["comment-on-pr"] is True
 
 

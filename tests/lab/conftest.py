@@ -42,15 +42,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @pytest.fixture
 def proven(request: pytest.FixtureRequest) -> Callable[[CheckResult], None]:
     """Record a check's figure for the summary, then assert it passed."""
+
     def check(result: CheckResult) -> None:
         request.config.stash[FIGURES].append(result.line())
         assert result.ok, result.line()
+
     return check
 
 
 @pytest.fixture(scope="session")
 def lab_layout() -> Layout:
-    return Layout(stack="harbourlaw", platform_stack="prod", debian=int(os.environ.get("TWINHOST_LAB_DEBIAN", "12")))
+    return Layout(
+        stack="harbourlaw", platform_stack="prod", debian=int(os.environ.get("TWINHOST_LAB_DEBIAN", "12"))
+    )
 
 
 FAILED_UP: list[str] = []  # pytest retries a failed session fixture per test: boot once only
@@ -64,12 +68,17 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
         pytest.skip("TWINHOST_LAB=0: the container lab is switched off on this runner")
     if sys.platform != "linux" or os.geteuid() != 0:
         pytest.skip("the container lab needs root on Linux (systemd-nspawn, bridges, namespaces)")
-    installed = subprocess.run([str(REPO / "scripts" / "ensure-host-packages"), "lab"], capture_output=True, text=True)
-    assert installed.returncode == 0, f"could not install the lab's Debian packages: {installed.stderr[-1500:]}"
+    installed = subprocess.run(
+        [str(REPO / "scripts" / "ensure-host-packages"), "lab"], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, (
+        f"could not install the lab's Debian packages: {installed.stderr[-1500:]}"
+    )
 
     log = lab_layout.run_dir.parent / "pytest-lab-up.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
+
         def write(line: str) -> None:
             out.write(line + "\n")
             out.flush()

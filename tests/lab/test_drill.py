@@ -20,10 +20,12 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def drilled(running_lab: RunningLab, request: pytest.FixtureRequest) -> Iterator[
-        tuple[dict[str, drill.DrillFigures], drill.FlappingFigures | None]]:
+def drilled(
+    running_lab: RunningLab, request: pytest.FixtureRequest
+) -> Iterator[tuple[dict[str, drill.DrillFigures], drill.FlappingFigures | None]]:
     log = running_lab.layout.run_dir.parent / "pytest-lab-drill.log"
     with log.open("w") as out:
+
         def write(line: str) -> None:
             out.write(line + "\n")
             out.flush()
@@ -66,7 +68,9 @@ def test_a_node_failing_every_other_check_never_moves_the_record(drilled) -> Non
     flapping = drilled[1]
     assert flapping is not None
     # It did fail, every other time: several single failures, never two in a row...
-    assert flapping.resets >= 3 and flapping.failed_checks >= 3 and flapping.longest_streak == 1, flapping.lines()
+    assert flapping.resets >= 3 and flapping.failed_checks >= 3 and flapping.longest_streak == 1, (
+        flapping.lines()
+    )
     # ...and the record never changed.
     assert flapping.node_down_events == 0 and flapping.record_moves == 0, flapping.lines()
     assert len(flapping.records_seen) == 1 and len(flapping.records_seen[0]) == 2, flapping.lines()

@@ -21,7 +21,9 @@ Proven = Callable[[CheckResult], None]
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_cloud_init_done_without_errors_or_failed_units(running_lab: RunningLab, role: str, proven: Proven) -> None:
+def test_cloud_init_done_without_errors_or_failed_units(
+    running_lab: RunningLab, role: str, proven: Proven
+) -> None:
     proven(checks.cloud_init_done(running_lab, role))
 
 
@@ -34,7 +36,9 @@ def test_glusterfs_replicates_both_ways(running_lab: RunningLab, proven: Proven)
 
 
 @pytest.mark.parametrize("role", SITE_ROLES)
-def test_health_answers_over_https_through_the_web_front(running_lab: RunningLab, role: str, proven: Proven) -> None:
+def test_health_answers_over_https_through_the_web_front(
+    running_lab: RunningLab, role: str, proven: Proven
+) -> None:
     proven(checks.https_health(running_lab, role))
 
 
@@ -68,7 +72,9 @@ def test_ssh_audit_finds_no_failures_or_warnings(running_lab: RunningLab, role: 
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_port_scan_from_the_internet_finds_only_intended_ports(running_lab: RunningLab, role: str, proven: Proven) -> None:
+def test_port_scan_from_the_internet_finds_only_intended_ports(
+    running_lab: RunningLab, role: str, proven: Proven
+) -> None:
     proven(checks.port_scan(running_lab, role))
 
 
@@ -87,7 +93,9 @@ def test_fail2ban_bans_repeated_bad_logins(running_lab: RunningLab, role: str, p
     proven(checks.fail2ban_bans(running_lab, role))
 
 
-def test_glusterfs_heals_after_a_brick_outage_without_losing_writes(running_lab: RunningLab, proven: Proven) -> None:
+def test_glusterfs_heals_after_a_brick_outage_without_losing_writes(
+    running_lab: RunningLab, proven: Proven
+) -> None:
     proven(checks.gluster_heals(running_lab))
 
 

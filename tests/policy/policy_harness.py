@@ -48,20 +48,31 @@ ACCOUNT_ID = "fedcba9876543210fedcba9876543210"
 SITE_VARIANTS: dict[str, dict[str, Any]] = {
     "proxied": {"proxied": True, "domains": [{"name": "harbour-law.co.uk", "cloudflareZoneId": ZONE_ID}]},
     "cloudflarelb": {
-        "proxied": True, "domains": [{"name": "harbour-law.co.uk", "cloudflareZoneId": ZONE_ID}],
+        "proxied": True,
+        "domains": [{"name": "harbour-law.co.uk", "cloudflareZoneId": ZONE_ID}],
         "failover": {"mode": "cloudflare-lb", "accountId": ACCOUNT_ID},
     },
-    "manualboth": {"failover": {"mode": "manual", "active": "both"},
-                   "domains": [{"name": "harbour-law.co.uk", "cloudflareZoneId": ZONE_ID}]},
-    "route53": {"opsDns": "route53", "failover": {"mode": "route53"},
-                "platformStack": "brightpixel/twinhost/prod53", "ttl": 300},
+    "manualboth": {
+        "failover": {"mode": "manual", "active": "both"},
+        "domains": [{"name": "harbour-law.co.uk", "cloudflareZoneId": ZONE_ID}],
+    },
+    "route53": {
+        "opsDns": "route53",
+        "failover": {"mode": "route53"},
+        "platformStack": "brightpixel/twinhost/prod53",
+        "ttl": 300,
+    },
     # Violations the config model allows (SSH from anywhere with the loud override), and one it
     # cannot see (the size of the rendered user data). A long TTL is no longer one: the model
     # takes its TTL bounds from the same constants as the pack (test_policy_dns_ttl.py).
     "sshanywhere": {"adminCidrs": ["0.0.0.0/0", "::/0"], "dangerouslyAllowSshFromAnywhere": True},
     "manykeys": {"sshKeys": "GENERATED"},
 }
-ROUTE53_PLATFORM = {"dnsProvider": "route53", "route53ZoneId": "Z0123456789ABCDEFGHIJ", "cloudflareZoneId": None}
+ROUTE53_PLATFORM = {
+    "dnsProvider": "route53",
+    "route53ZoneId": "Z0123456789ABCDEFGHIJ",
+    "cloudflareZoneId": None,
+}
 # Enough distinct ed25519 keys (~100 bytes each in the user data) to pass 64 KiB.
 MANY_KEYS = 700
 
@@ -165,7 +176,9 @@ def _generated_keys(count: int) -> list[str]:
     keys = []
     for i in range(count):
         public = ed25519.Ed25519PrivateKey.generate().public_key()
-        line = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        line = public.public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode()
         keys.append(f"{line} admin{i}@example")
     return keys
 
@@ -187,7 +200,12 @@ def resource_args(
         edit(inputs)
     props = unknown_checking_proxy(deserialize_properties(inputs))
     return ResourceValidationArgs(
-        resource.type, props, resource.urn, resource.name, _options(resource, protect), None,
+        resource.type,
+        props,
+        resource.urn,
+        resource.name,
+        _options(resource, protect),
+        None,
     )
 
 
@@ -203,7 +221,15 @@ def stack_args(
             edits[resource.name](inputs)
         props = unknown_checking_proxy(deserialize_properties(inputs))
         by_urn[resource.urn] = PolicyResource(
-            resource.type, props, resource.urn, resource.name, _options(resource, None), None, None, [], {},
+            resource.type,
+            props,
+            resource.urn,
+            resource.name,
+            _options(resource, None),
+            None,
+            None,
+            [],
+            {},
         )
     for resource in resources:
         if resource.parent in by_urn:
@@ -225,8 +251,10 @@ def _options(resource: RecordedResource, protect: bool | None) -> PolicyResource
 
 def preview_unknown(key: str) -> Callable[[dict[str, Any]], None]:
     """An edit that makes an input unknown, as it is in a preview before its source exists."""
+
     def edit(inputs: dict[str, Any]) -> None:
         inputs[key] = UNKNOWN_ARRAY_VALUE
+
     return edit
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.policy.policy_harness import Plans, resource_args, violations
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
+
+from tests.policy.policy_harness import Plans, resource_args, violations
 from twinhost_policy.rules import (
     AWS_INGRESS_RULE,
     AWS_SECURITY_GROUP,
@@ -41,7 +42,9 @@ def test_ssh_from_anywhere_is_refused_when_the_stack_lacks_the_override(plans: P
 
 
 @pytest.mark.parametrize("firewall", FIREWALLS)
-def test_ssh_override_lets_the_rule_pass_but_is_reported_on_every_preview(plans: Plans, firewall: str) -> None:
+def test_ssh_override_lets_the_rule_pass_but_is_reported_on_every_preview(
+    plans: Plans, firewall: str
+) -> None:
     plan = plans.variant("sshanywhere")  # installs its config: the override is true
     args = resource_args(plan.one(firewall))
     assert violations(validate_no_ssh_from_anywhere, args) == []
@@ -60,7 +63,9 @@ def test_digitalocean_port_range_that_includes_22_counts(plans: Plans) -> None:
         inputs["inboundRules"].append({"protocol": "tcp", "portRange": "1-1024", "sourceAddresses": ["::/0"]})
 
     plan = plans.shipped("harbourlaw")
-    found = violations(validate_no_ssh_from_anywhere, resource_args(plan.one(DIGITALOCEAN_FIREWALL), edit=open_range))
+    found = violations(
+        validate_no_ssh_from_anywhere, resource_args(plan.one(DIGITALOCEAN_FIREWALL), edit=open_range)
+    )
     assert found and "tcp/1-1024 from ::/0" in found[0]
 
 
@@ -71,16 +76,55 @@ def _aws(resource_type: str, props: dict) -> ResourceValidationArgs:
     return ResourceValidationArgs(resource_type, unknown_checking_proxy(props), "urn:test", "sg", opts, None)
 
 
-@pytest.mark.parametrize("resource_type, props, expected", [
-    (AWS_SECURITY_GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}]}, 1),
-    (AWS_SECURITY_GROUP, {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"]}]}, 1),
-    (AWS_SECURITY_GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]}, 0),
-    (AWS_SECURITY_GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["203.0.113.0/28"]}]}, 0),
-    (AWS_SECURITY_GROUP_RULE, {"type": "ingress", "protocol": "tcp", "fromPort": 0, "toPort": 65535, "cidrBlocks": ["0.0.0.0/0"]}, 1),
-    (AWS_SECURITY_GROUP_RULE, {"type": "egress", "protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}, 0),
-    (AWS_INGRESS_RULE, {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv6": "::/0"}, 1),
-])
-def test_aws_security_groups_never_open_ssh_to_the_world(resource_type: str, props: dict, expected: int) -> None:
+@pytest.mark.parametrize(
+    "resource_type, props, expected",
+    [
+        (
+            AWS_SECURITY_GROUP,
+            {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}]},
+            1,
+        ),
+        (
+            AWS_SECURITY_GROUP,
+            {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"]}]},
+            1,
+        ),
+        (
+            AWS_SECURITY_GROUP,
+            {"ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]},
+            0,
+        ),
+        (
+            AWS_SECURITY_GROUP,
+            {
+                "ingress": [
+                    {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["203.0.113.0/28"]}
+                ]
+            },
+            0,
+        ),
+        (
+            AWS_SECURITY_GROUP_RULE,
+            {
+                "type": "ingress",
+                "protocol": "tcp",
+                "fromPort": 0,
+                "toPort": 65535,
+                "cidrBlocks": ["0.0.0.0/0"],
+            },
+            1,
+        ),
+        (
+            AWS_SECURITY_GROUP_RULE,
+            {"type": "egress", "protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]},
+            0,
+        ),
+        (AWS_INGRESS_RULE, {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv6": "::/0"}, 1),
+    ],
+)
+def test_aws_security_groups_never_open_ssh_to_the_world(
+    resource_type: str, props: dict, expected: int
+) -> None:
     from pulumi import runtime
 
     runtime.set_all_config({}, [])

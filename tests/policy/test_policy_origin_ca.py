@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.policy.policy_harness import Plans, stack_args, violations
 from twinhost_policy.rules import ORIGIN_CA_CERTIFICATE, validate_origin_ca_only_on_proxied_names
 
@@ -32,8 +33,11 @@ def test_origin_certificate_on_a_dns_only_name_is_refused(plans: Plans) -> None:
 def test_origin_certificate_for_a_name_the_stack_does_not_serve_is_refused(plans: Plans) -> None:
     plan = plans.variant("proxied")
     certificate = plan.one(ORIGIN_CA_CERTIFICATE)
-    args = stack_args(plan.resources, edits={
-        certificate.name: lambda i: i.update(hostnames=[*i["hostnames"], "shop.harbour-law.co.uk"]),
-    })
+    args = stack_args(
+        plan.resources,
+        edits={
+            certificate.name: lambda i: i.update(hostnames=[*i["hostnames"], "shop.harbour-law.co.uk"]),
+        },
+    )
     found = violations(validate_origin_ca_only_on_proxied_names, args)
     assert len(found) == 1 and "shop.harbour-law.co.uk" in found[0]

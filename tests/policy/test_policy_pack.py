@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.policy.policy_harness import PROJECT_DIR, Plans, resource_args, stack_args, violations
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+
+from tests.policy.policy_harness import PROJECT_DIR, Plans, resource_args, stack_args, violations
 from twinhost_policy import rules
 from twinhost_policy.policies import PACK_NAME, POLICIES
 
-SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+SHIPPED = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
+)
 
 
 def _all_violations(plan) -> list[str]:
@@ -21,8 +24,10 @@ def _all_violations(plan) -> list[str]:
     for policy in POLICIES:
         if isinstance(policy, ResourceValidationPolicy):
             for resource in plan.resources:
-                found += [f"{policy.name} {resource.name}: {m}"
-                          for m in violations(policy.validate, resource_args(resource))]
+                found += [
+                    f"{policy.name} {resource.name}: {m}"
+                    for m in violations(policy.validate, resource_args(resource))
+                ]
         else:
             found += [f"{policy.name}: {m}" for m in violations(policy.validate, stack_args(plan.resources))]
     return found
@@ -43,7 +48,9 @@ def test_a_stack_made_by_new_site_passes_every_policy(plans: Plans, flags: dict)
     from infra.scaffold import SiteRequest, build_scaffold, write_scaffold
 
     name = "newsite" + str(len(flags))
-    scaffold = build_scaffold(plans.scratch, SiteRequest(name=name, domains=[f"{name}.example"], copy_from="prod", **flags))
+    scaffold = build_scaffold(
+        plans.scratch, SiteRequest(name=name, domains=[f"{name}.example"], copy_from="prod", **flags)
+    )
     write_scaffold(scaffold)
     assert _all_violations(plans.file(scaffold.path)) == []
 
@@ -57,7 +64,9 @@ def test_every_rule_is_served_and_all_but_the_override_notice_are_mandatory() ->
     assert len(POLICIES) == len(validators)
     advisory = {name for name, p in served.items() if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == {"ssh-from-anywhere-override-in-use"}
-    assert all(p.enforcement_level in (EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY) for p in POLICIES)
+    assert all(
+        p.enforcement_level in (EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY) for p in POLICIES
+    )
     stack_policies = {p.name for p in POLICIES if isinstance(p, StackValidationPolicy)}
     assert stack_policies == {"origin-ca-only-on-proxied-names", "site-on-both-providers"}
 
@@ -68,7 +77,10 @@ def test_pack_runs_in_the_projects_virtualenv_with_pinned_pulumi_policy() -> Non
     assert manifest["runtime"]["name"] == "python"
     venv = (pack_dir / manifest["runtime"]["options"]["virtualenv"]).resolve()
     assert venv == (PROJECT_DIR / ".venv").resolve()
-    assert any(line.startswith("pulumi_policy==") for line in (PROJECT_DIR / "requirements.lock").read_text().splitlines())
+    assert any(
+        line.startswith("pulumi_policy==")
+        for line in (PROJECT_DIR / "requirements.lock").read_text().splitlines()
+    )
     main = (pack_dir / "__main__.py").read_text()
     assert "name=PACK_NAME" in main and PACK_NAME == "twinhost"
     assert Path(pack_dir / "twinhost_policy" / "rules.py").exists()

@@ -17,12 +17,18 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from tests.policy.policy_harness import PROJECT_DIR, Plan, Plans
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
-from twinhost_policy.rules import DIGITALOCEAN_FIREWALL, DROPLET, LINODE_INSTANCE, RESERVED_IP, SSH_OVERRIDE_KEY
 
 from infra.plan.runner import RecordedResource
+from tests.policy.policy_harness import PROJECT_DIR, Plan, Plans
+from twinhost_policy.rules import (
+    DIGITALOCEAN_FIREWALL,
+    DROPLET,
+    LINODE_INSTANCE,
+    RESERVED_IP,
+    SSH_OVERRIDE_KEY,
+)
 
 
 class PackServer:
@@ -33,13 +39,19 @@ class PackServer:
         # Run from elsewhere: the pack must find its own modules, as when the CLI starts it.
         self.process = subprocess.Popen(
             [sys.executable, str(PROJECT_DIR / "policy" / "__main__.py")],
-            cwd="/", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd="/",
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         port = self.process.stdout.readline().strip()
         if not port.isdigit():
             self.process.kill()
-            raise AssertionError(f"the pack did not start: {port!r} {self.process.stderr.read() if self.process.stderr else ''}")
+            raise AssertionError(
+                f"the pack did not start: {port!r} {self.process.stderr.read() if self.process.stderr else ''}"
+            )
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
 
@@ -48,10 +60,13 @@ class PackServer:
         self.process.kill()
         self.process.wait(timeout=10)
 
-    def analyze(self, resource: RecordedResource, protect: bool | None = None,
-                props: dict[str, Any] | None = None) -> list[Any]:
+    def analyze(
+        self, resource: RecordedResource, protect: bool | None = None, props: dict[str, Any] | None = None
+    ) -> list[Any]:
         request = analyzer_pb2.AnalyzeRequest(
-            type=resource.type, urn=resource.urn, name=resource.name,
+            type=resource.type,
+            urn=resource.urn,
+            name=resource.name,
             properties=_struct(props if props is not None else resource.inputs),
             options=analyzer_pb2.AnalyzerResourceOptions(
                 protect=resource.protect if protect is None else protect,
@@ -61,13 +76,19 @@ class PackServer:
         return list(self.stub.Analyze(request, timeout=30).diagnostics)
 
     def analyze_stack(self, resources: list[RecordedResource]) -> list[Any]:
-        request = analyzer_pb2.AnalyzeStackRequest(resources=[
-            analyzer_pb2.AnalyzerResource(
-                type=r.type, urn=r.urn, name=r.name, parent=r.parent or "",
-                properties=_struct(r.inputs), options=analyzer_pb2.AnalyzerResourceOptions(protect=r.protect),
-            )
-            for r in resources
-        ])
+        request = analyzer_pb2.AnalyzeStackRequest(
+            resources=[
+                analyzer_pb2.AnalyzerResource(
+                    type=r.type,
+                    urn=r.urn,
+                    name=r.name,
+                    parent=r.parent or "",
+                    properties=_struct(r.inputs),
+                    options=analyzer_pb2.AnalyzerResourceOptions(protect=r.protect),
+                )
+                for r in resources
+            ]
+        )
         return list(self.stub.AnalyzeStack(request, timeout=30).diagnostics)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.policy.policy_harness import Plans, stack_args, violations
 from twinhost_policy.rules import DROPLET, LINODE_INSTANCE, validate_site_has_both_providers
 
@@ -18,7 +19,9 @@ def test_example_site_runs_on_both_providers(plans: Plans) -> None:
     assert violations(validate_site_has_both_providers, stack_args(plan.resources)) == []
 
 
-@pytest.mark.parametrize("dropped, expected", [(LINODE_INSTANCE, "no Linode instance"), (DROPLET, "no DigitalOcean droplet")])
+@pytest.mark.parametrize(
+    "dropped, expected", [(LINODE_INSTANCE, "no Linode instance"), (DROPLET, "no DigitalOcean droplet")]
+)
 def test_site_missing_a_provider_is_refused(plans: Plans, dropped: str, expected: str) -> None:
     plan = plans.shipped("harbourlaw")
     kept = [r for r in plan.resources if r.type != dropped]

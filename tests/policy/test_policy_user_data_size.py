@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from tests.policy.policy_harness import Plans, preview_unknown, resource_args, violations
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from tests.policy.policy_harness import Plans, preview_unknown, resource_args, violations
 from twinhost_policy.rules import (
     AWS_INSTANCE,
     AWS_LAUNCH_TEMPLATE,
@@ -49,8 +50,13 @@ def test_linode_limit_is_measured_before_base64(plans: Plans) -> None:
         encoded = base64.b64encode(b"#" * size).decode()
         return lambda inputs: inputs.update(metadatas=[{"userData": encoded}])
 
-    assert violations(validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX))) == []
-    assert violations(validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX + 1)))
+    assert (
+        violations(validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX)))
+        == []
+    )
+    assert violations(
+        validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX + 1))
+    )
 
 
 def test_digitalocean_limit_is_64_kib_exactly(plans: Plans) -> None:
@@ -68,16 +74,21 @@ def test_linode_user_data_that_is_not_base64_is_refused(plans: Plans) -> None:
 
 
 # No EC2 instance in the program yet (the redirector is issue 4's): built by hand.
-@pytest.mark.parametrize("resource_type, key, encode", [
-    (AWS_INSTANCE, "userData", False),
-    (AWS_INSTANCE, "userDataBase64", True),
-    (AWS_LAUNCH_TEMPLATE, "userData", True),
-])
+@pytest.mark.parametrize(
+    "resource_type, key, encode",
+    [
+        (AWS_INSTANCE, "userData", False),
+        (AWS_INSTANCE, "userDataBase64", True),
+        (AWS_LAUNCH_TEMPLATE, "userData", True),
+    ],
+)
 def test_aws_user_data_limit_is_16_kib(resource_type: str, key: str, encode: bool) -> None:
     def args(size: int) -> ResourceValidationArgs:
         value = base64.b64encode(b"#" * size).decode() if encode else "#" * size
         opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
-        return ResourceValidationArgs(resource_type, unknown_checking_proxy({key: value}), "urn:t", "n", opts, None)
+        return ResourceValidationArgs(
+            resource_type, unknown_checking_proxy({key: value}), "urn:t", "n", opts, None
+        )
 
     assert violations(validate_user_data_size, args(AWS_USER_DATA_MAX)) == []
     assert violations(validate_user_data_size, args(AWS_USER_DATA_MAX + 1))
@@ -88,4 +99,6 @@ def test_user_data_unknown_at_preview_defers_the_rule_to_the_update(plans: Plans
     UnknownValueError into "can't run during preview" (advisory); `pulumi up` runs it for real."""
     droplet = plans.shipped("harbourlaw").one(DROPLET)
     with pytest.raises(UnknownValueError):
-        validate_user_data_size(resource_args(droplet, edit=preview_unknown("userData")), lambda m, u=None: None)
+        validate_user_data_size(
+            resource_args(droplet, edit=preview_unknown("userData")), lambda m, u=None: None
+        )

@@ -54,8 +54,12 @@ def https_get(host: str, path: str, cafile: Path) -> dict[str, object]:
         return {"error": f"{error.__class__.__name__}: {error}"}
     issuer = dict(item[0] for item in certificate.get("issuer", ()))  # type: ignore[union-attr]
     names = [value for kind, value in certificate.get("subjectAltName", ()) if kind == "DNS"]  # type: ignore[union-attr]
-    return {"status": response.status, "location": response.getheader("Location"),
-            "issuer": issuer.get("commonName"), "names": names}
+    return {
+        "status": response.status,
+        "location": response.getheader("Location"),
+        "issuer": issuer.get("commonName"),
+        "names": names,
+    }
 
 
 def main(workdir: Path) -> dict[str, object]:
@@ -74,11 +78,16 @@ def main(workdir: Path) -> dict[str, object]:
         return process
 
     try:
-        dns = start("dns", [sys.executable, str(HERE / "dns_server.py"), str(workdir / "zone.json"), str(run["dns_port"])])
+        dns = start(
+            "dns",
+            [sys.executable, str(HERE / "dns_server.py"), str(workdir / "zone.json"), str(run["dns_port"])],
+        )
         wait_port(run["dns_port"], dns)
         ask = start("ask", [sys.executable, str(ASK_SCRIPT), str(workdir / "apex-ask.json")])
         wait_port(run["ask_port"], ask)
-        ca = start("ca", ["caddy", "run", "--adapter", "caddyfile", "--config", "ca.Caddyfile"], data="ca-data")
+        ca = start(
+            "ca", ["caddy", "run", "--adapter", "caddyfile", "--config", "ca.Caddyfile"], data="ca-data"
+        )
         wait_port(CA_PORT, ca)
         ca_root = workdir / "ca-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
         deadline = time.monotonic() + 20
@@ -86,8 +95,11 @@ def main(workdir: Path) -> dict[str, object]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the ACME CA made no root certificate")
             time.sleep(0.05)
-        redirector = start("redirector", ["caddy", "run", "--adapter", "caddyfile", "--config",
-                                          "redirector.Caddyfile"], data="redirector-data")
+        redirector = start(
+            "redirector",
+            ["caddy", "run", "--adapter", "caddyfile", "--config", "redirector.Caddyfile"],
+            data="redirector-data",
+        )
         wait_port(443, redirector)
         wait_port(80, redirector)
         results = {apex: https_get(apex, "/fees?matter=conveyancing", ca_root) for apex in run["apexes"]}
@@ -95,7 +107,9 @@ def main(workdir: Path) -> dict[str, object]:
         storage = workdir / "redirector-data" / "caddy" / "certificates"
         return {
             "https": results,
-            "certificates": sorted(str(p.relative_to(storage)) for p in storage.glob("*/*")) if storage.exists() else [],
+            "certificates": sorted(str(p.relative_to(storage)) for p in storage.glob("*/*"))
+            if storage.exists()
+            else [],
             "redirector_log": (workdir / "redirector.log").read_text(),
         }
     finally:

@@ -20,23 +20,37 @@ from infra.redirector.parts import render_caddyfile
 from infra.redirector.registry import apex_record_content, apex_record_name
 
 from .loopback import (
-    OPS_ZONE, REGISTERED, REPO, SYSTEM_PYTHON, WRONG_CONTENT, AskService, Caddy, Zone, free_port,
-    loopback_spec, start_ask_service, stop, wait_for_port,
+    OPS_ZONE,
+    REGISTERED,
+    REPO,
+    SYSTEM_PYTHON,
+    WRONG_CONTENT,
+    AskService,
+    Caddy,
+    Zone,
+    free_port,
+    loopback_spec,
+    start_ask_service,
+    stop,
+    wait_for_port,
 )
 
 
 @pytest.fixture(scope="session")
 def host_packages() -> None:
     """caddy and python3-dnspython from Debian, installed when missing (root) or skipped."""
+
     def present() -> bool:
         if shutil.which("caddy") is None or not os.path.exists(SYSTEM_PYTHON):
             return False
-        return subprocess.run([SYSTEM_PYTHON, "-c", "import dns.resolver"],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run([SYSTEM_PYTHON, "-c", "import dns.resolver"], capture_output=True).returncode == 0
+        )
 
     if not present():
-        result = subprocess.run([str(REPO / "scripts" / "ensure-host-packages"), "redirector"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [str(REPO / "scripts" / "ensure-host-packages"), "redirector"], capture_output=True, text=True
+        )
         if result.returncode != 0 or not present():
             pytest.skip(f"caddy / python3-dnspython unavailable: {result.stderr.strip()}")
 
@@ -53,7 +67,8 @@ def dns_zone(host_packages: None, tmp_path_factory: pytest.TempPathFactory) -> I
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [SYSTEM_PYTHON, str(Path(__file__).parent / "dns_server.py"), str(zone.path), str(zone.port)],
-            stdout=output, stderr=subprocess.STDOUT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(zone.port, process, log)  # the TCP listener starts with the UDP one
@@ -79,8 +94,12 @@ def caddy(dns_zone: Zone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     workdir = tmp_path_factory.mktemp("caddy")
     admin_socket = workdir / "admin.sock"
     spec = loopback_spec(
-        dns_zone, issuer="internal", http_port=free_port(), https_port=free_port(),
-        bind="127.0.0.1", admin=f"unix/{admin_socket}",
+        dns_zone,
+        issuer="internal",
+        http_port=free_port(),
+        https_port=free_port(),
+        bind="127.0.0.1",
+        admin=f"unix/{admin_socket}",
     )
     ask_process, ask = start_ask_service(workdir, spec)
     caddyfile = workdir / "redirector.Caddyfile"
@@ -95,7 +114,10 @@ def caddy(dns_zone: Zone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with open(log, "wb") as output:
         process = subprocess.Popen(
             ["caddy", "run", "--adapter", "caddyfile", "--config", str(caddyfile)],
-            stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=workdir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=workdir,
         )
     try:
         wait_for_port(spec.https_port, process, log)
@@ -104,4 +126,3 @@ def caddy(dns_zone: Zone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         stop(process)
         stop(ask_process)
-

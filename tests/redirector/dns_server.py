@@ -44,8 +44,9 @@ def answer(wire: bytes, zone_file: str) -> bytes:
         rdtype = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}.get(question.rdtype)
         chosen = [a for a in addresses if rdtype and (":" in a) == (rdtype == 6)]
         if chosen:
-            response.answer.append(dns.rrset.from_text_list(
-                question.name, TXT_TTL, dns.rdataclass.IN, question.rdtype, chosen))
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, TXT_TTL, dns.rdataclass.IN, question.rdtype, chosen)
+            )
         return response.to_wire()
     if not question.name.is_subdomain(zone):
         response.set_rcode(dns.rcode.REFUSED)
@@ -55,14 +56,20 @@ def answer(wire: bytes, zone_file: str) -> bytes:
     texts = records.get(question.name)
     if texts is not None and question.rdtype == dns.rdatatype.TXT:
         rrset = dns.rrset.from_text_list(
-            question.name, TXT_TTL, dns.rdataclass.IN, dns.rdatatype.TXT,
+            question.name,
+            TXT_TTL,
+            dns.rdataclass.IN,
+            dns.rdatatype.TXT,
             [json.dumps(text) for text in texts],  # a quoted TXT string
         )
         response.answer.append(rrset)
         return response.to_wire()
     negative_ttl = int(data.get("negative_ttl", 1))
     soa = dns.rrset.from_text(
-        zone, negative_ttl, dns.rdataclass.IN, dns.rdatatype.SOA,
+        zone,
+        negative_ttl,
+        dns.rdataclass.IN,
+        dns.rdatatype.SOA,
         f"ns1.{zone} hostmaster.{zone} 1 7200 900 1209600 {negative_ttl}",
     )
     response.authority.append(soa)

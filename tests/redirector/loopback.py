@@ -13,7 +13,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from infra.bootstrap.parts import static
 from infra.redirector.parts import ASK_SCRIPT, MACHINE, apex_ask_part
 from infra.redirector.registry import apex_record_content, apex_record_name
@@ -67,8 +66,7 @@ class Zone:
     hosts: dict[str, list[str]] = field(default_factory=dict)  # client apexes' A/AAAA
 
     def write(self) -> None:
-        document = {"zone": OPS_ZONE, "negative_ttl": self.negative_ttl, "txt": self.txt,
-                    "hosts": self.hosts}
+        document = {"zone": OPS_ZONE, "negative_ttl": self.negative_ttl, "txt": self.txt, "hosts": self.hosts}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(document))
         tmp.replace(self.path)  # the server reads the file per query: never a half-written one
@@ -94,9 +92,9 @@ class AskService:
 
 
 def _status(url: str, headers: dict[str, str] | None = None) -> int:
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - the test builds http(s) URLs to its own loopback servers
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - see above
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -111,8 +109,11 @@ def start_ask_service(workdir: Path, spec: RedirectorSpec) -> tuple[subprocess.P
     script.write_text(static(MACHINE + ASK_SCRIPT))
     log = workdir / "ask.log"
     with open(log, "wb") as output:
-        process = subprocess.Popen([SYSTEM_PYTHON, str(script), str(workdir / "apex-ask.json")],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(script), str(workdir / "apex-ask.json")],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     wait_for_port(spec.ask_port, process, log)
     return process, AskService(spec.ask_port, log)
 
@@ -120,10 +121,17 @@ def start_ask_service(workdir: Path, spec: RedirectorSpec) -> tuple[subprocess.P
 def loopback_spec(zone: Zone, **overrides: object) -> RedirectorSpec:
     """The redirector's spec as the lab/tests use it: loopback, high ports, the test zone."""
     values: dict[str, object] = dict(
-        hostname="redirector-test", debian=12, admin_user="ops", ssh_keys=(),
-        ops_zone=OPS_ZONE, acme_email="hosting@example.test",
-        resolvers=("127.0.0.1",), resolver_port=zone.port, ask_port=free_port(),
-        negative_cache_s=1, positive_cache_s=300,
+        hostname="redirector-test",
+        debian=12,
+        admin_user="ops",
+        ssh_keys=(),
+        ops_zone=OPS_ZONE,
+        acme_email="hosting@example.test",
+        resolvers=("127.0.0.1",),
+        resolver_port=zone.port,
+        ask_port=free_port(),
+        negative_cache_s=1,
+        positive_cache_s=300,
     )
     values.update(overrides)
     return RedirectorSpec(**values)  # type: ignore[arg-type]
@@ -146,5 +154,3 @@ class Caddy:
     def certificate_dirs(self) -> list[str]:
         base = self.data_dir / "caddy" / "certificates"
         return sorted(p.name for p in base.glob("*/*")) if base.exists() else []
-
-

@@ -60,7 +60,11 @@ def acme_run(host_packages: None, tmp_path_factory: pytest.TempPathFactory) -> d
 
     spec = loopback_spec(
         _Zone(),  # type: ignore[arg-type]
-        ask_port=ask_port, issuer="acme", bind=None, http_port=80, https_port=443,
+        ask_port=ask_port,
+        issuer="acme",
+        bind=None,
+        http_port=80,
+        https_port=443,
         acme_directory=f"https://{ACME_HOST}:9443/acme/local/directory",
         admin=f"unix/{workdir / 'admin.sock'}",
         # Caddy picks HTTP-01 or TLS-ALPN-01 at random when both are allowed; pin HTTP-01 to
@@ -74,19 +78,30 @@ def acme_run(host_packages: None, tmp_path_factory: pytest.TempPathFactory) -> d
     (workdir / "apex-ask.json").write_text(config)
     names = " ".join([ACME_HOST, *REGISTERED, UNKNOWN])
     (workdir / "hosts").write_text(f"127.0.0.1 localhost {names}\n")
-    (workdir / "run.json").write_text(json.dumps({
-        "apexes": sorted(REGISTERED), "unknown": UNKNOWN, "dns_port": dns_port, "ask_port": ask_port,
-    }))
+    (workdir / "run.json").write_text(
+        json.dumps(
+            {
+                "apexes": sorted(REGISTERED),
+                "unknown": UNKNOWN,
+                "dns_port": dns_port,
+                "ask_port": ask_port,
+            }
+        )
+    )
     result = subprocess.run(
         ["unshare", "--net", "--mount", SYSTEM_PYTHON, str(HERE / "acme_netns.py"), str(workdir)],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(json.loads(result.stdout))
 
 
 @pytest.mark.parametrize("apex", sorted(REGISTERED))
-def test_registered_apex_gets_an_acme_certificate_over_http01_and_a_redirect(acme_run: dict[str, Any], apex: str) -> None:
+def test_registered_apex_gets_an_acme_certificate_over_http01_and_a_redirect(
+    acme_run: dict[str, Any], apex: str
+) -> None:
     answer = acme_run["https"][apex]
     assert "error" not in answer, answer
     assert answer["status"] == 301
@@ -94,8 +109,11 @@ def test_registered_apex_gets_an_acme_certificate_over_http01_and_a_redirect(acm
     assert answer["names"] == [apex]
     # Issued by the ACME CA's directory (its storage folder), after an http-01 challenge was served.
     assert f"{ACME_HOST}-9443-acme-local-directory/{apex}" in acme_run["certificates"]
-    served = [json.loads(line) for line in acme_run["redirector_log"].splitlines()
-              if '"served key authentication"' in line]
+    served = [
+        json.loads(line)
+        for line in acme_run["redirector_log"].splitlines()
+        if '"served key authentication"' in line
+    ]
     assert any(e.get("identifier") == apex and e.get("challenge") == "http-01" for e in served)
 
 

@@ -16,7 +16,17 @@ from infra.bootstrap.parts import CLOUDINIT_DIR
 from infra.redirector.parts import ASK_SCRIPT, MACHINE
 from infra.redirector.registry import CONTENT_PATTERN, apex_record_content, apex_record_name
 
-from .loopback import OPS_ZONE, REGISTERED, WRONG_CONTENT, AskService, Zone, free_port, loopback_spec, start_ask_service, stop
+from .loopback import (
+    OPS_ZONE,
+    REGISTERED,
+    WRONG_CONTENT,
+    AskService,
+    Zone,
+    free_port,
+    loopback_spec,
+    start_ask_service,
+    stop,
+)
 
 
 def _load_script() -> ModuleType:
@@ -32,21 +42,24 @@ def _load_script() -> ModuleType:
 ask_script = _load_script()  # stdlib only at import time: loads in the venv without dnspython
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("client-one.test", "client-one.test"),
-    ("Client-One.TEST.", "client-one.test"),
-    ("xn--bcher-kva.example", "xn--bcher-kva.example"),
-    ("localhost", None),  # a single label is never a client apex
-    ("203.0.113.7", None),  # an IP literal (no SNI, or a Host header of an address)
-    ("[2001:db8::1]", None),
-    ("client-one.test:443", None),
-    ("_apex.ops.example.test", None),
-    ("-bad.test", None),
-    ("b\u00fccher.example", None),  # Caddy sends A-labels; a U-label is malformed here
-    ("a" * 64 + ".test", None),
-    ("", None),
-    ("two words.test", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("client-one.test", "client-one.test"),
+        ("Client-One.TEST.", "client-one.test"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("localhost", None),  # a single label is never a client apex
+        ("203.0.113.7", None),  # an IP literal (no SNI, or a Host header of an address)
+        ("[2001:db8::1]", None),
+        ("client-one.test:443", None),
+        ("_apex.ops.example.test", None),
+        ("-bad.test", None),
+        ("b\u00fccher.example", None),  # Caddy sends A-labels; a U-label is malformed here
+        ("a" * 64 + ".test", None),
+        ("", None),
+        ("two words.test", None),
+    ],
+)
 def test_only_well_formed_host_names_are_looked_up(raw: str, expected: str | None) -> None:
     assert ask_script.normalise(raw) == expected
 
@@ -57,8 +70,10 @@ def test_script_and_renderer_agree_on_the_record_content() -> None:
 
 
 def test_apex_record_is_named_under_the_registry() -> None:
-    assert apex_record_name("Harbour-Law.co.uk.", "ops.brightpixel.agency") == \
-        "harbour-law.co.uk._apex.ops.brightpixel.agency"
+    assert (
+        apex_record_name("Harbour-Law.co.uk.", "ops.brightpixel.agency")
+        == "harbour-law.co.uk._apex.ops.brightpixel.agency"
+    )
     with pytest.raises(ValueError, match="DNS label"):
         apex_record_content("Not A Label")
 
@@ -153,8 +168,12 @@ def test_certificate_asks_are_limited_per_name(pointing: AskService) -> None:
 def test_ask_limit_forgets_asks_older_than_the_window() -> None:
     now = [1000.0]
     limit = ask_script.AskLimit(2, 3600, clock=lambda: now[0])
-    assert [limit.allow("a.test"), limit.allow("a.test"), limit.allow("a.test"), limit.allow("b.test")] == \
-        [True, True, False, True]
+    assert [limit.allow("a.test"), limit.allow("a.test"), limit.allow("a.test"), limit.allow("b.test")] == [
+        True,
+        True,
+        False,
+        True,
+    ]
     now[0] += 3601
     assert limit.allow("a.test")
 
@@ -163,7 +182,14 @@ def test_the_platform_gives_the_ask_service_the_elastic_ip() -> None:
     from infra.redirector.parts import apex_ask_part
     from infra.redirector.spec import RedirectorSpec
 
-    spec = RedirectorSpec(hostname="r", debian=12, admin_user="ops", ssh_keys=(), ops_zone="ops.example.test",
-                          acme_email="a@example.test", public_address=EIP)
+    spec = RedirectorSpec(
+        hostname="r",
+        debian=12,
+        admin_user="ops",
+        ssh_keys=(),
+        ops_zone="ops.example.test",
+        acme_email="a@example.test",
+        public_address=EIP,
+    )
     settings = json.loads(next(f.content for f in apex_ask_part(spec).files if f.path.endswith(".json")))
     assert settings["address"] == EIP and settings["max_asks"] == 3 and settings["ask_window"] == 3600

@@ -71,11 +71,17 @@ def _first_https(caddy: Caddy, host: str, target: str) -> http.client.HTTPRespon
 
 
 @pytest.mark.parametrize("apex", APEXES)
-@pytest.mark.parametrize(("target", "suffix"), [
-    ("/", "/"),
-    ("/practice-areas/family?lang=en&ref=ad%20campaign", "/practice-areas/family?lang=en&ref=ad%20campaign"),
-    ("/contact", "/contact"),
-])
+@pytest.mark.parametrize(
+    ("target", "suffix"),
+    [
+        ("/", "/"),
+        (
+            "/practice-areas/family?lang=en&ref=ad%20campaign",
+            "/practice-areas/family?lang=en&ref=ad%20campaign",
+        ),
+        ("/contact", "/contact"),
+    ],
+)
 def test_http_redirects_a_registered_apex_to_www_with_path_and_query(
     caddy: Caddy, apex: str, target: str, suffix: str
 ) -> None:
@@ -109,15 +115,19 @@ def test_a_name_that_is_not_a_registered_apex_gets_no_redirect(caddy: Caddy, hos
 def test_a_name_that_is_not_a_registered_apex_gets_no_certificate(caddy: Caddy) -> None:
     _first_https(caddy, APEXES[0], "/")  # the CA exists, so a refusal is the gate, not a race
     context = ssl.create_default_context(cafile=str(caddy.root_ca))
-    with socket.create_connection(("127.0.0.1", caddy.https_port), timeout=10) as raw:
-        with pytest.raises(ssl.SSLError):
-            with context.wrap_socket(raw, server_hostname="unknown-client.test"):
-                pass
+    with (
+        socket.create_connection(("127.0.0.1", caddy.https_port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+        context.wrap_socket(raw, server_hostname="unknown-client.test"),
+    ):
+        pass
     assert "unknown-client.test" not in caddy.certificate_dirs()
     assert "lookup unknown-client.test -> unknown" in caddy.ask.log.read_text()
 
 
-def test_a_new_apex_gets_redirects_and_a_certificate_once_its_record_exists(caddy: Caddy, dns_zone: Zone) -> None:
+def test_a_new_apex_gets_redirects_and_a_certificate_once_its_record_exists(
+    caddy: Caddy, dns_zone: Zone
+) -> None:
     """`pulumi up` of a new site adds its registry record; the redirector needs nothing else."""
     apex = "new-client.example"
     assert http_get(caddy, apex, "/").status == 404
@@ -133,9 +143,20 @@ def test_a_new_apex_gets_redirects_and_a_certificate_once_its_record_exists(cadd
 def test_caddy_reloads_through_the_admin_socket(caddy: Caddy) -> None:
     """caddy.service's ExecReload talks to the unix admin socket the Caddyfile sets."""
     result = subprocess.run(
-        ["caddy", "reload", "--adapter", "caddyfile", "--config", str(caddy.caddyfile),
-         "--address", f"unix/{caddy.admin_socket}", "--force"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "caddy",
+            "reload",
+            "--adapter",
+            "caddyfile",
+            "--config",
+            str(caddy.caddyfile),
+            "--address",
+            f"unix/{caddy.admin_socket}",
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     assert http_get(caddy, APEXES[1], "/after-reload").status == 301

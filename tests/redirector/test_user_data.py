@@ -37,8 +37,12 @@ KEYS = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5FSg7PbRYglcK525KRN8iSat9Ibyyoy3vXDM1reJeT ops-laptop@brightpixel",
 )
 SPEC = RedirectorSpec(
-    hostname="twinhost-redirector", debian=12, admin_user="ops", ssh_keys=KEYS,
-    ops_zone="ops.brightpixel.agency", acme_email="hosting@brightpixel.agency",
+    hostname="twinhost-redirector",
+    debian=12,
+    admin_user="ops",
+    ssh_keys=KEYS,
+    ops_zone="ops.brightpixel.agency",
+    acme_email="hosting@brightpixel.agency",
     admin_cidrs=("203.0.113.0/28", "2001:db8:40::/48"),
 )
 # The shared hardening's sshd drop-in (infra.bootstrap), which the redirector now uses.
@@ -128,8 +132,13 @@ def test_admin_user_logs_in_with_keys_only() -> None:
 
 
 def test_acme_directory_and_email_reach_caddy() -> None:
-    spec = RedirectorSpec(**{**SPEC.__dict__, "acme_directory": "https://acme.lab.test/dir",
-                             "acme_ca_root_pem": "-----BEGIN CERTIFICATE-----\n...\n"})
+    spec = RedirectorSpec(
+        **{
+            **SPEC.__dict__,
+            "acme_directory": "https://acme.lab.test/dir",
+            "acme_ca_root_pem": "-----BEGIN CERTIFICATE-----\n...\n",
+        }
+    )
     files = _files(_document(render_user_data(spec)))
     caddyfile = _content(files[CADDYFILE])
     assert "acme_ca https://acme.lab.test/dir" in caddyfile
@@ -139,9 +148,12 @@ def test_acme_directory_and_email_reach_caddy() -> None:
 
 
 def test_extra_parts_are_added_after_the_redirector_own() -> None:
-    watcher = Parts(name="watcher", packages=("python3-httpx",),
-                    files=(File("/etc/twinhost/watcher.json", "{}\n", 0o600),),
-                    runcmd=(("systemctl", "enable", "--now", "twinhost-watcher.service"),))
+    watcher = Parts(
+        name="watcher",
+        packages=("python3-httpx",),
+        files=(File("/etc/twinhost/watcher.json", "{}\n", 0o600),),
+        runcmd=(("systemctl", "enable", "--now", "twinhost-watcher.service"),),
+    )
     document = _document(render_user_data(SPEC, extra_parts=[watcher]))
     assert document["runcmd"][-1] == ["systemctl", "enable", "--now", "twinhost-watcher.service"]
     assert _files(document)["/etc/twinhost/watcher.json"]["permissions"] == "0600"
@@ -169,8 +181,12 @@ def test_shipped_config_files_lose_only_comments_and_blank_lines() -> None:
 def _adapted(spec: RedirectorSpec, tmp_path: Any) -> dict[str, Any]:
     path = tmp_path / "redirector.Caddyfile"
     path.write_text(render_caddyfile(spec))
-    result = subprocess.run(["caddy", "adapt", "--adapter", "caddyfile", "--config", str(path)],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["caddy", "adapt", "--adapter", "caddyfile", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "warn" not in result.stderr.lower(), result.stderr  # e.g. an unformatted or odd file
     return json.loads(result.stdout)
@@ -250,7 +266,10 @@ def test_systemd_units_and_drop_ins_are_valid(host_packages: None, tmp_path: Any
     shutil.copy("/lib/systemd/system/caddy.service", tmp_path / "caddy.service")
     result = subprocess.run(
         ["systemd-analyze", "verify", "twinhost-apex-ask.service", "caddy.service"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
@@ -265,8 +284,10 @@ def _ip_address_deny(unit_text: str) -> list[ipaddress.IPv4Network | ipaddress.I
     return denied
 
 
-@pytest.mark.parametrize("unit", ["/etc/systemd/system/caddy.service.d/twinhost.conf",
-                                  "/etc/systemd/system/twinhost-apex-ask.service"])
+@pytest.mark.parametrize(
+    "unit",
+    ["/etc/systemd/system/caddy.service.d/twinhost.conf", "/etc/systemd/system/twinhost-apex-ask.service"],
+)
 def test_internet_facing_services_cannot_reach_the_instance_metadata_service(unit: str) -> None:
     """The instance role reads SSM, which holds the watcher's DNS token: Caddy and the ask service
     (what the internet talks to) must not reach IMDS (169.254.169.254, fd00:ec2::254)."""

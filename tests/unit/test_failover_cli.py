@@ -16,7 +16,9 @@ from tests.conftest import write_stack
 
 @pytest.fixture
 def manual_site(tmp_path, site_values):
-    path = write_stack(tmp_path, "acme", dict(site_values, failover={"mode": "manual", "active": "digitalocean"}))
+    path = write_stack(
+        tmp_path, "acme", dict(site_values, failover={"mode": "manual", "active": "digitalocean"})
+    )
     path.write_text("# Acme's site: keep this comment\n" + path.read_text())
     return tmp_path, path
 
@@ -26,7 +28,11 @@ def test_switching_moves_the_failover_record_to_the_other_node(manual_site):
     _, previous = switch_active(project, "acme", "linode")
     assert previous == "digitalocean"
     result = run_plan(path)
-    a_records = [r for r in result.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord" and r.inputs["type"] == "A"]
+    a_records = [
+        r
+        for r in result.resources
+        if r.type == "cloudflare:index/dnsRecord:DnsRecord" and r.inputs["type"] == "A"
+    ]
     assert [r.inputs["content"] for r in a_records] == ["198.51.100.20"]
 
 
@@ -45,7 +51,7 @@ def test_automatic_modes_are_not_switched_by_hand(tmp_path, site_values):
 
 
 def test_unknown_targets_are_refused(manual_site):
-    project, path = manual_site
+    project, _path = manual_site
     with pytest.raises(ValueError, match="must be one of"):
         switch_active(project, "acme", "aws")
 
@@ -111,16 +117,21 @@ def failover(project, *args):
     return main(["--project-dir", str(project), "failover", *args])
 
 
-def test_apply_runs_pulumi_up_for_that_stack_with_the_policy_pack(hand_written_manual_site, fake_pulumi, capsys):
+def test_apply_runs_pulumi_up_for_that_stack_with_the_policy_pack(
+    hand_written_manual_site, fake_pulumi, capsys
+):
     project, path = hand_written_manual_site
     assert failover(project, "harbourlaw", "--to", "linode", "--apply") == 0
-    assert fake_pulumi() == [{"argv": ["up", "--stack", "harbourlaw", "--policy-pack", "policy/"],
-                              "cwd": str(project)}]
+    assert fake_pulumi() == [
+        {"argv": ["up", "--stack", "harbourlaw", "--policy-pack", "policy/"], "cwd": str(project)}
+    ]
     assert "    active: linode\n" in path.read_text()
     assert "pulumi up --stack harbourlaw" in capsys.readouterr().out
 
 
-def test_apply_without_the_pulumi_cli_edits_nothing_and_exits_2(hand_written_manual_site, tmp_path, monkeypatch, capsys):
+def test_apply_without_the_pulumi_cli_edits_nothing_and_exits_2(
+    hand_written_manual_site, tmp_path, monkeypatch, capsys
+):
     project, path = hand_written_manual_site
     empty = tmp_path / "empty-bin"
     empty.mkdir()
@@ -141,7 +152,8 @@ def test_apply_after_an_unapplied_edit_still_runs_pulumi_up(hand_written_manual_
 
 
 def test_a_failed_pulumi_up_is_a_failure_that_says_the_record_may_not_have_moved(
-        hand_written_manual_site, fake_pulumi, monkeypatch, capsys):
+    hand_written_manual_site, fake_pulumi, monkeypatch, capsys
+):
     project, _ = hand_written_manual_site
     monkeypatch.setenv("FAKE_PULUMI_EXIT", "3")
     assert failover(project, "harbourlaw", "--to", "linode", "--apply") == 3
@@ -151,10 +163,23 @@ def test_a_failed_pulumi_up_is_a_failure_that_says_the_record_may_not_have_moved
 def test_a_stack_file_written_by_new_site_changes_only_its_active_line(tmp_path, capsys):
     for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.harbourlaw.yaml"):
         (tmp_path / name).write_text((REPO / name).read_text())
-    assert main(["--project-dir", str(tmp_path), "new-site", "acme", "--domain", "acme.example",
-                 "--failover-mode", "manual"]) == 0
+    assert (
+        main(
+            [
+                "--project-dir",
+                str(tmp_path),
+                "new-site",
+                "acme",
+                "--domain",
+                "acme.example",
+                "--failover-mode",
+                "manual",
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "Pulumi.acme.yaml"
     before = path.read_bytes()
-    assert b"    active: digitalocean\n" in before and max(len(l) for l in before.splitlines()) > 100
+    assert b"    active: digitalocean\n" in before and max(len(line) for line in before.splitlines()) > 100
     switch_active(tmp_path, "acme", "linode")
     assert path.read_bytes() == before.replace(b"    active: digitalocean\n", b"    active: linode\n")

@@ -20,8 +20,10 @@ _MODULE_NAME = re.compile(rf"^{LAB_PACKAGE}(\.\w+)*$")
 
 
 def _infra_modules() -> list[tuple[str, ast.Module]]:
-    return [(str(path.relative_to(REPO)), ast.parse(path.read_text(), str(path)))
-            for path in sorted((REPO / "infra").rglob("*.py"))]
+    return [
+        (str(path.relative_to(REPO)), ast.parse(path.read_text(), str(path)))
+        for path in sorted((REPO / "infra").rglob("*.py"))
+    ]
 
 
 def _imports_the_lab(tree: ast.Module) -> bool:
@@ -42,9 +44,13 @@ def test_nothing_in_infra_imports_the_lab_but_the_clis_lab_entry_point() -> None
 
 
 def test_the_pulumi_program_and_the_plan_load_without_the_lab() -> None:
-    code = ("import sys, infra.stack, infra.site, infra.platform, infra.plan.runner; "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] == {LAB_PACKAGE!r}))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, infra.stack, infra.site, infra.platform, infra.plan.runner; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] == {LAB_PACKAGE!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -65,6 +71,9 @@ def test_the_program_entry_point_passes_no_overrides() -> None:
     """`pulumi up` runs infra/__main__.py: `build_stack()` with no argument, so production user
     data is rendered with none of the lab's values."""
     tree = ast.parse((REPO / "infra" / "__main__.py").read_text())
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and isinstance(node.func, ast.Name) and node.func.id == "build_stack"]
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "build_stack"
+    ]
     assert len(calls) == 1 and not calls[0].args and not calls[0].keywords

@@ -8,11 +8,31 @@ from twinhost_lab import drill
 
 A, B = "198.51.100.10", "198.51.100.20"
 GOOD = drill.DrillFigures(
-    backend="rfc2136", killed="th-do", standby="th-linode", killed_address=A, standby_address=B,
-    detection_s=11.0, moved_s=11.2, record_after_move=[B], client_address=B, client_status="200",
-    node_up_s=8.8, returned_s=9.0, record_after_return=[A, B], record_moved_events=2)
-CALM = drill.FlappingFigures(node="th-do", rounds=8, failed_checks=6, longest_streak=1, resets=6,
-                             node_down_events=0, record_moves=0, records_seen=[[A, B]])
+    backend="rfc2136",
+    killed="th-do",
+    standby="th-linode",
+    killed_address=A,
+    standby_address=B,
+    detection_s=11.0,
+    moved_s=11.2,
+    record_after_move=[B],
+    client_address=B,
+    client_status="200",
+    node_up_s=8.8,
+    returned_s=9.0,
+    record_after_return=[A, B],
+    record_moved_events=2,
+)
+CALM = drill.FlappingFigures(
+    node="th-do",
+    rounds=8,
+    failed_checks=6,
+    longest_streak=1,
+    resets=6,
+    node_down_events=0,
+    record_moves=0,
+    records_seen=[[A, B]],
+)
 
 
 def test_a_clean_drill_has_no_problems_and_meets_the_targets() -> None:

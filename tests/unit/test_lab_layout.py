@@ -24,8 +24,12 @@ TEST_NET_2 = ipaddress.ip_network("198.51.100.0/24")
 def test_every_lab_address_is_documentation_space_on_the_bridge() -> None:
     layout = Layout()
     bridge = ipaddress.ip_network(layout.network)
-    addresses = [layout.host_address, layout.internet_address, layout.admin_address,
-                 *(a for node in layout.nodes for a in node.addresses)]
+    addresses = [
+        layout.host_address,
+        layout.internet_address,
+        layout.admin_address,
+        *(a for node in layout.nodes for a in node.addresses),
+    ]
     assert all(ipaddress.ip_address(a) in bridge for a in addresses)
     assert bridge.subnet_of(TEST_NET_2)  # never routed: nothing can leak off the host
     assert len(set(addresses)) == len(addresses)
@@ -65,7 +69,10 @@ def _ca_pem() -> str:
 
 def _admin_key() -> str:
     public = Ed25519PrivateKey.generate().public_key()
-    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " lab"
+    return (
+        public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        + " lab"
+    )
 
 
 def test_each_container_boots_the_plan_user_data_with_the_lab_overrides(rendered) -> None:  # type: ignore[no-untyped-def]
@@ -100,9 +107,13 @@ def test_the_lab_dns_publishes_what_the_stacks_and_the_client_would(rendered) ->
 
 def test_the_summary_table_has_a_row_per_container() -> None:
     layout = Layout()
-    state = lab.LabState(stack="harbourlaw", platform_stack="prod", debian=12,
-                         nodes={"th-do": {"cloud_init": "done", "cloud_init_s": 147.1}},
-                         timings={"up_total_s": 178.5, "containers_started_at": 1.0})
+    state = lab.LabState(
+        stack="harbourlaw",
+        platform_stack="prod",
+        debian=12,
+        nodes={"th-do": {"cloud_init": "done", "cloud_init_s": 147.1}},
+        timings={"up_total_s": 178.5, "containers_started_at": 1.0},
+    )
     table = lab.summary_table(layout, state).splitlines()
     assert [row.split()[0] for row in table[1:4]] == [n.name for n in layout.nodes]
     assert "147.1" in table[1] and table[2].split()[-1] == "-"
@@ -111,10 +122,13 @@ def test_the_summary_table_has_a_row_per_container() -> None:
 
 def test_ssh_audit_counts_failures_and_warnings_per_algorithm() -> None:
     report = {
-        "kex": [{"algorithm": "curve25519-sha256", "notes": {"info": ["default"]}},
-                {"algorithm": "diffie-hellman-group14-sha1", "notes": {"fail": ["SHA-1"], "warn": ["weak"]}}],
+        "kex": [
+            {"algorithm": "curve25519-sha256", "notes": {"info": ["default"]}},
+            {"algorithm": "diffie-hellman-group14-sha1", "notes": {"fail": ["SHA-1"], "warn": ["weak"]}},
+        ],
         "key": [{"algorithm": "ssh-rsa", "notes": {"warn": ["SHA-1"]}}],
-        "enc": [], "mac": [{"algorithm": "hmac-sha2-256-etm@openssh.com", "notes": {}}],
+        "enc": [],
+        "mac": [{"algorithm": "hmac-sha2-256-etm@openssh.com", "notes": {}}],
     }
     fails, warns = checks._ssh_audit_counts(report)
     assert fails == ["kex:diffie-hellman-group14-sha1"]
@@ -127,5 +141,7 @@ def test_the_lab_user_data_has_no_swap_file_and_the_real_one_does(rendered) -> N
     _, user_data, _ = rendered
     for role in ("digitalocean", "linode"):
         assert "swap" not in yaml.safe_load(user_data[role])
-    real = run_plan(REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": run_plan(REPO / "Pulumi.prod.yaml").outputs})
+    real = run_plan(
+        REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": run_plan(REPO / "Pulumi.prod.yaml").outputs}
+    )
     assert yaml.safe_load(real.user_data["digitalocean"])["swap"]["filename"] == "/swapfile"

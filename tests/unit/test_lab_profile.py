@@ -30,22 +30,42 @@ from twinhost_lab.layout import Layout
 def _ca_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "twinhost lab CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-                   .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _profile_json() -> dict:
     """A profile as `twinhost plan --lab FILE` reads it (JSON)."""
-    key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " lab-admin"
+    key = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+        + " lab-admin"
+    )
     return {
-        "addresses": {"digitalocean_reserved_ip": "198.51.100.10", "digitalocean_droplet": "198.51.100.11",
-                      "linode": "198.51.100.20", "redirector": "198.51.100.30"},
-        "overrides": {"aptProxy": "http://198.51.100.1:3150", "caPem": _ca_pem(),
-                      "acmeDirectory": "https://198.51.100.1:14000/dir", "resolvers": ["198.51.100.1"]},
+        "addresses": {
+            "digitalocean_reserved_ip": "198.51.100.10",
+            "digitalocean_droplet": "198.51.100.11",
+            "linode": "198.51.100.20",
+            "redirector": "198.51.100.30",
+        },
+        "overrides": {
+            "aptProxy": "http://198.51.100.1:3150",
+            "caPem": _ca_pem(),
+            "acmeDirectory": "https://198.51.100.1:14000/dir",
+            "resolvers": ["198.51.100.1"],
+        },
         "adminCidrs": ["198.51.100.208/29"],
         "sshKeys": [key],
     }
@@ -89,11 +109,14 @@ def test_lab_overrides_are_validated():
 
 
 def test_an_unknown_override_is_refused_by_name():
-    values = dict(_profile_json(), overrides={"aptProxy": "http://198.51.100.1:3150", "acmeDirectroy": "https://x"})
+    values = dict(
+        _profile_json(), overrides={"aptProxy": "http://198.51.100.1:3150", "acmeDirectroy": "https://x"}
+    )
     with pytest.raises(ConfigError) as caught:
         LabProfile.parse(values)
     assert [(issue.key, issue.message) for issue in caught.value.issues] == [
-        ("overrides.acmeDirectroy", "is not a known key")]
+        ("overrides.acmeDirectroy", "is not a known key")
+    ]
 
 
 def test_the_profile_json_round_trips(profile):
@@ -103,29 +126,44 @@ def test_the_profile_json_round_trips(profile):
 def test_an_empty_profile_renders_exactly_the_production_user_data():
     """RenderOverrides() is production: every default is what `pulumi up` renders."""
     for stack in ("harbourlaw", "prod"):
-        assert run_plan(REPO / f"Pulumi.{stack}.yaml", lab=LabProfile()).user_data == \
-            run_plan(REPO / f"Pulumi.{stack}.yaml").user_data, stack
+        assert (
+            run_plan(REPO / f"Pulumi.{stack}.yaml", lab=LabProfile()).user_data
+            == run_plan(REPO / f"Pulumi.{stack}.yaml").user_data
+        ), stack
 
 
 def test_a_real_plan_has_none_of_the_lab_settings_in_any_nodes_user_data():
     """Every value the lab's own profile sets (proxy, CA, ACME directory, resolver, the AWS
     stand-in and its credentials, admin network and key), searched for in every node's user
     data of a plan without the lab; and the lab-only files and libraries are absent."""
-    lab_profile = lab_module.lab_profile(Layout(), ca_pem=_ca_pem(), admin_public_key=_profile_json()["sshKeys"][0])
+    lab_profile = lab_module.lab_profile(
+        Layout(), ca_pem=_ca_pem(), admin_public_key=_profile_json()["sshKeys"][0]
+    )
     overrides = lab_profile.overrides
     assert overrides.aws is not None and overrides.apt_proxy and overrides.ca_pem and overrides.acme_directory
     assert overrides.resolvers and not overrides.swap and overrides.watcher_backends
-    lab_values = [overrides.apt_proxy, overrides.ca_pem.strip().splitlines()[1], overrides.acme_directory,
-                  overrides.aws.endpoint_url, overrides.aws.access_key_id, overrides.aws.secret_access_key,
-                  *lab_profile.admin_cidrs, *lab_profile.ssh_keys, pw.LAB_WATCHER_CREDENTIALS]
+    lab_values = [
+        overrides.apt_proxy,
+        overrides.ca_pem.strip().splitlines()[1],
+        overrides.acme_directory,
+        overrides.aws.endpoint_url,
+        overrides.aws.access_key_id,
+        overrides.aws.secret_access_key,
+        *lab_profile.admin_cidrs,
+        *lab_profile.ssh_keys,
+        pw.LAB_WATCHER_CREDENTIALS,
+    ]
     platform = run_plan(REPO / "Pulumi.prod.yaml")
     site = run_plan(REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": platform.outputs})
     user_data = {**site.user_data, **platform.user_data}
     assert set(user_data) == {"digitalocean", "linode", "redirector"}
     for node, text in user_data.items():
         found = [value for value in lab_values if value in text]
-        found += [address for address in overrides.resolvers
-                  if re.search(rf"(?<![0-9.]){re.escape(address)}(?![0-9])", text)]
+        found += [
+            address
+            for address in overrides.resolvers
+            if re.search(rf"(?<![0-9.]){re.escape(address)}(?![0-9])", text)
+        ]
         assert found == [], node
         document = yaml.safe_load(text)
         assert "proxy" not in str(document.get("apt", {})).lower(), node
@@ -137,13 +175,23 @@ def test_the_lab_redirector_installs_the_drills_dns_backends_with_lab_credential
     """The overrides' watcherBackends put dnspython and boto3 in the watcher's venv (the drill
     switches it to Knot and to moto's Route 53); their `aws` gives the watcher unit the lab's
     fixed credentials in a root-only drop-in. Neither is there without the lab profile."""
-    lab_values = profile.model_copy(update={"overrides": profile.overrides.model_copy(update={
-        "watcher_backends": ("rfc2136", "route53"), "aws": aws.stand_in(Layout(), host="198.51.100.1")})})
+    lab_values = profile.model_copy(
+        update={
+            "overrides": profile.overrides.model_copy(
+                update={
+                    "watcher_backends": ("rfc2136", "route53"),
+                    "aws": aws.stand_in(Layout(), host="198.51.100.1"),
+                }
+            )
+        }
+    )
     real = yaml.safe_load(run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"])
     lab = yaml.safe_load(run_plan(REPO / "Pulumi.prod.yaml", lab=lab_values).user_data["redirector"])
 
     def requirements(document: dict) -> str:
-        return "".join(f["content"] for f in document["write_files"] if f["path"].endswith("requirements.txt"))
+        return "".join(
+            f["content"] for f in document["write_files"] if f["path"].endswith("requirements.txt")
+        )
 
     assert "dnspython==" in requirements(lab) and "boto3==" in requirements(lab)
     assert "dnspython==" not in requirements(real) and "boto3==" not in requirements(real)
@@ -157,8 +205,19 @@ def test_the_lab_redirector_installs_the_drills_dns_backends_with_lab_credential
 def test_plan_refuses_a_bad_lab_profile_with_exit_2_naming_the_key(tmp_path, capsys):
     bad = tmp_path / "lab.json"
     bad.write_text(json.dumps(dict(_profile_json(), overrides={"aptProxy": "ftp://mirror"})))
-    code = main(["plan", "--stack", "harbourlaw", "--project-dir", str(REPO), "--lab", str(bad),
-                 "--build-dir", str(tmp_path / "build")])
+    code = main(
+        [
+            "plan",
+            "--stack",
+            "harbourlaw",
+            "--project-dir",
+            str(REPO),
+            "--lab",
+            str(bad),
+            "--build-dir",
+            str(tmp_path / "build"),
+        ]
+    )
     assert code == 2
     error = capsys.readouterr().err
     assert "overrides.aptProxy" in error and "Traceback" not in error

@@ -44,16 +44,23 @@ def test_each_root_is_a_self_signed_ca_with_its_recorded_fingerprint_and_expiry(
         assert der_sha256 == root["sha256"] == cert.fingerprint(hashes.SHA256()).hex()
         assert cert.not_valid_after_utc.date() == root["notAfter"]
         # Still valid when collected; refresh the file before they expire (2029-08-15).
-        collected = dt.datetime.combine(data["collected"], dt.time(), tzinfo=dt.timezone.utc)
+        collected = dt.datetime.combine(data["collected"], dt.time(), tzinfo=dt.UTC)
         assert cert.not_valid_before_utc < collected < cert.not_valid_after_utc
 
 
 def test_the_watchers_config_trusts_the_origin_ca_root_for_cloudflare_origin_sites() -> None:
     """The root travels inline (`caPem`) in the config the platform publishes: nothing to
     install on the redirector, so nothing can be missing there."""
-    site = WatchedSite(site="proxied", mode="watchdog", record="proxied.ops.example.net",
-                       zone="ops.example.net", addresses={"digitalocean": "203.0.113.10", "linode": "198.51.100.20"},
-                       ttl=None, proxied=True, certificates="cloudflare-origin")
+    site = WatchedSite(
+        site="proxied",
+        mode="watchdog",
+        record="proxied.ops.example.net",
+        zone="ops.example.net",
+        addresses={"digitalocean": "203.0.113.10", "linode": "198.51.100.20"},
+        ttl=None,
+        proxied=True,
+        certificates="cloudflare-origin",
+    )
     config = watcher_config(Watcher(), [site], dns_provider="cloudflare", zone_id="0" * 32, notify=False)
     assert config is not None
     nodes = config["sites"][0]["nodes"]

@@ -38,9 +38,14 @@ def test_site_plan_holds_the_pair_firewalls_and_failover_name(all_plans):
     site = next(p for p in json.loads(result.stdout) if p["role"] == "site")
     types = [r["type"] for r in site["resources"]]
     for expected in (
-        "twinhost:site:SitePair", "digitalocean:index/droplet:Droplet", "digitalocean:index/reservedIp:ReservedIp",
-        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment", "linode:index/instance:Instance",
-        "digitalocean:index/firewall:Firewall", "linode:index/firewall:Firewall", "cloudflare:index/dnsRecord:DnsRecord",
+        "twinhost:site:SitePair",
+        "digitalocean:index/droplet:Droplet",
+        "digitalocean:index/reservedIp:ReservedIp",
+        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment",
+        "linode:index/instance:Instance",
+        "digitalocean:index/firewall:Firewall",
+        "linode:index/firewall:Firewall",
+        "cloudflare:index/dnsRecord:DnsRecord",
         "tls:index/privateKey:PrivateKey",
     ):
         assert expected in types, expected
@@ -58,7 +63,7 @@ def test_plan_prints_monthly_cost_per_resource_and_site(all_plans):
 
 
 def test_user_data_is_written_per_node_readable_only_by_owner(all_plans):
-    result, build = all_plans
+    _result, build = all_plans
     for node in ("digitalocean", "linode"):
         path = build / "harbourlaw" / f"{node}.yaml"
         assert path.read_text().startswith("#cloud-config")

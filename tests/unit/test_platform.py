@@ -147,7 +147,9 @@ def test_security_group_opens_web_ports_to_everyone(plan: PlanResult, port: int)
 def test_security_group_opens_nothing_else(plan: PlanResult) -> None:
     ports = sorted(int(rule["fromPort"]) for rule in _rules(plan, "ingress"))
     assert ports == [22, 80, 443]
-    assert all(rule["fromPort"] == rule["toPort"] and rule["protocol"] == "tcp" for rule in _rules(plan, "ingress"))
+    assert all(
+        rule["fromPort"] == rule["toPort"] and rule["protocol"] == "tcp" for rule in _rules(plan, "ingress")
+    )
 
 
 def test_dns_egress_goes_only_to_the_configured_resolvers(plan: PlanResult) -> None:
@@ -181,7 +183,8 @@ def test_ami_is_looked_up_not_literal(prod: tuple[PlanResult, list[dict[str, Any
 def test_no_ami_id_is_written_in_the_program() -> None:
     literal = re.compile(r"\bami-[0-9a-f]{8,17}\b")
     offenders = [
-        str(path.relative_to(REPO)) for path in (REPO / "infra").rglob("*.py")
+        str(path.relative_to(REPO))
+        for path in (REPO / "infra").rglob("*.py")
         if path.parent.name != "plan" and literal.search(path.read_text())
     ]
     assert offenders == []
@@ -255,9 +258,14 @@ def test_outputs_keep_what_site_stacks_read(plan: PlanResult) -> None:
     assert outputs["apexRegistry"] == "_apex.ops.brightpixel.agency"
     assert outputs["apexRecordPrefix"] == "twinhost site="
     assert outputs["acmeEmail"] == "hosting@brightpixel.agency"
-    assert outputs["watcher"] == {"sourceAddress": "192.0.2.10", "interval": 5, "failures": 3,
-                                  "recoveries": 2, "notifications": False,
-                                  "bucket": "watcher-bucket-0plan"}
+    assert outputs["watcher"] == {
+        "sourceAddress": "192.0.2.10",
+        "interval": 5,
+        "failures": 3,
+        "recoveries": 2,
+        "notifications": False,
+        "bucket": "watcher-bucket-0plan",
+    }
 
 
 def test_outputs_hold_no_secret(plan: PlanResult) -> None:

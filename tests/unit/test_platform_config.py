@@ -38,14 +38,19 @@ def test_lab_can_point_resolvers_and_acme_at_its_own_servers() -> None:
     assert aws.acme_directory == "https://acme.lab:14000/dir"
 
 
-@pytest.mark.parametrize(("aws", "key", "message"), [
-    ({"resolvers": ["dns.google"]}, "twinhost:aws.resolvers[0]", "IP address of a DNS resolver"),
-    ({"resolvers": ["0.0.0.0"]}, "twinhost:aws.resolvers[0]", "unicast"),
-    ({"resolvers": []}, "twinhost:aws.resolvers", "at least 1"),
-    ({"acmeDirectory": "http://acme.example/dir"}, "twinhost:aws.acmeDirectory", "https://"),
-    ({"instanceType": "m5.large"}, "twinhost:aws.instanceType", "t4g.nano"),
-])
-def test_bad_redirector_settings_are_refused_by_key_and_value(aws: dict[str, Any], key: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("aws", "key", "message"),
+    [
+        ({"resolvers": ["dns.google"]}, "twinhost:aws.resolvers[0]", "IP address of a DNS resolver"),
+        ({"resolvers": ["0.0.0.0"]}, "twinhost:aws.resolvers[0]", "unicast"),
+        ({"resolvers": []}, "twinhost:aws.resolvers", "at least 1"),
+        ({"acmeDirectory": "http://acme.example/dir"}, "twinhost:aws.acmeDirectory", "https://"),
+        ({"instanceType": "m5.large"}, "twinhost:aws.instanceType", "t4g.nano"),
+    ],
+)
+def test_bad_redirector_settings_are_refused_by_key_and_value(
+    aws: dict[str, Any], key: str, message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         _parse(aws=aws)
     issues = [issue for issue in caught.value.issues if issue.key == key]
@@ -68,5 +73,6 @@ def test_route53_zone_ids_follow_the_watchers_rule(zone_id: str) -> None:
 def test_route53_zone_ids_the_watcher_would_refuse_are_refused_by_key(zone_id: str) -> None:
     with pytest.raises(ConfigError) as caught:
         _parse(**ROUTE53, route53ZoneId=zone_id)
-    assert any(issue.key == "twinhost:route53ZoneId" and "at most 32" in str(issue)
-               for issue in caught.value.issues), str(caught.value)
+    assert any(
+        issue.key == "twinhost:route53ZoneId" and "at most 32" in str(issue) for issue in caught.value.issues
+    ), str(caught.value)

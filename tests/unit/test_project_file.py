@@ -25,7 +25,8 @@ def _is_object(annotation: typing.Any) -> bool:
 
 def _scalar_keys(model: type[BaseModel]) -> dict[str, typing.Any]:
     return {
-        (field.alias or name): field for name, field in model.model_fields.items()
+        (field.alias or name): field
+        for name, field in model.model_fields.items()
         if not _is_object(field.annotation)
     }
 
@@ -53,8 +54,10 @@ def test_declared_defaults_match_the_model_or_mean_unset():
     for key, spec in PROJECT["config"].items():
         default = spec.get("default")
         model_defaults = {
-            field.default for model in (SiteConfig, PlatformConfig)
-            for name, field in model.model_fields.items() if (field.alias or name) == key
+            field.default
+            for model in (SiteConfig, PlatformConfig)
+            for name, field in model.model_fields.items()
+            if (field.alias or name) == key
         }
         if key == "ttl":  # the model keeps None to tell "unset" (proxied) from 60; DEFAULT_TTL applies
             model_defaults = {DEFAULT_TTL}

@@ -40,9 +40,26 @@ def stack_config(path: Path) -> SiteConfig:
     return config
 
 
-def test_new_site_writes_a_stack_file_the_program_accepts(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert new_site(project, "acme", "--domain", "acme.example", "--domain", "acme-shop.example",
-                    "--primary", "linode", "--region-linode", "fr-par", "--region-do", "ams3") == 0
+def test_new_site_writes_a_stack_file_the_program_accepts(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        new_site(
+            project,
+            "acme",
+            "--domain",
+            "acme.example",
+            "--domain",
+            "acme-shop.example",
+            "--primary",
+            "linode",
+            "--region-linode",
+            "fr-par",
+            "--region-do",
+            "ams3",
+        )
+        == 0
+    )
     config = stack_config(project / "Pulumi.acme.yaml")
     assert config.site == "acme" and config.primary == "linode"
     assert [d.name for d in config.domains] == ["acme.example", "acme-shop.example"]
@@ -93,12 +110,30 @@ def test_new_site_refuses_a_name_whose_stack_file_exists(project: Path, capsys) 
 
 def test_invalid_input_writes_nothing_and_lists_every_problem(project: Path, capsys) -> None:
     before = sorted(p.name for p in project.iterdir())
-    code = new_site(project, "Bad_Name", "--domain", "www.acme.example", "--region-linode", "us-east",
-                    "--failover-mode", "manual", "--zone-id", "nonsense", "--ttl", "5")
+    code = new_site(
+        project,
+        "Bad_Name",
+        "--domain",
+        "www.acme.example",
+        "--region-linode",
+        "us-east",
+        "--failover-mode",
+        "manual",
+        "--zone-id",
+        "nonsense",
+        "--ttl",
+        "5",
+    )
     assert code == 2
     assert sorted(p.name for p in project.iterdir()) == before
     err = capsys.readouterr().err
-    for key in ("--zone-id", "twinhost:site", "twinhost:domains[0].name", "twinhost:linode.region", "twinhost:ttl"):
+    for key in (
+        "--zone-id",
+        "twinhost:site",
+        "twinhost:domains[0].name",
+        "twinhost:linode.region",
+        "twinhost:ttl",
+    ):
         assert key in err, f"{key} missing from:\n{err}"
     assert "Traceback" not in err
 
@@ -127,8 +162,19 @@ def test_route53_platform_gives_the_site_opsdns_and_an_aws_region(project: Path,
     document["config"]["twinhost:route53ZoneId"] = "Z0123456789ABCDEFGHIJ"
     platform.write_text(yaml.safe_dump(document))
     (project / "Pulumi.harbourlaw.yaml").unlink()
-    assert new_site(project, "acme", "--domain", "acme.example", "--failover-mode", "route53",
-                    "--platform-stack", "brightpixel/twinhost/prod") == 0
+    assert (
+        new_site(
+            project,
+            "acme",
+            "--domain",
+            "acme.example",
+            "--failover-mode",
+            "route53",
+            "--platform-stack",
+            "brightpixel/twinhost/prod",
+        )
+        == 0
+    )
     config = stack_config(project / "Pulumi.acme.yaml")
     assert config.ops_dns == "route53" and config.failover.mode == "route53"
     values, _ = read_stack_file(project / "Pulumi.acme.yaml")
@@ -138,23 +184,48 @@ def test_route53_platform_gives_the_site_opsdns_and_an_aws_region(project: Path,
 
 
 def test_manual_mode_points_the_name_at_the_primary_by_default(project: Path) -> None:
-    assert new_site(project, "acme", "--domain", "acme.example", "--failover-mode", "manual", "--primary", "linode") == 0
+    assert (
+        new_site(
+            project, "acme", "--domain", "acme.example", "--failover-mode", "manual", "--primary", "linode"
+        )
+        == 0
+    )
     assert stack_config(project / "Pulumi.acme.yaml").failover.active == "linode"
 
 
-@pytest.mark.parametrize("extra", [
-    [],
-    ["--proxied", "--zone-id", f"acme.example={ZONE_ID}"],
-    ["--proxied", "--zone-id", f"acme.example={ZONE_ID}", "--failover-mode", "cloudflare-lb",
-     "--cloudflare-account-id", ZONE_ID],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--proxied", "--zone-id", f"acme.example={ZONE_ID}"],
+        [
+            "--proxied",
+            "--zone-id",
+            f"acme.example={ZONE_ID}",
+            "--failover-mode",
+            "cloudflare-lb",
+            "--cloudflare-account-id",
+            ZONE_ID,
+        ],
+    ],
+)
 def test_new_stack_plans_offline_at_once(project: Path, capsys, extra: list[str]) -> None:
     assert new_site(project, "acme", "--domain", "acme.example", *extra) == 0
     capsys.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        code = main(["--project-dir", str(project), "plan", "--stack", "acme", "--json",
-                     "--build-dir", str(project / "build")])
+        code = main(
+            [
+                "--project-dir",
+                str(project),
+                "plan",
+                "--stack",
+                "acme",
+                "--json",
+                "--build-dir",
+                str(project / "build"),
+            ]
+        )
     assert code == 0
     plan = json.loads(capsys.readouterr().out)
     types = {r["type"] for r in plan["resources"]}

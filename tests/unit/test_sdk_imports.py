@@ -16,8 +16,14 @@ import pytest
 
 from tests.conftest import write_stack
 
-PROVIDER_SDKS = {"pulumi_aws", "pulumi_cloudflare", "pulumi_digitalocean", "pulumi_linode", "pulumi_tls",
-                 "pulumi_random"}
+PROVIDER_SDKS = {
+    "pulumi_aws",
+    "pulumi_cloudflare",
+    "pulumi_digitalocean",
+    "pulumi_linode",
+    "pulumi_tls",
+    "pulumi_random",
+}
 # Runs the CLI in-process, then prints the provider SDK packages it imported (last stderr line).
 _RUN_AND_LIST = r"""
 import json, sys
@@ -33,8 +39,9 @@ sys.exit(code)
 
 
 def imported_sdks(*args: str) -> set[str]:
-    done = subprocess.run([sys.executable, "-c", _RUN_AND_LIST, *args], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST, *args], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return set(json.loads(done.stderr.rsplit("IMPORTED ", 1)[1].splitlines()[0]))
 
@@ -48,7 +55,15 @@ def route53_project(directory: Path, site_values: dict[str, Any], platform_value
 
 
 def plan(directory: Path, stack: str) -> list[str]:
-    return ["plan", "--stack", stack, "--project-dir", str(directory), "--build-dir", str(directory / "build")]
+    return [
+        "plan",
+        "--stack",
+        stack,
+        "--project-dir",
+        str(directory),
+        "--build-dir",
+        str(directory / "build"),
+    ]
 
 
 def test_a_route53_site_plan_never_imports_pulumi_cloudflare(tmp_path, site_values, platform_values):
@@ -65,8 +80,9 @@ def test_a_cloudflare_site_plan_imports_pulumi_cloudflare(tmp_path, site_values)
 
 
 @pytest.mark.parametrize("dns", ["cloudflare", "route53"])
-def test_a_platform_plan_never_imports_the_digitalocean_or_linode_sdks(tmp_path, site_values, platform_values,
-                                                                       dns):
+def test_a_platform_plan_never_imports_the_digitalocean_or_linode_sdks(
+    tmp_path, site_values, platform_values, dns
+):
     if dns == "route53":
         route53_project(tmp_path, site_values, platform_values)
     else:
@@ -75,14 +91,18 @@ def test_a_platform_plan_never_imports_the_digitalocean_or_linode_sdks(tmp_path,
     assert imported == {"pulumi_aws"}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["new-site", "--help"],
-                                  ["failover", "--help"], ["lab", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["plan", "--help"], ["new-site", "--help"], ["failover", "--help"], ["lab", "--help"]],
+)
 def test_commands_that_do_not_plan_import_no_provider_sdk(args):
     assert imported_sdks(*args) & PROVIDER_SDKS == set()
 
 
 def test_new_site_and_failover_import_no_provider_sdk(tmp_path, site_values):
-    write_stack(tmp_path, "harbourlaw", dict(site_values, failover={"mode": "manual", "active": "digitalocean"}))
+    write_stack(
+        tmp_path, "harbourlaw", dict(site_values, failover={"mode": "manual", "active": "digitalocean"})
+    )
     project = ["--project-dir", str(tmp_path)]
     assert imported_sdks(*project, "new-site", "acme", "--domain", "acme.example") & PROVIDER_SDKS == set()
     assert imported_sdks(*project, "failover", "harbourlaw", "--to", "linode") & PROVIDER_SDKS == set()

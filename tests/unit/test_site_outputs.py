@@ -25,8 +25,19 @@ def site() -> PlanResult:
 
 def test_the_export_names_are_the_ones_deployed_stacks_have() -> None:
     # Renaming one is a breaking change for every deployed site stack the platform reads.
-    assert KEYS == ("site", "failoverHostname", "failoverMode", "nodeAddresses", "clientDns", "domains",
-                    "opsZone", "failoverTtl", "proxied", "primary", "certificates")
+    assert KEYS == (
+        "site",
+        "failoverHostname",
+        "failoverMode",
+        "nodeAddresses",
+        "clientDns",
+        "domains",
+        "opsZone",
+        "failoverTtl",
+        "proxied",
+        "primary",
+        "certificates",
+    )
     assert set(REQUIRED) <= set(KEYS)
 
 
@@ -46,11 +57,20 @@ def test_reading_the_exports_back_gives_the_same_exports(site: PlanResult) -> No
 
 
 def test_outputs_older_site_stacks_lack_fall_back_to_what_those_sites_had() -> None:
-    old = {"failoverHostname": "acme.ops.example.net", "failoverMode": "watchdog",
-           "nodeAddresses": {"digitalocean": "203.0.113.1", "linode": "198.51.100.1"}}
+    old = {
+        "failoverHostname": "acme.ops.example.net",
+        "failoverMode": "watchdog",
+        "nodeAddresses": {"digitalocean": "203.0.113.1", "linode": "198.51.100.1"},
+    }
     read = SiteOutputs.from_outputs(old, default_zone="ops.example.net")
     assert (read.site, read.ops_zone, read.failover_ttl, read.proxied, read.primary, read.certificates) == (
-        "acme", "ops.example.net", 60, False, "digitalocean", "acme")
+        "acme",
+        "ops.example.net",
+        60,
+        False,
+        "digitalocean",
+        "acme",
+    )
     assert SiteOutputs.from_outputs({**old, "proxied": True}, default_zone="z").failover_ttl is None
     for key in REQUIRED:
         with pytest.raises(KeyError, match=key):
@@ -64,13 +84,19 @@ def test_the_platform_reads_what_the_site_wrote(site: PlanResult, tmp_path: Path
     shutil.copy(PROD, tmp_path / "Pulumi.prod.yaml")
     exported = dict(site.outputs)
     assert exported["failoverMode"] == "watchdog"
-    changed = {**exported, "nodeAddresses": {"digitalocean": "203.0.113.77", "linode": "198.51.100.77"},
-               "failoverTtl": 300, "primary": "linode"}
+    changed = {
+        **exported,
+        "nodeAddresses": {"digitalocean": "203.0.113.77", "linode": "198.51.100.77"},
+        "failoverTtl": 300,
+        "primary": "linode",
+    }
     platform = run_plan(tmp_path / "Pulumi.prod.yaml", stack_outputs={"harbourlaw": changed})
     (config,) = [r for r in platform.resources if r.name == "watcher-config"]
     (entry,) = json.loads(str(reveal(config.inputs["content"])))["sites"]
     assert entry["site"] == exported["site"] and entry["record"] == exported["failoverHostname"]
     assert entry["zone"] == exported["opsZone"] and entry["ttl"] == 300
     assert [(n["name"], n["address"]) for n in entry["nodes"]] == [
-        ("linode", "198.51.100.77"), ("digitalocean", "203.0.113.77")]
+        ("linode", "198.51.100.77"),
+        ("digitalocean", "203.0.113.77"),
+    ]
     assert DEFAULT_ADDRESSES["linode"] not in json.dumps(entry)

@@ -57,7 +57,9 @@ def test_nodes_are_on_two_providers_in_the_configured_regions(example):
 @pytest.mark.parametrize("primary,address", [("digitalocean", "203.0.113.10"), ("linode", "198.51.100.20")])
 def test_the_failover_name_starts_on_the_configured_primary(tmp_path, site_values, primary, address):
     result = plan(tmp_path, dict(site_values, primary=primary))
-    record = next(r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A")
+    record = next(
+        r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A"
+    )
     assert record.inputs["content"] == address
     user_data = result.user_data[primary]
     assert user_data == result.user_data[primary]  # the primary's own user data exists
@@ -116,8 +118,11 @@ def test_proxied_sites_open_web_ports_only_to_cloudflare(tmp_path, site_values):
 
 def test_proxied_watchdog_sites_also_let_the_watcher_check_health(tmp_path, site_values):
     result = plan(tmp_path, proxied(site_values, mode="watchdog"))
-    web = [r for r in reveal(one(result, "digitalocean:index/firewall:Firewall").inputs["inboundRules"])
-           if r.get("portRange") == "443"]
+    web = [
+        r
+        for r in reveal(one(result, "digitalocean:index/firewall:Firewall").inputs["inboundRules"])
+        if r.get("portRange") == "443"
+    ]
     assert "192.0.2.10/32" in web[0]["sourceAddresses"]
     # ...and each node's own firewall lets the watcher through too.
     assert all("192.0.2.10/32" in text for text in result.user_data.values())
@@ -129,7 +134,9 @@ def _is_whole_number(value: Any) -> bool:
 
 
 def test_firewall_ids_are_passed_as_integers(example):
-    assert all(_is_whole_number(i) for i in one(example, "digitalocean:index/firewall:Firewall").inputs["dropletIds"])
+    assert all(
+        _is_whole_number(i) for i in one(example, "digitalocean:index/firewall:Firewall").inputs["dropletIds"]
+    )
     assert all(_is_whole_number(i) for i in one(example, "linode:index/firewall:Firewall").inputs["linodes"])
     assignment = one(example, "digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
     assert _is_whole_number(assignment.inputs["dropletId"])
@@ -146,7 +153,9 @@ def test_dns_only_records_have_a_short_ttl_by_default(example):
 
 def test_proxied_records_have_no_custom_ttl(tmp_path, site_values):
     result = plan(tmp_path, proxied(site_values))
-    proxied_records = [r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs.get("proxied")]
+    proxied_records = [
+        r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs.get("proxied")
+    ]
     assert proxied_records and all(r.inputs["ttl"] == 1 for r in proxied_records)
 
 
@@ -157,29 +166,47 @@ def test_records_and_the_reserved_ip_are_protected(example):
 
 
 def test_watchdog_records_leave_their_content_to_the_watcher(example):
-    record = next(r for r in of_type(example, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A")
+    record = next(
+        r for r in of_type(example, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A"
+    )
     assert record.ignore_changes == ["content"]
 
 
 def test_manual_mode_follows_active(tmp_path, site_values):
     result = plan(tmp_path, dict(site_values, failover={"mode": "manual", "active": "linode"}))
-    a_records = [r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A"]
+    a_records = [
+        r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A"
+    ]
     assert [r.inputs["content"] for r in a_records] == ["198.51.100.20"]
     assert a_records[0].ignore_changes == []
     both = plan(tmp_path, dict(site_values, failover={"mode": "manual", "active": "both"}), name="both")
-    contents = {r.inputs["content"] for r in of_type(both, "cloudflare:index/dnsRecord:DnsRecord") if r.inputs["type"] == "A"}
+    contents = {
+        r.inputs["content"]
+        for r in of_type(both, "cloudflare:index/dnsRecord:DnsRecord")
+        if r.inputs["type"] == "A"
+    }
     assert contents == {"203.0.113.10", "198.51.100.20"}
 
 
 def test_route53_mode_uses_failover_routing_with_https_health_checks(tmp_path, site_values):
     values = dict(site_values, opsDns="route53", failover={"mode": "route53"})
     project = tmp_path
-    write_stack(project, "prod", {**__import__("tests.conftest", fromlist=["stack_file_values"]).stack_file_values("prod"),
-                                  "dnsProvider": "route53", "route53ZoneId": "Z0123456789ABCDEFGHIJ"})
+    write_stack(
+        project,
+        "prod",
+        {
+            **__import__("tests.conftest", fromlist=["stack_file_values"]).stack_file_values("prod"),
+            "dnsProvider": "route53",
+            "route53ZoneId": "Z0123456789ABCDEFGHIJ",
+        },
+    )
     result = plan(project, values)
     checks = of_type(result, "aws:route53/healthCheck:HealthCheck")
     assert len(checks) == 2
-    assert all(c.inputs["type"] == "HTTPS" and c.inputs["resourcePath"] == "/health" and c.inputs["enableSni"] for c in checks)
+    assert all(
+        c.inputs["type"] == "HTTPS" and c.inputs["resourcePath"] == "/health" and c.inputs["enableSni"]
+        for c in checks
+    )
     records = [r for r in of_type(result, "aws:route53/record:Record") if r.inputs["type"] == "A"]
     roles = {r.inputs["failoverRoutingPolicies"][0]["type"]: r.inputs["records"][0] for r in records}
     assert roles == {"PRIMARY": "203.0.113.10", "SECONDARY": "198.51.100.20"}
@@ -216,16 +243,24 @@ def test_dns_only_sites_get_no_origin_certificate(example):
 def test_proxied_sites_get_an_origin_certificate_for_their_names(tmp_path, site_values):
     result = plan(tmp_path, proxied(site_values))
     certificate = one(result, "cloudflare:index/originCaCertificate:OriginCaCertificate")
-    assert set(certificate.inputs["hostnames"]) == {"www.harbour-law.co.uk", "harbourlaw.ops.brightpixel.agency"}
+    assert set(certificate.inputs["hostnames"]) == {
+        "www.harbour-law.co.uk",
+        "harbourlaw.ops.brightpixel.agency",
+    }
     for text in result.user_data.values():
         assert "BEGIN CERTIFICATE" in text  # delivered to both nodes
 
 
 def test_proxied_client_zones_get_www_and_apex_records(tmp_path, site_values):
     result = plan(tmp_path, proxied(site_values))
-    records = {(r.inputs["type"], r.inputs["name"]): r for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord")
-               if r.inputs["zoneId"] == CF_ZONE}
-    assert records[("CNAME", "www.harbour-law.co.uk")].inputs["content"] == "harbourlaw.ops.brightpixel.agency"
+    records = {
+        (r.inputs["type"], r.inputs["name"]): r
+        for r in of_type(result, "cloudflare:index/dnsRecord:DnsRecord")
+        if r.inputs["zoneId"] == CF_ZONE
+    }
+    assert (
+        records[("CNAME", "www.harbour-law.co.uk")].inputs["content"] == "harbourlaw.ops.brightpixel.agency"
+    )
     assert records[("A", "harbour-law.co.uk")].inputs["content"] == "192.0.2.10"
 
 
@@ -236,7 +271,9 @@ def test_user_data_is_passed_as_a_secret(example):
     droplet = one(example, "digitalocean:index/droplet:Droplet")
     instance = one(example, "linode:index/instance:Instance")
     assert is_secret_value(droplet.inputs["userData"])
-    assert is_secret_value(instance.inputs["metadatas"]) or is_secret_value(instance.inputs["metadatas"][0]["userData"])
+    assert is_secret_value(instance.inputs["metadatas"]) or is_secret_value(
+        instance.inputs["metadatas"][0]["userData"]
+    )
 
 
 def test_user_data_fits_each_provider_limit(example):
@@ -260,22 +297,33 @@ def test_reserved_ip_assignment_is_deleted_before_it_is_replaced(example):
 def test_each_node_gets_only_its_own_tinc_private_key(example):
     keys = {r.name.rsplit("-", 1)[-1]: r for r in of_type(example, "tls:index/privateKey:PrivateKey")}
     assert set(keys) == {"digitalocean", "linode"}
-    for node, text in example.user_data.items():
+    for _node, text in example.user_data.items():
         assert text.count("PRIVATE KEY-----") == 2  # BEGIN and END of exactly one key
 
 
 # -- what a renderer relies on is refused by config validation first ------------------------------
 
 
-@pytest.mark.parametrize(("changes", "key"), [
-    ({"adminUser": "root"}, "twinhost:adminUser"),
-    ({"app": {"kind": "demo", "env": {"log-level": "debug"}}}, "twinhost:app.env.log-level"),
-    ({"app": {"kind": "demo", "env": {"SHARED_DIR": "/tmp"}}}, "twinhost:app.env.SHARED_DIR"),
-    ({"app": {"kind": "demo", "env": {"MOTD": "two\nlines"}}}, "twinhost:app.env.MOTD"),
-    ({"adminCidrs": [f"198.51.100.{i}/32" for i in range(256)]}, "twinhost:adminCidrs"),
-], ids=["root admin (hardening)", "env name (app)", "reserved env (app)", "env line break (app)",
-        "256 admin networks (Linode firewall)"])
-def test_config_a_renderer_would_refuse_fails_before_anything_is_declared(tmp_path, site_values, changes, key):
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"adminUser": "root"}, "twinhost:adminUser"),
+        ({"app": {"kind": "demo", "env": {"log-level": "debug"}}}, "twinhost:app.env.log-level"),
+        ({"app": {"kind": "demo", "env": {"SHARED_DIR": "/tmp"}}}, "twinhost:app.env.SHARED_DIR"),
+        ({"app": {"kind": "demo", "env": {"MOTD": "two\nlines"}}}, "twinhost:app.env.MOTD"),
+        ({"adminCidrs": [f"198.51.100.{i}/32" for i in range(256)]}, "twinhost:adminCidrs"),
+    ],
+    ids=[
+        "root admin (hardening)",
+        "env name (app)",
+        "reserved env (app)",
+        "env line break (app)",
+        "256 admin networks (Linode firewall)",
+    ],
+)
+def test_config_a_renderer_would_refuse_fails_before_anything_is_declared(
+    tmp_path, site_values, changes, key
+):
     with pytest.raises(ConfigError) as caught:  # a ConfigError from load_config, not a renderer's ValueError
         plan(tmp_path, dict(site_values, **changes))
     assert key in {issue.key for issue in caught.value.issues}, caught.value

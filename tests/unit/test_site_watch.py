@@ -45,9 +45,15 @@ def test_new_site_lists_a_watchdog_site_in_the_platform_sites_and_changes_nothin
 def test_new_site_prints_the_site_up_then_the_platform_up(project, capsys):
     assert twinhost(project, "new-site", "acme", "--domain", "acme.example") == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
-    site_up = lines.index(next(l for l in lines if l.startswith("pulumi up --stack brightpixel/acme ")))
-    platform_up = lines.index(next(l for l in lines if l.startswith("pulumi up --stack brightpixel/twinhost/prod ")))
-    preview = lines.index(next(l for l in lines if l.startswith("pulumi preview --stack brightpixel/acme")))
+    site_up = lines.index(
+        next(shown for shown in lines if shown.startswith("pulumi up --stack brightpixel/acme "))
+    )
+    platform_up = lines.index(
+        next(shown for shown in lines if shown.startswith("pulumi up --stack brightpixel/twinhost/prod "))
+    )
+    preview = lines.index(
+        next(shown for shown in lines if shown.startswith("pulumi preview --stack brightpixel/acme"))
+    )
     assert preview < site_up < platform_up
 
 
@@ -82,8 +88,18 @@ def test_a_platform_edit_that_would_be_invalid_writes_nothing(project, capsys):
     text = text.replace("  twinhost:watcherDnsToken:\n    secure: v1:set-with-pulumi-config-set-secret\n", "")
     platform.write_text(text)
     (project / "Pulumi.harbourlaw.yaml").unlink()
-    assert twinhost(project, "new-site", "acme", "--domain", "acme.example",
-                    "--platform-stack", "brightpixel/twinhost/prod") == 2
+    assert (
+        twinhost(
+            project,
+            "new-site",
+            "acme",
+            "--domain",
+            "acme.example",
+            "--platform-stack",
+            "brightpixel/twinhost/prod",
+        )
+        == 2
+    )
     assert platform.read_text() == text
     assert not (project / "Pulumi.acme.yaml").exists()
     err = capsys.readouterr().err
@@ -104,13 +120,17 @@ def test_destroy_site_unlists_the_site_and_prints_the_commands_in_order(project,
     before = platform.read_bytes()
     assert twinhost(project, "destroy-site", "harbourlaw", "--yes") == 0
     # The last site gone, the key stays (with its comment) as an empty list.
-    assert platform.read_bytes() == before.replace(b"  twinhost:sites:\n    - harbourlaw\n", b"  twinhost:sites: []\n")
+    assert platform.read_bytes() == before.replace(
+        b"  twinhost:sites:\n    - harbourlaw\n", b"  twinhost:sites: []\n"
+    )
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
-    order = ["pulumi up --stack brightpixel/twinhost/prod",
-             "pulumi state unprotect --all --stack brightpixel/harbourlaw --yes",
-             "pulumi destroy --stack brightpixel/harbourlaw",
-             "pulumi stack rm brightpixel/harbourlaw",
-             "git rm Pulumi.harbourlaw.yaml"]
+    order = [
+        "pulumi up --stack brightpixel/twinhost/prod",
+        "pulumi state unprotect --all --stack brightpixel/harbourlaw --yes",
+        "pulumi destroy --stack brightpixel/harbourlaw",
+        "pulumi stack rm brightpixel/harbourlaw",
+        "git rm Pulumi.harbourlaw.yaml",
+    ]
     positions = [next(i for i, line in enumerate(lines) if line.startswith(command)) for command in order]
     assert positions == sorted(positions)
     assert (project / "Pulumi.harbourlaw.yaml").exists()  # needed by `pulumi destroy`
@@ -135,4 +155,6 @@ def test_a_site_added_to_an_empty_sites_list_is_a_block_list(project):
     emptied = platform.read_bytes()
     assert b"  twinhost:sites: []\n" in emptied
     assert twinhost(project, "new-site", "acme", "--domain", "acme.example") == 0
-    assert platform.read_bytes() == emptied.replace(b"  twinhost:sites: []\n", b"  twinhost:sites:\n    - acme\n")
+    assert platform.read_bytes() == emptied.replace(
+        b"  twinhost:sites: []\n", b"  twinhost:sites:\n    - acme\n"
+    )

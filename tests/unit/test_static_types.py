@@ -14,7 +14,9 @@ PROVIDER_CALL = re.compile(r"\b(digitalocean|linode|aws|cloudflare|tls|random)\.
 
 
 def test_infra_passes_mypy_against_the_provider_sdks():
-    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -32,3 +34,21 @@ def test_no_type_ignores_on_provider_calls():
         if "type: ignore" in line and PROVIDER_CALL.search(line)
     ]
     assert offenders == []
+
+
+def test_ruff_finds_nothing_to_lint():
+    """pyproject.toml [tool.ruff.lint]; a noqa that no longer silences anything fails too (RUF100)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_every_file_as_it_is():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, "run `make format`:\n" + result.stdout + result.stderr

@@ -79,23 +79,36 @@ def test_generated_config_loads_with_the_watchers_own_loader(plan: PlanResult, t
     assert site.site == "harbourlaw" and site.record == "harbourlaw.ops.brightpixel.agency"
     assert site.zone == "ops.brightpixel.agency" and site.record_ttl == 60
     assert [(n.name, n.address) for n in site.nodes] == [
-        ("digitalocean", DEFAULT_ADDRESSES["digitalocean_reserved_ip"]), ("linode", DEFAULT_ADDRESSES["linode"])]
+        ("digitalocean", DEFAULT_ADDRESSES["digitalocean_reserved_ip"]),
+        ("linode", DEFAULT_ADDRESSES["linode"]),
+    ]
     assert site.dns.backend == "cloudflare" and site.dns.zone_id == "5d2c7a1e9b0f4c3d8e6a7b1c2d3e4f50"
     assert (config.interval, config.failures, config.recoveries) == (5, 3, 2)
 
 
 def test_config_holds_only_watchdog_sites() -> None:
     def site(name: str, mode: str) -> pw.WatchedSite:
-        return pw.WatchedSite(site=name, mode=mode, record=f"{name}.ops.example.net",
-                              zone="ops.example.net", addresses={"digitalocean": "203.0.113.10",
-                                                                  "linode": "198.51.100.20"})
+        return pw.WatchedSite(
+            site=name,
+            mode=mode,
+            record=f"{name}.ops.example.net",
+            zone="ops.example.net",
+            addresses={"digitalocean": "203.0.113.10", "linode": "198.51.100.20"},
+        )
 
-    sites = [site("a", "watchdog"), site("b", "manual"), site("c", "route53"), site("d", "cloudflare-lb"),
-             site("e", "watchdog")]
+    sites = [
+        site("a", "watchdog"),
+        site("b", "manual"),
+        site("c", "route53"),
+        site("d", "cloudflare-lb"),
+        site("e", "watchdog"),
+    ]
     config = pw.watcher_config(Watcher(), sites, dns_provider="cloudflare", zone_id="0" * 32, notify=False)
     assert config is not None and [s["site"] for s in config["sites"]] == ["a", "e"]
-    assert pw.watcher_config(Watcher(), sites[1:4], dns_provider="cloudflare", zone_id="0" * 32,
-                             notify=False) is None
+    assert (
+        pw.watcher_config(Watcher(), sites[1:4], dns_provider="cloudflare", zone_id="0" * 32, notify=False)
+        is None
+    )
 
 
 def test_config_names_secrets_but_holds_no_secret_value(variant: Any) -> None:
@@ -106,7 +119,10 @@ def test_config_names_secrets_but_holds_no_secret_value(variant: Any) -> None:
     assert config["sites"][0]["dns"]["tokenSecret"] == pw.DNS_TOKEN_SECRET
     # The values travel only as SSM SecureStrings, secret end to end.
     parameters = {r.inputs["name"]: r for r in of_type(plan, "aws:ssm/parameter:Parameter")}
-    assert set(parameters) == {"/twinhost/prod/watcher/cloudflare-token", "/twinhost/prod/watcher/webhook-url"}
+    assert set(parameters) == {
+        "/twinhost/prod/watcher/cloudflare-token",
+        "/twinhost/prod/watcher/webhook-url",
+    }
     for parameter in parameters.values():
         assert parameter.inputs["type"] == "SecureString" and parameter.inputs["tier"] == "Standard"
         assert is_secret_value(parameter.inputs["value"])
@@ -117,8 +133,13 @@ def test_config_names_secrets_but_holds_no_secret_value(variant: Any) -> None:
 
 def test_generated_config_never_contains_a_secret_value() -> None:
     """No code path hands a secret value to the generator: prove it with real values around."""
-    site = pw.WatchedSite(site="a", mode="watchdog", record="a.ops.example.net", zone="ops.example.net",
-                          addresses={"digitalocean": "203.0.113.10", "linode": "198.51.100.20"})
+    site = pw.WatchedSite(
+        site="a",
+        mode="watchdog",
+        record="a.ops.example.net",
+        zone="ops.example.net",
+        addresses={"digitalocean": "203.0.113.10", "linode": "198.51.100.20"},
+    )
     config = pw.watcher_config(Watcher(), [site], dns_provider="cloudflare", zone_id="0" * 32, notify=True)
     assert WEBHOOK not in json.dumps(config)
     assert pw.secret_names(config) == [pw.DNS_TOKEN_SECRET, pw.WEBHOOK_SECRET]
@@ -149,12 +170,15 @@ def test_release_index_names_config_archive_and_secret_versions(plan: PlanResult
     release = json.loads(str(reveal(named(plan, "watcher-release").inputs["content"])))
     import hashlib
 
-    assert release["config"] == {"key": pw.CONFIG_KEY,
-                                 "sha256": hashlib.sha256(generated_config(plan).encode()).hexdigest()}
+    assert release["config"] == {
+        "key": pw.CONFIG_KEY,
+        "sha256": hashlib.sha256(generated_config(plan).encode()).hexdigest(),
+    }
     archive = named(plan, "watcher-archive")
     assert release["archive"]["key"] == archive.inputs["key"]
-    assert release["secrets"] == {pw.DNS_TOKEN_SECRET: {
-        "parameter": "/twinhost/prod/watcher/cloudflare-token", "version": 1}}
+    assert release["secrets"] == {
+        pw.DNS_TOKEN_SECRET: {"parameter": "/twinhost/prod/watcher/cloudflare-token", "version": 1}
+    }
     # Written after the objects it names.
     assert named(plan, "watcher-release").inputs["key"] == pw.RELEASE_KEY
 
@@ -171,13 +195,17 @@ def test_bucket_blocks_every_kind_of_public_access(plan: PlanResult) -> None:
 
 
 def test_bucket_is_encrypted_versioned_and_tls_only(plan: PlanResult) -> None:
-    (sse,) = of_type(plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    (sse,) = of_type(
+        plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     (versioning,) = of_type(plan, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
     (policy,) = of_type(plan, "aws:s3/bucketPolicy:BucketPolicy")
     (statement,) = json.loads(reveal(policy.inputs["policy"]))["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
 
 
 # -- the IAM policy ------------------------------------------------------------------------------------
@@ -195,17 +223,21 @@ def test_role_reads_exactly_the_three_objects_and_the_secret_parameters(plan: Pl
     archive = named(plan, "watcher-archive").inputs["key"]
     assert statements["ReadWatcherObjects"]["Action"] == "s3:GetObject"
     assert sorted(statements["ReadWatcherObjects"]["Resource"]) == sorted(
-        [f"{bucket}/{pw.RELEASE_KEY}", f"{bucket}/{pw.CONFIG_KEY}", f"{bucket}/{archive}"])
+        [f"{bucket}/{pw.RELEASE_KEY}", f"{bucket}/{pw.CONFIG_KEY}", f"{bucket}/{archive}"]
+    )
     assert statements["ReadWatcherSecrets"]["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
     assert statements["ReadWatcherSecrets"]["Resource"] == [
-        f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter/twinhost/prod/watcher/cloudflare-token"]
+        f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter/twinhost/prod/watcher/cloudflare-token"
+    ]
 
 
 def test_role_has_no_wildcard_action_or_resource_and_no_kms(plan: PlanResult) -> None:
     """aws/ssm's key policy lets SSM decrypt for the account's principals: no kms statement."""
     for statement in _policy(plan)["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         assert all("*" not in action and not action.startswith("kms:") for action in actions), statement
         assert all("*" not in resource for resource in resources), statement
 
@@ -213,23 +245,33 @@ def test_role_has_no_wildcard_action_or_resource_and_no_kms(plan: PlanResult) ->
 def test_role_is_only_for_ec2_and_is_the_redirectors_instance_profile(plan: PlanResult) -> None:
     (role,) = of_type(plan, "aws:iam/role:Role")
     trust = json.loads(reveal(role.inputs["assumeRolePolicy"]))
-    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                   "Action": "sts:AssumeRole"}]
+    assert trust["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
     (instance,) = of_type(plan, "aws:ec2/instance:Instance")
     assert instance.inputs["iamInstanceProfile"] == "watcher-profile-0plan"
 
 
 def test_route53_ops_zone_lets_the_watcher_change_only_its_a_records() -> None:
-    policy = watcher_policy(bucket_arn="arn:aws:s3:::b", parameter_arns=[], dns_provider="route53",
-                            route53_zone_id="Z0123456789ABCDEFGHIJ", records=["a.ops.example.net"],
-                            archive_sha256="0" * 64)
+    policy = watcher_policy(
+        bucket_arn="arn:aws:s3:::b",
+        parameter_arns=[],
+        dns_provider="route53",
+        route53_zone_id="Z0123456789ABCDEFGHIJ",
+        records=["a.ops.example.net"],
+        archive_sha256="0" * 64,
+    )
     statements = {s["Sid"]: s for s in policy["Statement"]}
     zone = "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ"
     assert statements["MoveFailoverRecords"]["Resource"] == zone
-    assert statements["OnlyWatchedNames"]["Condition"] == {"ForAnyValue:StringNotEquals": {
-        "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["a.ops.example.net"]}}
-    assert statements["OnlyARecords"]["Condition"] == {"ForAnyValue:StringNotEquals": {
-        "route53:ChangeResourceRecordSetsRecordTypes": ["A"]}}
+    assert statements["OnlyWatchedNames"]["Condition"] == {
+        "ForAnyValue:StringNotEquals": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["a.ops.example.net"]
+        }
+    }
+    assert statements["OnlyARecords"]["Condition"] == {
+        "ForAnyValue:StringNotEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["A"]}
+    }
     assert "ReadWatcherSecrets" not in statements  # Route 53: credentials are the role itself
 
 
@@ -269,7 +311,7 @@ def test_plan_answers_a_site_reference_exactly_as_the_site_stack_exports() -> No
 
 
 def test_a_site_without_a_stack_file_is_named_in_the_error(variant: Any) -> None:
-    with pytest.raises(Exception, match="Pulumi.nosuchsite.yaml"):
+    with pytest.raises(Exception, match=r"Pulumi\.nosuchsite\.yaml"):
         variant(sites=["nosuchsite"])
 
 
@@ -293,8 +335,17 @@ def test_refresh_units_pass_systemd_analyze_verify(plan: PlanResult, tmp_path: P
         if path.startswith("/etc/systemd/system/twinhost-watcher"):
             (tmp_path / Path(path).name).write_text(content.replace(pw.REFRESH_SCRIPT, str(script)))
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", "twinhost-watcher-refresh.service", "twinhost-watcher-refresh.timer"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            "twinhost-watcher-refresh.service",
+            "twinhost-watcher-refresh.timer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
     )
     problems = [line for line in result.stderr.splitlines() if "twinhost-watcher-refresh" in line]

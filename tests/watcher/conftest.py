@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -113,13 +114,25 @@ class Events:
 def site_config(**overrides: Any) -> WatcherConfig:
     """One site, two nodes, an RFC 2136 backend (unused: engine tests inject MemoryBackend)."""
     data: dict[str, Any] = {
-        "interval": 5, "failures": 3, "recoveries": 2, "timeout": 3,
+        "interval": 5,
+        "failures": 3,
+        "recoveries": 2,
+        "timeout": 3,
         "stateDir": "/nonexistent",
-        "sites": [{
-            "site": "acme", "record": "acme.ops.example.net", "zone": "ops.example.net",
-            "dns": {"backend": "rfc2136", "server": "127.0.0.1", "tsigKeyName": "watcher.", "tsigSecret": "tsig"},
-            "nodes": [{"name": "digitalocean", "address": A}, {"name": "linode", "address": B}],
-        }],
+        "sites": [
+            {
+                "site": "acme",
+                "record": "acme.ops.example.net",
+                "zone": "ops.example.net",
+                "dns": {
+                    "backend": "rfc2136",
+                    "server": "127.0.0.1",
+                    "tsigKeyName": "watcher.",
+                    "tsigSecret": "tsig",
+                },
+                "nodes": [{"name": "digitalocean", "address": A}, {"name": "linode", "address": B}],
+            }
+        ],
     }
     data.update(overrides)
     return parse_config(data)
@@ -141,8 +154,13 @@ class Harness:
 
     def restart(self) -> Engine:
         self.engine = Engine(
-            self.config, {"acme": self.backend}, self.checker, StateStore(self.state_dir),
-            EventLog(self.clock.now, self.stream), self.clock, self.notifier,
+            self.config,
+            {"acme": self.backend},
+            self.checker,
+            StateStore(self.state_dir),
+            EventLog(self.clock.now, self.stream),
+            self.clock,
+            self.notifier,
         )
         return self.engine
 

@@ -33,15 +33,43 @@ class Knot:
     def dig(self, name: str, rdtype: str = "A") -> list[str]:
         """What a resolver would be told: kdig over TCP, answers only."""
         out = subprocess.run(
-            ["kdig", "+tcp", "+short", "+timeout=2", "+retry=0", "@127.0.0.1", "-p", str(self.port), name, rdtype],
-            check=True, capture_output=True, text=True, timeout=10,
+            [
+                "kdig",
+                "+tcp",
+                "+short",
+                "+timeout=2",
+                "+retry=0",
+                "@127.0.0.1",
+                "-p",
+                str(self.port),
+                name,
+                rdtype,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout
         return sorted(line for line in out.split() if line)
 
     def dig_ttl(self, name: str) -> int:
         out = subprocess.run(
-            ["kdig", "+tcp", "+noall", "+answer", "+timeout=2", "@127.0.0.1", "-p", str(self.port), name, "A"],
-            check=True, capture_output=True, text=True, timeout=10,
+            [
+                "kdig",
+                "+tcp",
+                "+noall",
+                "+answer",
+                "+timeout=2",
+                "@127.0.0.1",
+                "-p",
+                str(self.port),
+                name,
+                "A",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout
         return int(out.split()[1])
 
@@ -49,7 +77,9 @@ class Knot:
 def ensure_knot() -> None:
     if shutil.which("knotd") and shutil.which("kdig"):
         return
-    result = subprocess.run([str(REPO / "scripts" / "ensure-host-packages"), "dns"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(REPO / "scripts" / "ensure-host-packages"), "dns"], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"cannot install knot for the RFC 2136 tests: {result.stderr.strip()}")
 
@@ -71,11 +101,19 @@ def start_knot(directory: Path) -> Knot:
         f"@ NS ns1\nns1 A 127.0.0.1\n"
         f"acme A 192.0.2.10\nacme A 198.51.100.20\n"
     )
-    (directory / "knot.conf").write_text(knot_conf(
-        listen=f"127.0.0.1@{port}", directory=directory, zone=ZONE,
-        keys={"watcher": secret, "intruder": intruder}, updater="watcher"))
+    (directory / "knot.conf").write_text(
+        knot_conf(
+            listen=f"127.0.0.1@{port}",
+            directory=directory,
+            zone=ZONE,
+            keys={"watcher": secret, "intruder": intruder},
+            updater="watcher",
+        )
+    )
     log = open(directory / "knotd.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(["knotd", "-c", str(directory / "knot.conf")], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["knotd", "-c", str(directory / "knot.conf")], stdout=log, stderr=subprocess.STDOUT
+    )
     knot = Knot(port, secret, intruder, process, directory)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -40,20 +40,47 @@ def world(tmp_path, knot: Knot, monkeypatch):
     (secrets / "tsig").write_text(knot.secret + "\n")
     os.chmod(secrets / "tsig", 0o600)
     config = {
-        "interval": 5, "failures": 3, "recoveries": 2, "timeout": 2,
-        "stateDir": str(tmp_path / "state"), "secretsDir": str(secrets),
-        "sites": [{
-            "site": "cli", "record": NAME, "zone": ZONE, "ttl": 30,
-            "dns": {"backend": "rfc2136", "server": "127.0.0.1", "port": knot.port, "tsigKeyName": "watcher", "tsigSecret": "tsig"},
-            "nodes": [
-                {"name": "digitalocean", "address": A, "healthUrl": nodes["do"].url, "pinSha256": certs["do"].sha256},
-                {"name": "linode", "address": B, "healthUrl": nodes["li"].url, "pinSha256": certs["li"].sha256},
-            ],
-        }],
+        "interval": 5,
+        "failures": 3,
+        "recoveries": 2,
+        "timeout": 2,
+        "stateDir": str(tmp_path / "state"),
+        "secretsDir": str(secrets),
+        "sites": [
+            {
+                "site": "cli",
+                "record": NAME,
+                "zone": ZONE,
+                "ttl": 30,
+                "dns": {
+                    "backend": "rfc2136",
+                    "server": "127.0.0.1",
+                    "port": knot.port,
+                    "tsigKeyName": "watcher",
+                    "tsigSecret": "tsig",
+                },
+                "nodes": [
+                    {
+                        "name": "digitalocean",
+                        "address": A,
+                        "healthUrl": nodes["do"].url,
+                        "pinSha256": certs["do"].sha256,
+                    },
+                    {
+                        "name": "linode",
+                        "address": B,
+                        "healthUrl": nodes["li"].url,
+                        "pinSha256": certs["li"].sha256,
+                    },
+                ],
+            }
+        ],
     }
     path = tmp_path / "watcher.json"
     path.write_text(json.dumps(config))
-    Rfc2136Backend(NAME, ZONE, "127.0.0.1", knot.port, key_name="watcher", algorithm="hmac-sha256", secret=knot.secret).set([A, B], 30)
+    Rfc2136Backend(
+        NAME, ZONE, "127.0.0.1", knot.port, key_name="watcher", algorithm="hmac-sha256", secret=knot.secret
+    ).set([A, B], 30)
     yield {"config": path, "nodes": nodes, "receiver": receiver, "knot": knot, "tmp": tmp_path}
     for server in nodes.values():
         server.close()
@@ -76,7 +103,10 @@ def test_once_runs_accumulate_to_a_move_that_resolvers_see_and_is_notified_once(
     code, events, text = run("--config", config, "--once")
     assert code == 0
     assert knot.dig(NAME) == [A]
-    assert [e["event"] for e in events if e["event"] in ("node_down", "record_moved")] == ["node_down", "record_moved"]
+    assert [e["event"] for e in events if e["event"] in ("node_down", "record_moved")] == [
+        "node_down",
+        "record_moved",
+    ]
     assert [(b["from"], b["to"]) for b in receiver.bodies] == [([A, B], [A])]
     # Restarts (more --once runs) neither rewrite nor notify again.
     for _ in range(3):
@@ -122,7 +152,10 @@ def test_a_missing_or_unsafe_secret_exits_2_before_any_check(world) -> None:
 def test_sigterm_stops_the_service_cleanly(world) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "twinhost_watcher", "--config", str(world["config"])],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from twinhost_watcher.backends import DnsError, RateLimited
+from twinhost_watcher.backends import DnsError, RateLimitedError
 from twinhost_watcher.backends.cloudflare import CloudflareBackend
 
 from .conftest import A, B, Harness
@@ -47,9 +47,20 @@ class FakeCloudflare:
 
     def _add(self, content: str, ttl: int, proxied: bool) -> dict[str, Any]:
         record = {
-            "id": uuid.uuid4().hex, "zone_id": ZONE, "zone_name": "ops.example.net", "name": NAME, "type": "A",
-            "content": content, "proxiable": True, "proxied": proxied, "ttl": ttl, "settings": {}, "meta": {},
-            "comment": None, "tags": [], "created_on": "2025-01-01T00:00:00.000000Z",
+            "id": uuid.uuid4().hex,
+            "zone_id": ZONE,
+            "zone_name": "ops.example.net",
+            "name": NAME,
+            "type": "A",
+            "content": content,
+            "proxiable": True,
+            "proxied": proxied,
+            "ttl": ttl,
+            "settings": {},
+            "meta": {},
+            "comment": None,
+            "tags": [],
+            "created_on": "2025-01-01T00:00:00.000000Z",
             "modified_on": "2025-01-01T00:00:00.000000Z",
         }
         self.records[record["id"]] = record
@@ -67,11 +78,28 @@ class FakeCloudflare:
         path = request.url.path
         if request.method == "GET" and path == f"/client/v4/zones/{ZONE}/dns_records":
             params = dict(request.url.params)
-            found = [r for r in self.records.values() if r["name"] == params["name.exact"] and r["type"] == params["type"]]
-            return httpx.Response(200, json=envelope(found, result_info={
-                "page": 1, "per_page": int(params["per_page"]), "count": len(found), "total_count": len(found), "total_pages": 1}))
+            found = [
+                r
+                for r in self.records.values()
+                if r["name"] == params["name.exact"] and r["type"] == params["type"]
+            ]
+            return httpx.Response(
+                200,
+                json=envelope(
+                    found,
+                    result_info={
+                        "page": 1,
+                        "per_page": int(params["per_page"]),
+                        "count": len(found),
+                        "total_count": len(found),
+                        "total_pages": 1,
+                    },
+                ),
+            )
         if request.method == "POST" and path == f"/client/v4/zones/{ZONE}/dns_records":
-            return httpx.Response(200, json=envelope(self._add(body["content"], body["ttl"], body["proxied"])))
+            return httpx.Response(
+                200, json=envelope(self._add(body["content"], body["ttl"], body["proxied"]))
+            )
         record_id = path.rsplit("/", 1)[-1]
         if record_id not in self.records:
             return httpx.Response(404, json=failure(81044, "Record does not exist."))
@@ -124,7 +152,10 @@ def test_a_move_to_the_other_node_rewrites_the_record_so_the_name_is_never_empty
 def test_a_recovered_node_is_added_with_a_post() -> None:
     cf = FakeCloudflare([B])
     cf.backend().set([A, B], 60)
-    assert cf.requests == [LIST, ("POST", BASE, {"name": NAME, "ttl": 60, "type": "A", "content": A, "proxied": False})]
+    assert cf.requests == [
+        LIST,
+        ("POST", BASE, {"name": NAME, "ttl": 60, "type": "A", "content": A, "proxied": False}),
+    ]
     assert cf.addresses() == [A, B]
 
 
@@ -180,16 +211,24 @@ def test_a_rejected_write_is_an_error_naming_cloudflares_reason() -> None:
             return httpx.Response(400, json=failure(81058, "A record with the same settings already exists."))
         return real(request)
 
-    backend._client = backend._client.with_options(http_client=httpx.Client(transport=httpx.MockTransport(reject_put)))
+    backend._client = backend._client.with_options(
+        http_client=httpx.Client(transport=httpx.MockTransport(reject_put))
+    )
     with pytest.raises(DnsError, match=r"cloudflare update: HTTP 400: \[81058\]"):
         backend.set([B], 60)
 
 
-@pytest.mark.parametrize(("header", "expected"), [({"retry-after": "30"}, 30.0), ({}, 10.0), ({"retry-after": "0"}, 1.0)])
+@pytest.mark.parametrize(
+    ("header", "expected"), [({"retry-after": "30"}, 30.0), ({}, 10.0), ({"retry-after": "0"}, 1.0)]
+)
 def test_a_429_is_rate_limited_with_its_retry_after(header: dict[str, str], expected: float) -> None:
     cf = FakeCloudflare([A])
-    cf.fail_with = [httpx.Response(429, headers=header, json=failure(971, "Please wait and consider throttling your request speed"))]
-    with pytest.raises(RateLimited) as caught:
+    cf.fail_with = [
+        httpx.Response(
+            429, headers=header, json=failure(971, "Please wait and consider throttling your request speed")
+        )
+    ]
+    with pytest.raises(RateLimitedError) as caught:
         cf.backend().get()
     assert caught.value.retry_after == expected
     assert len(cf.requests) == 1
@@ -199,7 +238,9 @@ def test_an_unreachable_api_is_an_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    backend = CloudflareBackend(NAME, ZONE, TOKEN, http_client=httpx.Client(transport=httpx.MockTransport(refuse)))
+    backend = CloudflareBackend(
+        NAME, ZONE, TOKEN, http_client=httpx.Client(transport=httpx.MockTransport(refuse))
+    )
     with pytest.raises(DnsError, match="cloudflare list: connection failed"):
         backend.get()
 

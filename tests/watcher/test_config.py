@@ -59,23 +59,62 @@ CASES = [
     (lambda d: d.update(stateDir="var/lib/w"), "stateDir: must be an absolute path (got 'var/lib/w')"),
     (lambda d: d.update(sites=[]), "sites: must have at least 1 item(s), has 0"),
     (lambda d: d["sites"][0].update(site="Acme_1"), "sites[0].site: must be a DNS label"),
-    (lambda d: d["sites"][0].update(record="acme.elsewhere.net"), "record 'acme.elsewhere.net' is not inside zone 'ops.example.net'"),
-    (lambda d: d["sites"][0]["nodes"][0].update(address="203.0.113.300"), "sites[0].nodes[0].address: must be an IPv4 address such as 203.0.113.10 (the watcher manages A records) (got '203.0.113.300')"),
-    (lambda d: d["sites"][0]["nodes"][0].update(address="2001:db8::1"), "sites[0].nodes[0].address: must be an IPv4 address"),
-    (lambda d: d["sites"][0]["nodes"][1].update(address="203.0.113.10"), "nodes repeat the address ['203.0.113.10']"),
-    (lambda d: d["sites"][0]["nodes"][0].update(healthUrl="http://203.0.113.10/health"), "sites[0].nodes[0].healthUrl: must be an https:// URL"),
-    (lambda d: d["sites"][0]["nodes"][0].update(pinSha256="abc"), "sites[0].nodes[0].pinSha256: must be the SHA-256 of the certificate"),
-    (lambda d: d["sites"][2]["nodes"][0].update(caBundle="/etc/ca.pem"), "sites[2].nodes[0]: give caBundle or pinSha256, not both"),
-    (lambda d: d["sites"][0]["dns"].update(zoneId="ABC"), "sites[0].dns.zoneId: must be a Cloudflare zone id: 32 lowercase hex characters (got 'ABC')"),
-    (lambda d: d["sites"][0]["dns"].update(backend="gandi"), "sites[0].dns.backend: must be one of 'cloudflare', 'route53', 'rfc2136' (got 'gandi')"),
+    (
+        lambda d: d["sites"][0].update(record="acme.elsewhere.net"),
+        "record 'acme.elsewhere.net' is not inside zone 'ops.example.net'",
+    ),
+    (
+        lambda d: d["sites"][0]["nodes"][0].update(address="203.0.113.300"),
+        "sites[0].nodes[0].address: must be an IPv4 address such as 203.0.113.10 (the watcher manages A records) (got '203.0.113.300')",
+    ),
+    (
+        lambda d: d["sites"][0]["nodes"][0].update(address="2001:db8::1"),
+        "sites[0].nodes[0].address: must be an IPv4 address",
+    ),
+    (
+        lambda d: d["sites"][0]["nodes"][1].update(address="203.0.113.10"),
+        "nodes repeat the address ['203.0.113.10']",
+    ),
+    (
+        lambda d: d["sites"][0]["nodes"][0].update(healthUrl="http://203.0.113.10/health"),
+        "sites[0].nodes[0].healthUrl: must be an https:// URL",
+    ),
+    (
+        lambda d: d["sites"][0]["nodes"][0].update(pinSha256="abc"),
+        "sites[0].nodes[0].pinSha256: must be the SHA-256 of the certificate",
+    ),
+    (
+        lambda d: d["sites"][2]["nodes"][0].update(caBundle="/etc/ca.pem"),
+        "sites[2].nodes[0]: give caBundle or pinSha256, not both",
+    ),
+    (
+        lambda d: d["sites"][0]["dns"].update(zoneId="ABC"),
+        "sites[0].dns.zoneId: must be a Cloudflare zone id: 32 lowercase hex characters (got 'ABC')",
+    ),
+    (
+        lambda d: d["sites"][0]["dns"].update(backend="gandi"),
+        "sites[0].dns.backend: must be one of 'cloudflare', 'route53', 'rfc2136' (got 'gandi')",
+    ),
     (lambda d: d["sites"][0]["dns"].pop("backend"), "sites[0].dns: needs 'backend'"),
-    (lambda d: d["sites"][0]["dns"].update(tokenSecret="../../etc/shadow"), "sites[0].dns.tokenSecret: must be a secret's file name"),
+    (
+        lambda d: d["sites"][0]["dns"].update(tokenSecret="../../etc/shadow"),
+        "sites[0].dns.tokenSecret: must be a secret's file name",
+    ),
     (lambda d: d["sites"][0]["dns"].update(token="abc123"), "sites[0].dns.token: is not a known key"),
     (lambda d: d["sites"][0].update(ttl=30), "Cloudflare DNS-only records need ttl >= 60"),
     (lambda d: d["sites"][1].update(ttl=300), "proxied Cloudflare records have no TTL"),
-    (lambda d: d["sites"][2]["dns"].update(hostedZoneId="zone-1"), "sites[2].dns.hostedZoneId: must be a hosted zone id"),
-    (lambda d: d["sites"][3]["dns"].update(server="ns1.example.com"), "sites[3].dns.server: must be the server's IP address (IPv4 or IPv6), not a name (got 'ns1.example.com')"),
-    (lambda d: d["sites"][3]["dns"].update(tsigAlgorithm="hmac-md5"), "sites[3].dns.tsigAlgorithm: must be 'hmac-sha256', 'hmac-sha384', 'hmac-sha512' or 'hmac-sha224' (got 'hmac-md5')"),
+    (
+        lambda d: d["sites"][2]["dns"].update(hostedZoneId="zone-1"),
+        "sites[2].dns.hostedZoneId: must be a hosted zone id",
+    ),
+    (
+        lambda d: d["sites"][3]["dns"].update(server="ns1.example.com"),
+        "sites[3].dns.server: must be the server's IP address (IPv4 or IPv6), not a name (got 'ns1.example.com')",
+    ),
+    (
+        lambda d: d["sites"][3]["dns"].update(tsigAlgorithm="hmac-md5"),
+        "sites[3].dns.tsigAlgorithm: must be 'hmac-sha256', 'hmac-sha384', 'hmac-sha512' or 'hmac-sha224' (got 'hmac-md5')",
+    ),
     (lambda d: d["sites"][1].update(site="acme"), "sites repeat the site ['acme']"),
     (lambda d: d.update(notfy={}), "notfy: is not a known key"),
 ]
@@ -139,7 +178,7 @@ def test_a_secret_file_readable_by_others_is_refused(secrets, mode: int) -> None
 
 
 def test_a_missing_secret_names_the_key_and_where_it_looked(secrets) -> None:
-    directory, config = secrets
+    _directory, config = secrets
     with pytest.raises(SecretError, match=r"sites\[3\].dns.tsigSecret: secret 'tsig-dyn' not found"):
         read_secret(config, "sites[3].dns.tsigSecret", "tsig-dyn")
 
@@ -197,10 +236,16 @@ def test_route53_zone_ids_need_not_start_with_z(zone_id: str) -> None:
     assert zone_id in [getattr(site.dns, "hosted_zone_id", None) for site in config.sites]
 
 
-@pytest.mark.parametrize(("pem", "message"), [
-    ("not a certificate", "must hold PEM CA certificates"),
-    ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "holds no PEM certificate OpenSSL can load"),
-])
+@pytest.mark.parametrize(
+    ("pem", "message"),
+    [
+        ("not a certificate", "must hold PEM CA certificates"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "holds no PEM certificate OpenSSL can load",
+        ),
+    ],
+)
 def test_an_inline_ca_pem_must_load(pem: str, message: str) -> None:
     data = example()
     data["sites"][0]["nodes"][0]["caPem"] = pem
@@ -211,5 +256,7 @@ def test_an_inline_ca_pem_excludes_the_other_trust_settings() -> None:
     from infra.catalog import cloudflare_origin_ca_bundle
 
     data = example()
-    data["sites"][0]["nodes"][0].update(caPem=cloudflare_origin_ca_bundle("origin-ecc"), caBundle="/etc/ca.pem")
+    data["sites"][0]["nodes"][0].update(
+        caPem=cloudflare_origin_ca_bundle("origin-ecc"), caBundle="/etc/ca.pem"
+    )
     assert any("give one of caBundle, caPem, pinSha256" in issue for issue in issues_of(data))

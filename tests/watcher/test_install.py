@@ -38,7 +38,8 @@ def unit_directives() -> list[tuple[str, str, str]]:
 def test_every_directive_of_the_unit_has_a_reason_comment_above_it() -> None:
     lines = UNIT.read_text().splitlines()
     missing = [
-        line for index, line in enumerate(lines)
+        line
+        for index, line in enumerate(lines)
         if line and not line.startswith(("#", "[", "Description=")) and not lines[index - 1].startswith("#")
     ]
     assert missing == [], f"directives without a reason: {missing}"
@@ -47,11 +48,20 @@ def test_every_directive_of_the_unit_has_a_reason_comment_above_it() -> None:
 def test_the_unit_keeps_the_hardening_the_watcher_was_designed_for() -> None:
     service = {key: value for section, key, value in unit_directives() if section == "Service"}
     expected = {
-        "DynamicUser": "yes", "StateDirectory": "twinhost-watcher", "ProtectSystem": "strict",
-        "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
-        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "PrivateTmp": "yes", "PrivateDevices": "yes",
-        "ProtectHome": "yes", "MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native",
-        "Restart": "always", "UMask": "0077",
+        "DynamicUser": "yes",
+        "StateDirectory": "twinhost-watcher",
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "AmbientCapabilities": "",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectHome": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "SystemCallArchitectures": "native",
+        "Restart": "always",
+        "UMask": "0077",
     }
     assert {k: service.get(k) for k in expected} == expected
 
@@ -59,7 +69,10 @@ def test_the_unit_keeps_the_hardening_the_watcher_was_designed_for() -> None:
 def test_the_unit_agrees_with_the_package_on_paths_and_credentials() -> None:
     service = [(k, v) for s, k, v in unit_directives() if s == "Service"]
     values = dict(service)
-    assert values["ExecStart"] == f"{install.ROOT}/venv/bin/python -m twinhost_watcher --config {install.CONFIG_PATH}"
+    assert (
+        values["ExecStart"]
+        == f"{install.ROOT}/venv/bin/python -m twinhost_watcher --config {install.CONFIG_PATH}"
+    )
     assert "/var/lib/" + values["StateDirectory"] == watcher_config.DEFAULT_STATE_DIR
     credential_id, _, path = values["LoadCredential"].partition(":")
     assert path == watcher_config.DEFAULT_SECRETS_DIR == install.SECRETS_DIR
@@ -106,20 +119,29 @@ def test_the_source_archive_is_reproducible_and_runs_on_its_own(tmp_path) -> Non
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": f"{lib}:{blocked.parent}"}
     result = subprocess.run(
         [sys.executable, "-s", "-m", "twinhost_watcher", "--config", str(config), "--check-config"],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "initech: initech.ops.example.org via route53" in result.stdout
     where = subprocess.run(
         [sys.executable, "-s", "-c", "import twinhost_watcher.__main__ as m; print(m.__file__)"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
     )
     assert where.stdout.strip() == str(lib / "twinhost_watcher" / "__main__.py")
 
 
 @pytest.mark.parametrize("part", sorted(install.NODE_DISTRIBUTIONS))
 def test_the_node_pins_are_a_closed_set_at_the_locked_versions(part: str) -> None:
-    names = {install._normal(n) for n in install.NODE_DISTRIBUTIONS["core"] + install.NODE_DISTRIBUTIONS[part]}
+    names = {
+        install._normal(n) for n in install.NODE_DISTRIBUTIONS["core"] + install.NODE_DISTRIBUTIONS[part]
+    }
     locked = install.locked_versions()
     for name in names:
         assert importlib.metadata.version(name) == locked[name], name
@@ -127,7 +149,9 @@ def test_the_node_pins_are_a_closed_set_at_the_locked_versions(part: str) -> Non
             requirement = Requirement(spec)
             if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
                 continue  # optional extras and other platforms
-            assert install._normal(requirement.name) in names, f"{name} needs {requirement.name}, not pinned for the node"
+            assert install._normal(requirement.name) in names, (
+                f"{name} needs {requirement.name}, not pinned for the node"
+            )
 
 
 def test_the_node_install_pins_only_the_backends_in_use_and_checks_every_hash() -> None:
@@ -151,7 +175,7 @@ def test_the_watcher_on_first_boot_holds_no_config_and_no_secret_in_user_data() 
     assert install.CONFIG_PATH not in paths
     assert not [p for p in paths if p.startswith(install.SECRETS_DIR)]
     assert not [f.path for f in parts.files if f.secret]
-    assert parts.runcmd[:len(install.install_steps())] == install.install_steps()
+    assert parts.runcmd[: len(install.install_steps())] == install.install_steps()
     assert set(install.NODE_PACKAGES) <= set(parts.packages)
 
 

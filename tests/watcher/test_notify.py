@@ -27,7 +27,9 @@ def receiver():
 
 
 def notifier_for(url: str, stream: io.StringIO, sleeps: list[float], attempts: int = 3) -> WebhookNotifier:
-    return WebhookNotifier(url, EventLog(time.time, stream), timeout=2, attempts=attempts, sleep=sleeps.append)
+    return WebhookNotifier(
+        url, EventLog(time.time, stream), timeout=2, attempts=attempts, sleep=sleeps.append
+    )
 
 
 def test_a_move_posts_the_webhook_with_site_from_and_to(tmp_path, receiver) -> None:
@@ -39,7 +41,11 @@ def test_a_move_posts_the_webhook_with_site_from_and_to(tmp_path, receiver) -> N
     h.ticks(3)
     h.notifier.close(timeout=5)
     [body] = receiver.bodies
-    assert body["event"] == "record_moved" and body["site"] == "acme" and body["record"] == "acme.ops.example.net"
+    assert (
+        body["event"] == "record_moved"
+        and body["site"] == "acme"
+        and body["record"] == "acme.ops.example.net"
+    )
     assert body["from"] == [A, B] and body["to"] == [B]
     assert "digitalocean down" in body["text"] and A in body["text"]
     assert receiver.paths == [f"/hook/{TOKEN}"]
@@ -83,7 +89,9 @@ def test_a_hung_webhook_never_blocks_the_check_loop(tmp_path) -> None:
         return 200
 
     h = Harness(tmp_path, [A, B])
-    h.notifier = WebhookNotifier("https://hooks.invalid/x", EventLog(h.clock.now, h.stream), sleep=lambda s: None, post=hung_post)
+    h.notifier = WebhookNotifier(
+        "https://hooks.invalid/x", EventLog(h.clock.now, h.stream), sleep=lambda s: None, post=hung_post
+    )
     h.restart()
     h.checker.health["digitalocean"] = False
     start = time.monotonic()

@@ -32,7 +32,8 @@ def test_the_watcher_imports_nothing_from_infra() -> None:
     assert len(modules) >= 10, modules  # the walk really sees the package
     offending = [
         f"{path.relative_to(PACKAGE.parent)}:{line}: {module}"
-        for path in modules for line, module in imported_modules(path)
+        for path in modules
+        for line, module in imported_modules(path)
         if module == "infra" or module.startswith("infra.")
     ]
     assert offending == []
@@ -42,10 +43,15 @@ def test_the_import_walk_finds_plain_from_nested_and_relative_imports(tmp_path) 
     """The rule above is only as good as its walk."""
     probe = tmp_path / "twinhost_watcher" / "backends" / "probe.py"
     probe.parent.mkdir(parents=True)
-    probe.write_text("import infra\nfrom infra.config import X\ndef f():\n    from infra import catalog\n"
-                     "from . import route53\nfrom ..config import Site\n")
+    probe.write_text(
+        "import infra\nfrom infra.config import X\ndef f():\n    from infra import catalog\n"
+        "from . import route53\nfrom ..config import Site\n"
+    )
     assert imported_modules(probe, tmp_path) == [
-        (1, "infra"), (2, "infra.config"), (4, "infra"), (5, "twinhost_watcher.backends"),
+        (1, "infra"),
+        (2, "infra.config"),
+        (4, "infra"),
+        (5, "twinhost_watcher.backends"),
         (6, "twinhost_watcher.config"),
     ]
     # And in the real package: a module-level import and the function-local ones.

@@ -53,6 +53,7 @@ def debian_boto3() -> str:
 
     return str(tool_root(12, ("python3-boto3",)) / "usr/lib/python3/dist-packages")
 
+
 # Loads the script as a module, moves its paths, runs main(): the script's own code, unchanged.
 DRIVER = """
 import importlib.machinery, importlib.util, json, sys
@@ -123,11 +124,15 @@ class Node:
     def paths(self) -> dict[str, Any]:
         opt = self.root / "opt/twinhost-watcher"
         # CHECK_AS: the check runs as this test's user (it drops to nobody on a node; a test below).
-        return {"CHECK_AS": [],"SETTINGS": str(self.root / "etc/twinhost/watcher-refresh.json"),
-                "CONFIG": str(self.root / "etc/twinhost/watcher.json"),
-                "SECRETS_DIR": str(self.root / "etc/twinhost/watcher-secrets"),
-                "ROOT": str(opt), "PYTHON": str(opt / "venv/bin/python"),
-                "APPLIED": str(self.root / "var/lib/twinhost-watcher-refresh/applied.json")}
+        return {
+            "CHECK_AS": [],
+            "SETTINGS": str(self.root / "etc/twinhost/watcher-refresh.json"),
+            "CONFIG": str(self.root / "etc/twinhost/watcher.json"),
+            "SECRETS_DIR": str(self.root / "etc/twinhost/watcher-secrets"),
+            "ROOT": str(opt),
+            "PYTHON": str(opt / "venv/bin/python"),
+            "APPLIED": str(self.root / "var/lib/twinhost-watcher-refresh/applied.json"),
+        }
 
     def path(self, name: str) -> Path:
         return Path(self.paths[name])
@@ -137,15 +142,26 @@ class Node:
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def refresh(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8",
-               # Nothing of the host's AWS set-up, and no instance role to fall back on.
-               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-               "AWS_EC2_METADATA_DISABLED": "true"}
+        env = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "LANG": "C.UTF-8",
+            # Nothing of the host's AWS set-up, and no instance role to fall back on.
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
         if self.pythonpath:
             env["PYTHONPATH"] = self.pythonpath
         # With the unit's UMask=0077, as systemd runs it.
-        return subprocess.run([self.interpreter, "-c", DRIVER, str(self.script), json.dumps(self.paths), *args],
-                              capture_output=True, text=True, timeout=120, env=env, umask=0o077)
+        return subprocess.run(
+            [self.interpreter, "-c", DRIVER, str(self.script), json.dumps(self.paths), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            umask=0o077,
+        )
 
 
 @pytest.fixture(params=["venv-boto3", "debian-boto3"])
@@ -154,12 +170,20 @@ def node(standin: Standin, tmp_path: Path, request: pytest.FixtureRequest) -> No
     root = tmp_path / "node"
     made = Node(root=root, script=root / "usr/local/sbin/twinhost-watcher-refresh", bin=root / "fakebin")
     if request.param == "debian-boto3":
-        system = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
-                                capture_output=True, text=True).stdout.strip()
-        assert system == "(3, 11)", f"Debian 12's python3-boto3 needs Debian 12's python3.11 here, not {system}"
+        system = subprocess.run(
+            ["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        assert system == "(3, 11)", (
+            f"Debian 12's python3-boto3 needs Debian 12's python3.11 here, not {system}"
+        )
         made.interpreter, made.pythonpath = "/usr/bin/python3", debian_boto3()
     # The settings file and the script exactly as the plan's user data writes them.
-    for source, target in ((files[pw.REFRESH_SETTINGS], made.path("SETTINGS")), (files[pw.REFRESH_SCRIPT], made.script)):
+    for source, target in (
+        (files[pw.REFRESH_SETTINGS], made.path("SETTINGS")),
+        (files[pw.REFRESH_SCRIPT], made.script),
+    ):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(source["content"])
         target.chmod(int(source["permissions"], 8))
@@ -172,9 +196,11 @@ def _write_fakes(node: Node) -> None:
     calls = node.root
     node.bin.mkdir(parents=True)
     systemctl = node.bin / "systemctl"
-    systemctl.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                         f"with open({str(calls / 'systemctl.calls')!r}, 'a') as log:\n"
-                         "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    systemctl.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"with open({str(calls / 'systemctl.calls')!r}, 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
     systemctl.chmod(0o755)
     # The node's venv python: the project's interpreter on the unpacked code (the refresh sets
     # PYTHONPATH), with the secrets copied to $CREDENTIALS_DIRECTORY as `secrets_<name>`, as the
@@ -191,7 +217,8 @@ def _write_fakes(node: Node) -> None:
         "    for name in os.listdir(secrets):\n"
         "        shutil.copy(os.path.join(secrets, name), os.path.join(credentials, 'secrets_' + name))\n"
         "    os.environ['CREDENTIALS_DIRECTORY'] = credentials\n"
-        f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
+    )
     python.chmod(0o755)
 
 
@@ -202,23 +229,32 @@ def test_lab_settings_name_the_standin_and_lab_credentials_and_are_root_only(sta
     entry = _node_files(standin.plan)[pw.REFRESH_SETTINGS]
     settings = json.loads(entry["content"])
     assert settings["endpointUrl"] == standin.url
-    assert (settings["accessKeyId"], settings["secretAccessKey"]) == (aws.ACCESS_KEY_ID, aws.SECRET_ACCESS_KEY)
+    assert (settings["accessKeyId"], settings["secretAccessKey"]) == (
+        aws.ACCESS_KEY_ID,
+        aws.SECRET_ACCESS_KEY,
+    )
     assert settings["bucket"] == standin.seed.bucket and settings["region"] == "eu-west-1"
     assert entry["permissions"] == "0600"
 
 
 def test_without_the_lab_the_settings_are_the_production_ones() -> None:
     entry = _node_files(_plan())[pw.REFRESH_SETTINGS]
-    assert json.loads(entry["content"]) == {"bucket": "watcher-bucket-0plan", "region": "eu-west-1",
-                                            "releaseKey": pw.RELEASE_KEY}
+    assert json.loads(entry["content"]) == {
+        "bucket": "watcher-bucket-0plan",
+        "region": "eu-west-1",
+        "releaseKey": pw.RELEASE_KEY,
+    }
     assert entry["permissions"] == "0644"
 
 
-@pytest.mark.parametrize("bad, key", [
-    ({"endpointUrl": "ftp://198.51.100.1:5000"}, "endpointUrl"),
-    ({"accessKeyId": "lowercase-key"}, "accessKeyId"),
-    ({"secretAccessKey": "short"}, "secretAccessKey"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"endpointUrl": "ftp://198.51.100.1:5000"}, "endpointUrl"),
+        ({"accessKeyId": "lowercase-key"}, "accessKeyId"),
+        ({"secretAccessKey": "short"}, "secretAccessKey"),
+    ],
+)
 def test_the_aws_override_is_validated(bad: dict[str, str], key: str) -> None:
     values = {**aws.stand_in(Layout()).model_dump(by_alias=True), **bad}
     with pytest.raises(ConfigError) as caught:
@@ -270,11 +306,16 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
     staged = Path(checked[3])
     assert staged.parent == node.path("CONFIG").parent and staged.name.startswith(".refresh-")
     assert not staged.exists()
-    assert node.calls("systemctl") == [["enable", "--quiet", "twinhost-watcher.service"],
-                                       ["restart", "twinhost-watcher.service"]]
+    assert node.calls("systemctl") == [
+        ["enable", "--quiet", "twinhost-watcher.service"],
+        ["restart", "twinhost-watcher.service"],
+    ]
     applied = json.loads(node.path("APPLIED").read_text())
-    assert applied == {"archiveSha256": release["archive"]["sha256"], "configSha256": release["config"]["sha256"],
-                       "secretVersions": {n: s["version"] for n, s in release["secrets"].items()}}
+    assert applied == {
+        "archiveSha256": release["archive"]["sha256"],
+        "configSha256": release["config"]["sha256"],
+        "secretVersions": {n: s["version"] for n, s in release["secrets"].items()},
+    }
 
 
 def test_the_next_minute_with_nothing_new_changes_nothing(standin: Standin, node: Node) -> None:
@@ -301,7 +342,10 @@ def test_a_tampered_object_is_refused_by_its_sha256(standin: Standin, node: Node
     finally:
         s3.put_object(Bucket=standin.seed.bucket, Key=key, Body=original)
     assert result.returncode == 1
-    assert f"{'code archive' if which == 'archive' else 'watcher config'} SHA-256 does not match" in result.stderr
+    assert (
+        f"{'code archive' if which == 'archive' else 'watcher config'} SHA-256 does not match"
+        in result.stderr
+    )
     assert not node.path("CONFIG").exists() and not node.path("APPLIED").exists()
     assert node.calls("systemctl") == [] and node.calls("python") == []
     if which == "archive":
@@ -316,8 +360,11 @@ def test_a_set_the_watcher_refuses_is_never_installed(standin: Standin, node: No
     refused set (here a config whose caBundle does not exist) leaves every installed file as it
     was, so a restart of the running watcher finds the accepted set, never the refused one."""
     assert node.refresh("--first-boot").returncode == 0
-    installed = {p: p.read_bytes() for p in node.root.rglob("*")
-                 if p.is_file() and "calls" not in p.name and not p.name.startswith("credentials")}
+    installed = {
+        p: p.read_bytes()
+        for p in node.root.rglob("*")
+        if p.is_file() and "calls" not in p.name and not p.name.startswith("credentials")
+    }
     calls_before = (len(node.calls("systemctl")), len(node.calls("python")))
 
     s3, _ = aws.clients(standin.url, standin.seed.region)
@@ -355,8 +402,14 @@ def test_the_check_of_a_staged_set_runs_as_nobody(standin: Standin) -> None:
     exec(compile(script, pw.REFRESH_SCRIPT, "exec"), namespace)
     command = namespace["check_command"]("/etc/twinhost/.refresh-x")
     assert command[:5] == ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
-    assert command[5:] == [namespace["PYTHON"], "-m", "twinhost_watcher", "--config",
-                           "/etc/twinhost/.refresh-x", "--check-config"]
+    assert command[5:] == [
+        namespace["PYTHON"],
+        "-m",
+        "twinhost_watcher",
+        "--config",
+        "/etc/twinhost/.refresh-x",
+        "--check-config",
+    ]
 
 
 def test_the_watcher_unit_does_not_restart_on_a_refused_config() -> None:

@@ -17,9 +17,19 @@ from .knot import ZONE, Knot, free_port
 NAME = f"acme.{ZONE}"
 
 
-def backend(knot: Knot, name: str = NAME, key: str = "watcher", secret: str | None = None, port: int | None = None) -> Rfc2136Backend:
-    return Rfc2136Backend(name, ZONE, "127.0.0.1", port or knot.port, key_name=key, algorithm="hmac-sha256",
-                          secret=secret or knot.secret, timeout=2)
+def backend(
+    knot: Knot, name: str = NAME, key: str = "watcher", secret: str | None = None, port: int | None = None
+) -> Rfc2136Backend:
+    return Rfc2136Backend(
+        name,
+        ZONE,
+        "127.0.0.1",
+        port or knot.port,
+        key_name=key,
+        algorithm="hmac-sha256",
+        secret=secret or knot.secret,
+        timeout=2,
+    )
 
 
 def test_get_reads_the_record_as_the_server_publishes_it(knot: Knot) -> None:
@@ -45,7 +55,9 @@ def test_a_name_that_does_not_exist_reads_as_empty_and_can_be_created(knot: Knot
 
 def test_an_update_signed_with_a_key_without_rights_is_refused(knot: Knot) -> None:
     before = knot.dig(NAME)
-    with pytest.raises(DnsError, match=r"rfc2136 update: (NOTAUTH|REFUSED|TSIG refused by the server \(PeerBadKey\))"):
+    with pytest.raises(
+        DnsError, match=r"rfc2136 update: (NOTAUTH|REFUSED|TSIG refused by the server \(PeerBadKey\))"
+    ):
         backend(knot, key="intruder", secret=knot.intruder_secret).set(["203.0.113.66"], 60)
     assert knot.dig(NAME) == before
 
@@ -59,13 +71,23 @@ def test_an_update_with_a_wrong_secret_is_refused(knot: Knot) -> None:
 
 def test_a_secret_that_is_not_base64_is_an_error_that_does_not_show_it() -> None:
     with pytest.raises(DnsError) as caught:
-        Rfc2136Backend(NAME, ZONE, "127.0.0.1", 53, key_name="watcher", algorithm="hmac-sha256", secret="not*base64!")
+        Rfc2136Backend(
+            NAME, ZONE, "127.0.0.1", 53, key_name="watcher", algorithm="hmac-sha256", secret="not*base64!"
+        )
     assert "not*base64!" not in str(caught.value)
 
 
 def test_a_server_that_is_not_there_is_an_error() -> None:
-    dns = Rfc2136Backend(NAME, ZONE, "127.0.0.1", free_port(), key_name="watcher", algorithm="hmac-sha256",
-                         secret="c2VjcmV0", timeout=1)
+    dns = Rfc2136Backend(
+        NAME,
+        ZONE,
+        "127.0.0.1",
+        free_port(),
+        key_name="watcher",
+        algorithm="hmac-sha256",
+        secret="c2VjcmV0",
+        timeout=1,
+    )
     with pytest.raises(DnsError, match="rfc2136 query"):
         dns.get()
 

@@ -56,9 +56,22 @@ def backend(endpoint: str, zone_id: str) -> Route53Backend:
 def test_a_missing_record_reads_as_empty_not_as_the_next_name(moto_endpoint, zone) -> None:
     client, zone_id = zone
     # A name that sorts after ours: the listing starts at our name and would return this one.
-    client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
-        "Action": "CREATE", "ResourceRecordSet": {"Name": "zz.ops.example.net", "Type": "A", "TTL": 60,
-                                                  "ResourceRecords": [{"Value": "203.0.113.5"}]}}]})
+    client.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": "zz.ops.example.net",
+                        "Type": "A",
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": "203.0.113.5"}],
+                    },
+                }
+            ]
+        },
+    )
     assert backend(moto_endpoint, zone_id).get() == []
 
 
@@ -75,9 +88,24 @@ def test_set_upserts_the_whole_set_and_get_reads_it_back(moto_endpoint, zone) ->
 
 def test_a_weighted_record_set_is_refused(moto_endpoint, zone) -> None:
     client, zone_id = zone
-    client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
-        "Action": "CREATE", "ResourceRecordSet": {"Name": NAME, "Type": "A", "TTL": 60, "SetIdentifier": "do",
-                                                  "Weight": 10, "ResourceRecords": [{"Value": A}]}}]})
+    client.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": NAME,
+                        "Type": "A",
+                        "TTL": 60,
+                        "SetIdentifier": "do",
+                        "Weight": 10,
+                        "ResourceRecords": [{"Value": A}],
+                    },
+                }
+            ]
+        },
+    )
     with pytest.raises(DnsError, match="weighted/failover/alias"):
         backend(moto_endpoint, zone_id).get()
 
@@ -97,7 +125,7 @@ def test_an_unreachable_endpoint_is_an_error(aws_env) -> None:
 
 
 def test_the_watcher_moves_a_route53_record_and_puts_it_back(tmp_path, moto_endpoint, zone) -> None:
-    client, zone_id = zone
+    _client, zone_id = zone
     r53 = backend(moto_endpoint, zone_id)
     r53.set([A, B], 60)
     h = Harness(tmp_path, [])

@@ -21,13 +21,20 @@ def _config(tmp_path: Path, bundle: str) -> Path:
     os.chmod(secrets / "cf", 0o600)
     node = {"caBundle": bundle}
     config = {
-        "stateDir": str(tmp_path / "state"), "secretsDir": str(secrets),
-        "sites": [{
-            "site": "proxied", "record": "proxied.ops.example.net", "zone": "ops.example.net",
-            "dns": {"backend": "cloudflare", "zoneId": "0" * 32, "tokenSecret": "cf", "proxied": True},
-            "nodes": [{"name": "digitalocean", "address": "203.0.113.10", **node},
-                      {"name": "linode", "address": "198.51.100.20", **node}],
-        }],
+        "stateDir": str(tmp_path / "state"),
+        "secretsDir": str(secrets),
+        "sites": [
+            {
+                "site": "proxied",
+                "record": "proxied.ops.example.net",
+                "zone": "ops.example.net",
+                "dns": {"backend": "cloudflare", "zoneId": "0" * 32, "tokenSecret": "cf", "proxied": True},
+                "nodes": [
+                    {"name": "digitalocean", "address": "203.0.113.10", **node},
+                    {"name": "linode", "address": "198.51.100.20", **node},
+                ],
+            }
+        ],
     }
     path = tmp_path / "watcher.json"
     path.write_text(json.dumps(config))

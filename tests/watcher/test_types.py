@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_watcher_package_passes_mypy_strict() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "twinhost_watcher"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -42,7 +42,11 @@ REFUSED: list[tuple[Callable[[str], str], str, str]] = [
     (v.cloudflare_zone_id, "0123456789ABCDEF0123456789ABCDEF", "must be a Cloudflare zone id"),
     (v.cloudflare_zone_id, "0123456789abcdef0123456789abcde", "must be a Cloudflare zone id"),
     (v.cloudflare_account_id, "acct", "must be a Cloudflare account id: 32 lowercase hex characters"),
-    (v.route53_zone_id, "zone-1", "must be a hosted zone id such as Z0123456789ABCDEFGHIJ (upper-case letters and digits, at most 32)"),
+    (
+        v.route53_zone_id,
+        "zone-1",
+        "must be a hosted zone id such as Z0123456789ABCDEFGHIJ (upper-case letters and digits, at most 32)",
+    ),
     (v.route53_zone_id, "z0123456789abcdefghij", "must be a hosted zone id"),
     (v.route53_zone_id, "/hostedzone/Z0123456789ABCDEFGHIJ", "must be a hosted zone id"),
     (v.route53_zone_id, "Z" * 33, "at most 32"),
@@ -50,16 +54,19 @@ REFUSED: list[tuple[Callable[[str], str], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("check", "value", "expected"), ACCEPTED,
-                         ids=[f"{c.__name__}:{value[:24]}" for c, value, _ in ACCEPTED])
+@pytest.mark.parametrize(
+    ("check", "value", "expected"), ACCEPTED, ids=[f"{c.__name__}:{value[:24]}" for c, value, _ in ACCEPTED]
+)
 def test_valid_names_and_ids_are_accepted(check: Callable[[str], str], value: str, expected: str) -> None:
     assert check(value) == expected
 
 
-@pytest.mark.parametrize(("check", "value", "message"), REFUSED,
-                         ids=[f"{c.__name__}:{value[:24]}" for c, value, _ in REFUSED])
+@pytest.mark.parametrize(
+    ("check", "value", "message"), REFUSED, ids=[f"{c.__name__}:{value[:24]}" for c, value, _ in REFUSED]
+)
 def test_invalid_names_and_ids_are_refused_saying_what_is_allowed(
-        check: Callable[[str], str], value: str, message: str) -> None:
+    check: Callable[[str], str], value: str, message: str
+) -> None:
     with pytest.raises(ValueError) as caught:
         check(value)
     assert message in str(caught.value)

@@ -16,7 +16,7 @@ class DnsError(Exception):
     """A provider call failed. The message is safe to log: it never carries a credential."""
 
 
-class RateLimited(DnsError):
+class RateLimitedError(DnsError):
     """The provider asked us to slow down; try again after `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: float):
@@ -46,11 +46,19 @@ def backend_for(site: Site, config: WatcherConfig, timeout: float) -> DnsBackend
     if isinstance(dns, Route53Dns):
         from twinhost_watcher.backends.route53 import Route53Backend
 
-        return Route53Backend(site.record, dns.hosted_zone_id, region=dns.region, endpoint_url=dns.endpoint_url, timeout=timeout)
+        return Route53Backend(
+            site.record, dns.hosted_zone_id, region=dns.region, endpoint_url=dns.endpoint_url, timeout=timeout
+        )
     from twinhost_watcher.backends.rfc2136 import Rfc2136Backend
 
     secret = read_secret(config, f"sites[{index}].dns.tsigSecret", dns.tsig_secret)
     return Rfc2136Backend(
-        site.record, site.zone, dns.server, dns.port,
-        key_name=dns.tsig_key_name, algorithm=dns.tsig_algorithm, secret=secret, timeout=timeout,
+        site.record,
+        site.zone,
+        dns.server,
+        dns.port,
+        key_name=dns.tsig_key_name,
+        algorithm=dns.tsig_algorithm,
+        secret=secret,
+        timeout=timeout,
     )

@@ -7,7 +7,7 @@ posts and Cloudflare propagates each change on its own, so resolvers could brief
 
 The SDK's own retries are off (`max_retries=0`): a retry with back-off inside a call would stall
 the check loop for up to a minute on a 429. The loop is the retry: the next tick reads again, and a
-429's Retry-After is honoured by skipping this site's DNS calls until then (see `RateLimited`).
+429's Retry-After is honoured by skipping this site's DNS calls until then (see `RateLimitedError`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import cloudflare
 import httpx
 
-from twinhost_watcher.backends import DnsError, RateLimited
+from twinhost_watcher.backends import DnsError, RateLimitedError
 
 # One page holds every A record of one name; a name with more than this is not ours to manage.
 PAGE_SIZE = 100
@@ -28,20 +28,35 @@ class CloudflareBackend:
     name = "cloudflare"
 
     def __init__(
-        self, record: str, zone_id: str, token: str, *, proxied: bool = False, timeout: float = 10.0,
-        http_client: httpx.Client | None = None, base_url: str | None = None,
+        self,
+        record: str,
+        zone_id: str,
+        token: str,
+        *,
+        proxied: bool = False,
+        timeout: float = 10.0,
+        http_client: httpx.Client | None = None,
+        base_url: str | None = None,
     ):
         self.record = record
         self.zone_id = zone_id
         self.proxied = proxied
         self._client = cloudflare.Cloudflare(
-            api_token=token, max_retries=0, timeout=timeout, http_client=http_client, base_url=base_url,
+            api_token=token,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+            base_url=base_url,
         )
 
     def _records(self) -> list[Any]:
         page = self._call(
-            "list", self._client.dns.records.list,
-            zone_id=self.zone_id, type="A", name={"exact": self.record}, per_page=PAGE_SIZE,
+            "list",
+            self._client.dns.records.list,
+            zone_id=self.zone_id,
+            type="A",
+            name={"exact": self.record},
+            per_page=PAGE_SIZE,
         )
         # Not iterated: the SDK's auto-paging asks for pages until one comes back empty, an extra
         # call per read for nothing.
@@ -70,9 +85,18 @@ class CloudflareBackend:
         # Rewrite before adding, add before deleting: the name always has an address.
         while stale and missing:
             record = stale.pop(0)
-            self._call("update", self._client.dns.records.update, record.id, zone_id=self.zone_id, content=missing.pop(0), **body)
+            self._call(
+                "update",
+                self._client.dns.records.update,
+                record.id,
+                zone_id=self.zone_id,
+                content=missing.pop(0),
+                **body,
+            )
         for address in missing:
-            self._call("create", self._client.dns.records.create, zone_id=self.zone_id, content=address, **body)
+            self._call(
+                "create", self._client.dns.records.create, zone_id=self.zone_id, content=address, **body
+            )
         for record in stale:
             self._call("delete", self._client.dns.records.delete, record.id, zone_id=self.zone_id)
 
@@ -80,7 +104,9 @@ class CloudflareBackend:
         try:
             return method(*args, **kwargs)
         except cloudflare.RateLimitError as exc:
-            raise RateLimited(f"cloudflare {what}: 429 rate limited", _retry_after(exc.response)) from None
+            raise RateLimitedError(
+                f"cloudflare {what}: 429 rate limited", _retry_after(exc.response)
+            ) from None
         except cloudflare.APIStatusError as exc:
             raise DnsError(f"cloudflare {what}: HTTP {exc.status_code}: {_errors(exc.body)}") from None
         except cloudflare.APITimeoutError:

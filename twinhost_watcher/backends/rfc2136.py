@@ -30,8 +30,18 @@ ALGORITHMS = {
 class Rfc2136Backend:
     name = "rfc2136"
 
-    def __init__(self, record: str, zone: str, server: str, port: int = 53, *, key_name: str,
-                 algorithm: str, secret: str, timeout: float = 5.0):
+    def __init__(
+        self,
+        record: str,
+        zone: str,
+        server: str,
+        port: int = 53,
+        *,
+        key_name: str,
+        algorithm: str,
+        secret: str,
+        timeout: float = 5.0,
+    ):
         self.record = dns.name.from_text(record)
         self.zone = dns.name.from_text(zone)
         self.server = server
@@ -40,7 +50,9 @@ class Rfc2136Backend:
         try:
             self._key = dns.tsig.Key(key_name, secret, ALGORITHMS[algorithm])
         except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError: not base64
-            raise DnsError(f"rfc2136: the TSIG secret is not valid base64 ({exc.__class__.__name__})") from None
+            raise DnsError(
+                f"rfc2136: the TSIG secret is not valid base64 ({exc.__class__.__name__})"
+            ) from None
 
     def get(self) -> list[str]:
         query = dns.message.make_query(self.record, dns.rdatatype.A)
