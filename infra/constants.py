@@ -6,11 +6,14 @@ copy of the user-data limits; tests/policy/test_policy_constants.py proves the c
 
 from __future__ import annotations
 
-# Provider limits on user data, in bytes, before any base64 the API needs.
+# Provider limits on user data, in bytes, as each provider counts them (how each node's user data
+# is kept within USER_DATA_BUDGET of its limit: infra/bootstrap/render.py).
 USER_DATA_LIMITS: dict[str, int] = {
     # DigitalOcean: "User data is limited to 64 KiB" (Droplet create API, user_data).
     "digitalocean": 64 * 1024,
-    # Linode Metadata: user_data is base64 of at most 65,535 bytes of plain text.
+    # Linode: its documentation, as far as we could search it (2026-12-05), states no limit for
+    # `metadata.user_data`; 65,535 is assumed, counted on the base64 text the API receives (the
+    # stricter reading).
     "linode": 65535,
     # EC2: "user data is limited to 16 KB, in raw form, before it is base64-encoded" (the
     # redirector's is gzip-compressed, so the gzip bytes count).

@@ -7,8 +7,9 @@ cloud-config keys that only cloud-init's own modules can do well (users, swap, C
 `merge` concatenates them in the order given and refuses two parts writing one file or setting
 one key; `cloud_config` refuses a key cloud-init would silently ignore; `dump_cloud_config` dumps
 the result with yaml; nothing is string-glued. `compact` strips comment lines for hosts with a
-tight limit (the redirector: EC2's 16 KiB), and `File(compress=True)` ships one file as
-cloud-init's `gz+b64`.
+tight limit (the redirector: EC2's 16 KiB), `File(compress=True)` ships one file as cloud-init's
+`gz+b64`, and `pack` is the one rule choosing which files do (above `PACK_ABOVE` bytes);
+`readable` turns a packed document back into one a reviewer can read.
 
 Files come from the repository's `cloudinit/` tree through one loader (`static`, `template`),
 named by the machine that gets them and their target path: `common/etc/issue`,
@@ -299,4 +300,64 @@ def compact(parts: Parts) -> Parts:
     same."""
     return dataclasses.replace(
         parts, files=tuple(dataclasses.replace(f, content=strip_comments(f.content)) for f in parts.files)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing: large files as gz+b64, so a user data that is not gzipped as a whole fits its budget
+
+# Files above this many bytes ship gzipped + base64 (`gz+b64`). Below it the base64 and gzip
+# headers eat most of the gain, and small files (keys, one-line settings) stay greppable.
+PACK_ABOVE = 512
+
+
+def pack(parts: Parts) -> Parts:
+    """The same parts with every file above `PACK_ABOVE` bytes marked `compress` (the one rule).
+
+    Scripts and templates shrink to about half (gzip ~35-55 %, then base64 x 4/3); cloud-init
+    writes the same bytes on the host. Not for a user data that is gzipped as a whole (the
+    redirector's, the Linode's): gzip over base64 gains little."""
+    return dataclasses.replace(
+        parts,
+        files=tuple(
+            dataclasses.replace(f, compress=True) if len(f.content.encode()) > PACK_ABOVE else f
+            for f in parts.files
+        ),
+    )
+
+
+def decoded_files(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A parsed cloud-config's `write_files` with every `gz+b64`/`b64` content decoded to its text
+    (the entries that were encoded keep it in `shipped_as`). For checks that read file contents
+    (secrets, golden files) and for `readable`."""
+    entries = []
+    for entry in document.get("write_files") or []:
+        entry = dict(entry)
+        encoding = entry.pop("encoding", None)
+        if encoding in ("gz+b64", "gzip+base64", "gz+base64"):
+            entry["content"] = gzip.decompress(base64.b64decode(entry["content"])).decode()
+        elif encoding in ("b64", "base64"):
+            entry["content"] = base64.b64decode(entry["content"]).decode()
+        if encoding:
+            entry["shipped_as"] = encoding
+        entries.append(entry)
+    return entries
+
+
+def readable(user_data: str) -> str:
+    """`user_data` with packed files shown decoded, for reading and reviewing (build/ and the golden
+    files): each such entry says `shipped_as: gz+b64` instead of carrying `encoding`. Not for
+    cloud-init (it would write the same files, from a larger document)."""
+    document = yaml.safe_load(user_data)
+    if not isinstance(document, dict) or not any("encoding" in e for e in document.get("write_files") or []):
+        return user_data  # nothing packed: the document is its own readable copy
+    document["write_files"] = decoded_files(document)
+    for key in ("bootcmd", "runcmd"):  # dumped as `dump_cloud_config` dumped them
+        if key in document:
+            document[key] = [_command(tuple(c)) if isinstance(c, list) else c for c in document[key]]
+    return dump_cloud_config(document).replace(
+        "#cloud-config\n",
+        "#cloud-config\n# readable copy: files shipped gz+b64 are shown decoded "
+        "(shipped_as); cloud-init gets the packed document\n",
+        1,
     )

@@ -10,16 +10,36 @@ provider as a secret, and never print it.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import gzip
 from collections.abc import Callable
 from typing import Any
 
 from infra.bootstrap.app import app_parts, slot_ports
 from infra.bootstrap.glusterfs import glusterfs_parts
 from infra.bootstrap.hardening import hardening_parts
-from infra.bootstrap.parts import Parts, cloud_config, dump_cloud_config, merge
+from infra.bootstrap.parts import Parts, cloud_config, compact, dump_cloud_config, merge, pack
 from infra.bootstrap.spec import NodeSpec
 from infra.bootstrap.tinc import tinc_firewall_rules, tinc_parts
 from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
+
+# How each provider receives the user data, and how it is kept under budget (the limits:
+# infra.constants.USER_DATA_LIMITS):
+# - digitalocean: the `#cloud-config` text itself (the API's user_data is a JSON string, so no
+#   binary): comment-only lines dropped (`compact`; `#!` scripts and secret files ship whole),
+#   then files above PACK_ABOVE bytes ship as gz+b64 (`pack`); the document stays YAML.
+# - linode: the API's `metadata.user_data` is base64; the document is gzipped whole first
+#   (cloud-init gunzips user data from any datasource; the Akamai datasource base64-decodes it).
+#   Its limit is counted against the base64 form: Linode's documentation, as far as we could
+#   search it, does not state the limit of `metadata.user_data`; we assume 65,535 bytes
+#   on what the API receives, the base64 text.
+# - aws: the redirector, gzipped whole (infra.redirector.user_data_base64); EC2 counts the
+#   gzip bytes, before its base64.
+GZIPPED_WHOLE = frozenset({"linode", "aws"})
+# Every node's user data, as its provider counts it, stays within this share of the limit: room
+# for what the data layer adds (issue 16). Checked in tests/bootstrap/test_user_data_budget.py.
+USER_DATA_BUDGET = 0.60
 
 
 def node_parts(spec: NodeSpec) -> Parts:
@@ -72,8 +92,39 @@ def base_config(spec: NodeSpec) -> dict[str, Any]:
 
 
 def render_user_data(spec: NodeSpec) -> str:
-    """The node's complete `#cloud-config` user data."""
-    return dump_cloud_config(cloud_config(node_parts(spec), base_config(spec)))
+    """The node's complete `#cloud-config` user data, as cloud-init reads it: large files packed
+    (gz+b64) unless the provider's copy is gzipped whole (`GZIPPED_WHOLE`)."""
+    parts = node_parts(spec)
+    if spec.provider not in GZIPPED_WHOLE:
+        # Comment-only lines out of every file but the secret ones (their lines are values:
+        # a quoted multi-line secret may hold a line that looks like a comment), then `pack`.
+        lean = compact(parts)
+        parts = pack(
+            dataclasses.replace(
+                lean,
+                files=tuple(
+                    original if original.secret else stripped
+                    for original, stripped in zip(parts.files, lean.files, strict=True)
+                ),
+            )
+        )
+    return dump_cloud_config(cloud_config(parts, base_config(spec)))
+
+
+def linode_user_data(text: str) -> str:
+    """What Linode's `metadata.user_data` takes: base64 of the gzipped document (reproducible:
+    no timestamp in the gzip header, so the same text gives the same value)."""
+    return base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode("ascii")
+
+
+def provider_user_data_size(provider: str, text: str) -> int:
+    """The size of `text` as `provider` counts it against USER_DATA_LIMITS: DigitalOcean the
+    text, Linode the base64 it receives, AWS the gzip bytes (before EC2's base64)."""
+    if provider == "linode":
+        return len(linode_user_data(text))
+    if provider == "aws":
+        return len(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+    return len(text.encode())
 
 
 def secret_values(spec: NodeSpec) -> tuple[str, ...]:

@@ -1,12 +1,12 @@
 """Node B: a Debian instance on Linode, its user data delivered through the Metadata service.
 
-Linode takes user data base64-encoded in `metadatas`; regions without the Metadata service are
-refused by the config model before anything is created.
+Linode takes user data base64-encoded in `metadatas`: the document is gzipped first (its limit is
+counted on the base64; see `GZIPPED_WHOLE` in infra/bootstrap/render.py); regions without the
+Metadata service are refused by the config model before anything is created.
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -14,6 +14,7 @@ import pulumi
 import pulumi_linode as linode
 
 from infra import catalog
+from infra.bootstrap.render import linode_user_data
 from infra.config import LinodeNode
 
 
@@ -35,9 +36,7 @@ class LinodeSiteNode(pulumi.ComponentResource):
     def __init__(self, name: str, args: LinodeSiteNodeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("twinhost:site:LinodeNode", name, None, opts)
         settings = args.settings
-        encoded = pulumi.Output.secret(args.user_data).apply(
-            lambda text: base64.b64encode(text.encode()).decode("ascii")
-        )
+        encoded = pulumi.Output.secret(args.user_data).apply(linode_user_data)
         self.instance = linode.Instance(
             f"{name}-instance",
             label=f"{args.site}-linode",

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from infra.bootstrap.parts import readable
+from infra.bootstrap.render import provider_user_data_size
+from infra.constants import USER_DATA_LIMITS
 from infra.plan.cost import monthly_cost
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, redact, reveal
 from infra.redirector import decompress
@@ -84,7 +87,15 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
     for key in ("userData", "metadatas"):
         if key in inputs:
             text = _user_data_text(inputs[key])
-            shown["userData"] = f"[secret] {len(text.encode())} bytes" if text is not None else "[secret]"
+            if text is None:
+                shown["userData"] = "[secret]"
+            elif key == "metadatas":
+                shown["userData"] = (
+                    f"[secret] {_budget('linode', text)} (base64 of gzip; "
+                    f"{len(text.encode())} bytes as cloud-init reads it)"
+                )
+            else:
+                shown["userData"] = f"[secret] {_budget('digitalocean', text)}"
     if "userDataBase64" in inputs:
         packed = reveal(inputs["userDataBase64"])
         if isinstance(packed, str):
@@ -114,8 +125,14 @@ def _user_data_text(value: Any) -> str | None:
     plain = reveal(value)
     if isinstance(plain, list) and plain and isinstance(plain[0], dict):
         encoded = plain[0].get("userData")
-        return base64.b64decode(encoded).decode() if encoded else None
+        return decompress(base64.b64decode(encoded)) if encoded else None
     return plain if isinstance(plain, str) else None
+
+
+def _budget(provider: str, text: str) -> str:
+    """`N bytes, P % of the limit`, N counted as the provider counts it (Linode: the base64)."""
+    size = provider_user_data_size(provider, text)
+    return f"{size} bytes, {100 * size / USER_DATA_LIMITS[provider]:.0f} % of the limit"
 
 
 def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, Any]:
@@ -148,16 +165,18 @@ def to_dict(result: PlanResult, user_data_paths: dict[str, Path]) -> dict[str, A
 
 
 def write_user_data(result: PlanResult, build_dir: Path) -> dict[str, Path]:
-    """Write each node's rendered #cloud-config to build/<stack>/<node>.yaml (mode 0600: it holds
-    that node's private keys, exactly as the provider would receive them)."""
+    """Write each node's rendered #cloud-config to build/<stack>/<node>.yaml, as cloud-init reads
+    it (after the provider's base64 and gzip), and beside it <node>.readable.yaml with the files
+    shipped gz+b64 shown decoded. Mode 0600: both hold that node's private keys."""
     target = build_dir / result.stack
     target.mkdir(parents=True, exist_ok=True)
     paths = {}
     for node, text in result.user_data.items():
         path = target / f"{node}.yaml"
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(text, encoding="utf-8")
+        for where, content in ((path, text), (target / f"{node}.readable.yaml", readable(text))):
+            where.touch(mode=0o600)
+            where.chmod(0o600)
+            where.write_text(content, encoding="utf-8")
         paths[node] = path
     return paths
 

@@ -212,8 +212,9 @@ def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
         node, key = _USER_DATA_FIELDS[resource.type]
         value = reveal(resource.inputs.get(key))
         if key == "metadatas" and value:
+            # Linode: base64 of the gzipped document, written out as cloud-init reads it.
             encoded = value[0].get("userData")
-            value = base64.b64decode(encoded).decode() if encoded else None
+            value = decompress(base64.b64decode(encoded)) if encoded else None
         if key == "userDataBase64" and isinstance(value, str):
             # gzip for the redirector (EC2's 16 KB): written out as cloud-init reads it.
             value = decompress(base64.b64decode(value))

@@ -47,7 +47,7 @@ POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="user-data-under-provider-limit",
         description="User data fits the provider's limit: DigitalOcean 64 KiB, Linode 65,535 "
-        "bytes before base64, AWS 16 KiB.",
+        "bytes of the base64 it receives, AWS 16 KiB.",
         validate=rules.validate_user_data_size,
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.HIGH,

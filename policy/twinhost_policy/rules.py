@@ -82,7 +82,9 @@ PROTECTED_TYPES = frozenset(
 # -- provider limits ----------------------------------------------------------------------------
 # DigitalOcean: "User data is limited to 64 KiB" (Droplet create API, user_data).
 DIGITALOCEAN_USER_DATA_MAX = 64 * 1024
-# Linode Metadata: user_data is base64 of at most 65,535 bytes of plain text.
+# Linode Metadata: the API takes user_data base64-encoded. Its documentation, as far as we could
+# search it, does not state the limit; we assume 64 KiB (65,535) counted on the base64 text the
+# API receives (as infra/bootstrap/render.py does).
 LINODE_USER_DATA_MAX = 65_535
 # AWS EC2: "user data is limited to 16 KB, in raw form, before it is base64-encoded".
 AWS_USER_DATA_MAX = 16 * 1024
@@ -254,7 +256,8 @@ def validate_protected(args: ResourceValidationArgs, report_violation: ReportVio
 
 
 def validate_user_data_size(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """First-boot user data stays under the provider's limit (measured before base64)."""
+    """First-boot user data stays under the provider's limit (as each provider counts it: Linode
+    the base64 it receives, EC2 the bytes before its base64, DigitalOcean the text)."""
     for where, size, limit in user_data_sizes(args.resource_type, args.props):
         if size is None:
             report_violation(f"{where} is not valid base64, so the provider cannot decode it", None)
@@ -267,14 +270,20 @@ def validate_user_data_size(args: ResourceValidationArgs, report_violation: Repo
 
 
 def user_data_sizes(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, int | None, int]]:
-    """(where, plain size in bytes or None if undecodable, limit) for each user data field."""
+    """(where, size in bytes as the provider counts it or None if undecodable, limit) for each
+    user data field."""
     if resource_type == DROPLET:
         if props.get("userData") is not None:
             yield "userData", _size(props["userData"]), DIGITALOCEAN_USER_DATA_MAX
     elif resource_type == LINODE_INSTANCE:
         for i, metadata in enumerate(props.get("metadatas") or []):
             if metadata.get("userData") is not None:
-                yield f"metadatas[{i}].userData", _base64_size(metadata["userData"]), LINODE_USER_DATA_MAX
+                encoded = metadata["userData"]  # counted as received: the base64 text
+                yield (
+                    f"metadatas[{i}].userData",
+                    _size(encoded) if _base64_size(encoded) is not None else None,
+                    LINODE_USER_DATA_MAX,
+                )
     elif resource_type == AWS_INSTANCE:
         if props.get("userData") is not None:
             yield "userData", _size(props["userData"]), AWS_USER_DATA_MAX

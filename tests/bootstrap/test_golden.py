@@ -1,5 +1,9 @@
 """Golden user data per node role. Regenerate: TWINHOST_REGEN_GOLDEN=1 pytest tests/bootstrap.
 
+The golden files are for reading: each holds the readable copy of the user data (`readable`:
+files shipped gz+b64 shown decoded, marked `shipped_as: gz+b64`), so a change to a script shows
+as a diff of its lines; a change to which files are packed shows too.
+
 The specs use FAKE_KEYS (obviously fake placeholders), so no real key is ever committed."""
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import pytest
 
 from infra.bootstrap import hardening_parts, render_parts, render_user_data
 from infra.bootstrap.hardening import FirewallRule
-from infra.bootstrap.parts import compact
+from infra.bootstrap.parts import compact, readable
 from tests.bootstrap.bootstrap_specs import make_spec
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -44,7 +48,7 @@ ROLES = {
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_rendered_user_data_matches_golden_file(role):
-    actual = ROLES[role]()
+    actual = readable(ROLES[role]())
     path = GOLDEN / f"{role}.yaml"
     if REGENERATE or not path.exists():
         GOLDEN.mkdir(exist_ok=True)

@@ -1,5 +1,5 @@
-"""Rule: user data under each provider's limit (DigitalOcean 64 KiB, Linode 65,535 bytes before
-base64, AWS 16 KiB)."""
+"""Rule: user data under each provider's limit (DigitalOcean 64 KiB, Linode 65,535 bytes of the
+base64 it receives, AWS 16 KiB)."""
 
 from __future__ import annotations
 
@@ -42,21 +42,19 @@ def test_user_data_over_the_limit_is_refused(plans: Plans, node: str) -> None:
     assert len(found) == 1 and "at most" in found[0], found
 
 
-def test_linode_limit_is_measured_before_base64(plans: Plans) -> None:
-    """65,535 plain bytes pass although their base64 is 87,380 characters; one more byte fails."""
+def test_linode_limit_is_counted_on_the_base64_form(plans: Plans) -> None:
+    """The base64 text is what Linode receives: 65,535 characters of it pass (49,149 plain
+    bytes give 65,532), 49,152 plain bytes (65,536 characters) fail, and so does the 65,535
+    plain bytes that the older rule let through (87,380 characters)."""
     instance = plans.shipped("harbourlaw").one(LINODE_INSTANCE)
 
     def with_size(size: int):
         encoded = base64.b64encode(b"#" * size).decode()
         return lambda inputs: inputs.update(metadatas=[{"userData": encoded}])
 
-    assert (
-        violations(validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX)))
-        == []
-    )
-    assert violations(
-        validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX + 1))
-    )
+    assert violations(validate_user_data_size, resource_args(instance, edit=with_size(49_149))) == []
+    assert violations(validate_user_data_size, resource_args(instance, edit=with_size(49_152)))
+    assert violations(validate_user_data_size, resource_args(instance, edit=with_size(LINODE_USER_DATA_MAX)))
 
 
 def test_digitalocean_limit_is_64_kib_exactly(plans: Plans) -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from infra import platform_watcher as pw
+from infra.bootstrap.parts import readable
 from infra.cli import main
 from infra.config import ConfigError
 from infra.plan.lab_profile import LabProfile
@@ -79,15 +80,15 @@ def profile() -> LabProfile:
 def test_site_nodes_get_the_lab_proxy_ca_acme_directory_and_admin(profile):
     result = run_plan(REPO / "Pulumi.harbourlaw.yaml", lab=profile)
     for node in ("digitalocean", "linode"):
-        text = result.user_data[node]
+        text = readable(result.user_data[node])  # packed (gz+b64) files decoded
         document = yaml.safe_load(text)
         assert "198.51.100.1:3150" in str(document.get("apt", {})), node
         assert "https://198.51.100.1:14000/dir" in text and "BEGIN CERTIFICATE" in text
         assert "198.51.100.208/29" in text and profile.ssh_keys[0] in text
         assert "203.0.113.0/28" in text  # the stack's own admin networks stay
     # The lab addresses stand in for the public ones, so the peers name each other by them.
-    assert "198.51.100.20" in result.user_data["digitalocean"]
-    assert "198.51.100.10" in result.user_data["linode"]
+    assert "198.51.100.20" in readable(result.user_data["digitalocean"])
+    assert "198.51.100.10" in readable(result.user_data["linode"])
 
 
 def test_the_redirector_gets_the_lab_resolvers_and_acme_server(profile):
@@ -96,7 +97,7 @@ def test_the_redirector_gets_the_lab_resolvers_and_acme_server(profile):
 
 
 def test_without_a_profile_nothing_of_the_lab_leaks_in():
-    text = run_plan(REPO / "Pulumi.harbourlaw.yaml").user_data["digitalocean"]
+    text = readable(run_plan(REPO / "Pulumi.harbourlaw.yaml").user_data["digitalocean"])
     assert "198.51.100.1" not in text and "acme-v02.api.letsencrypt.org" in text
 
 
@@ -155,7 +156,8 @@ def test_a_real_plan_has_none_of_the_lab_settings_in_any_nodes_user_data():
     ]
     platform = run_plan(REPO / "Pulumi.prod.yaml")
     site = run_plan(REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": platform.outputs})
-    user_data = {**site.user_data, **platform.user_data}
+    # Packed (gz+b64) files decoded: a lab value inside one must be found too.
+    user_data = {node: readable(text) for node, text in {**site.user_data, **platform.user_data}.items()}
     assert set(user_data) == {"digitalocean", "linode", "redirector"}
     for node, text in user_data.items():
         found = [value for value in lab_values if value in text]

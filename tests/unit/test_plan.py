@@ -70,6 +70,33 @@ def test_user_data_is_written_per_node_readable_only_by_owner(all_plans):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_user_data_is_also_written_readable_with_packed_files_decoded(all_plans):
+    """build/<stack>/<node>.readable.yaml: the same files, gz+b64 ones shown decoded; 0600 too."""
+    import yaml
+
+    from infra.bootstrap.parts import decoded_files
+
+    _, build = all_plans
+    for node in ("digitalocean", "linode"):
+        shipped = yaml.safe_load((build / "harbourlaw" / f"{node}.yaml").read_text())
+        path = build / "harbourlaw" / f"{node}.readable.yaml"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        entries = yaml.safe_load(path.read_text())["write_files"]
+        assert not any("encoding" in e for e in entries)
+        assert [e["content"] for e in entries] == [e["content"] for e in decoded_files(shipped)]
+    packed = yaml.safe_load((build / "harbourlaw" / "digitalocean.yaml").read_text())["write_files"]
+    assert any(e.get("encoding") == "gz+b64" for e in packed)  # DigitalOcean's large files are packed
+
+
+def test_plan_shows_each_nodes_user_data_size_as_its_provider_counts_it(all_plans):
+    result, _ = all_plans
+    site = next(p for p in json.loads(result.stdout) if p["role"] == "site")
+    shown = {r["type"]: r["settings"]["userData"] for r in site["resources"] if "userData" in r["settings"]}
+    assert "% of the limit" in shown["digitalocean:index/droplet:Droplet"]
+    assert "base64 of gzip" in shown["linode:index/instance:Instance"]
+    assert "% of the limit" in shown["linode:index/instance:Instance"]
+
+
 def test_secrets_are_shown_as_placeholders_and_never_printed(all_plans):
     result, build = all_plans
     assert "PRIVATE KEY" not in result.stdout and "PRIVATE KEY" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from infra import catalog
+from infra.bootstrap.parts import readable
 from infra.config import ConfigError
 from infra.constants import USER_DATA_LIMITS
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
@@ -125,7 +127,7 @@ def test_proxied_watchdog_sites_also_let_the_watcher_check_health(tmp_path, site
     ]
     assert "192.0.2.10/32" in web[0]["sourceAddresses"]
     # ...and each node's own firewall lets the watcher through too.
-    assert all("192.0.2.10/32" in text for text in result.user_data.values())
+    assert all("192.0.2.10/32" in readable(text) for text in result.user_data.values())
 
 
 def _is_whole_number(value: Any) -> bool:
@@ -248,7 +250,7 @@ def test_proxied_sites_get_an_origin_certificate_for_their_names(tmp_path, site_
         "harbourlaw.ops.brightpixel.agency",
     }
     for text in result.user_data.values():
-        assert "BEGIN CERTIFICATE" in text  # delivered to both nodes
+        assert "BEGIN CERTIFICATE" in readable(text)  # delivered to both nodes (packed files decoded)
 
 
 def test_proxied_client_zones_get_www_and_apex_records(tmp_path, site_values):
@@ -281,7 +283,8 @@ def test_user_data_fits_each_provider_limit(example):
         assert len(text.encode()) < LIMITS[node], node
     instance = one(example, "linode:index/instance:Instance")
     encoded = reveal(instance.inputs["metadatas"])[0]["userData"]
-    assert base64.b64decode(encoded).decode() == example.user_data["linode"]
+    # Linode receives the document gzipped, then base64 (infra.bootstrap.render.linode_user_data).
+    assert gzip.decompress(base64.b64decode(encoded)).decode() == example.user_data["linode"]
 
 
 def test_bootstrap_changes_never_replace_a_node(example):
@@ -298,7 +301,7 @@ def test_each_node_gets_only_its_own_tinc_private_key(example):
     keys = {r.name.rsplit("-", 1)[-1]: r for r in of_type(example, "tls:index/privateKey:PrivateKey")}
     assert set(keys) == {"digitalocean", "linode"}
     for _node, text in example.user_data.items():
-        assert text.count("PRIVATE KEY-----") == 2  # BEGIN and END of exactly one key
+        assert readable(text).count("PRIVATE KEY-----") == 2  # BEGIN and END of exactly one key
 
 
 # -- what a renderer relies on is refused by config validation first ------------------------------
