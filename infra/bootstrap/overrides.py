@@ -15,12 +15,13 @@ its own CA, resolve through the lab's DNS, read S3/SSM from a stand-in, share th
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from infra.config.fields import https_url, resolver_address
 
 WatcherBackend = Literal["cloudflare", "route53", "rfc2136"]
 
@@ -39,22 +40,6 @@ def _matching(pattern: str, allowed: str) -> AfterValidator:
 HttpUrl = Annotated[
     str, _matching(r"http://[A-Za-z0-9.-]+(:\d{1,5})?/?", "an http:// URL: host and port only")
 ]
-
-
-def _https_url(value: str) -> str:
-    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?", value):
-        raise ValueError("must be an https:// URL (an ACME directory)")
-    return value
-
-
-def _resolver_address(value: str) -> str:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("must be the IP address of a DNS resolver, e.g. 198.51.100.1") from None
-    if address.is_unspecified or address.is_multicast:
-        raise ValueError("must be the unicast IP address of a DNS resolver, e.g. 198.51.100.1")
-    return str(address)
 
 
 class _Frozen(BaseModel):
@@ -86,9 +71,9 @@ class RenderOverrides(_Frozen):
     )
     # The ACME directory certificates come from, in place of Let's Encrypt's (site nodes) or the
     # platform's `aws.acmeDirectory` (the redirector).
-    acme_directory: Annotated[str, AfterValidator(_https_url)] | None = None
+    acme_directory: Annotated[str, AfterValidator(https_url)] | None = None
     # The redirector's resolvers, in place of the platform's `aws.resolvers`. Empty: those.
-    resolvers: tuple[Annotated[str, AfterValidator(_resolver_address)], ...] = ()
+    resolvers: tuple[Annotated[str, AfterValidator(resolver_address)], ...] = ()
     # The redirector's watcher refresh reads S3 and SSM here, with these credentials.
     aws: AwsStandIn | None = None
     # False: no swap file. A container shares the host's kernel and may not swapon (cloud-init 25
