@@ -109,6 +109,7 @@ def stack_files(project_dir: Path) -> list[Path]:
 def _plan(args: argparse.Namespace) -> int:
     # pulumi_cloudflare's import emits hundreds of DeprecationWarnings that say nothing to a user.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Deferred: the plan loads Pulumi and the provider SDKs; no other command needs them.
     from infra.plan import report
     from infra.plan.runner import is_config_error, run_plan
 

@@ -33,7 +33,7 @@ def build_stack(overrides: RenderOverrides | None = None) -> None:
 
         exports = build_site(config, overrides)
     else:
-        from infra.platform import build_platform
+        from infra.platform import build_platform  # imports only the SDKs a platform needs
 
         exports = build_platform(config, overrides)
     for name, value in exports.items():
