@@ -200,7 +200,9 @@ def node_parts(
 
     From `infra.watcher_install`: the pinned requirements of `backends`, the unit and the
     virtualenv steps. The code, config and secrets come from the refresh script, which fetches
-    them (SHA-256 checked) with an explicit region, and keeps doing it every minute.
+    them (SHA-256 checked) with an explicit region, and keeps doing it every minute. Only its
+    first stage is here (`REFRESH_SCRIPT`): the refresh itself is in the code archive
+    (`install.SCRIPT_MEMBERS`), which the first stage fetches and checks when none is installed.
 
     `lab_aws` (the lab's render overrides, `RenderOverrides.aws`): the refresh reads S3 and SSM
     from the lab's stand-in with its fixed lab credentials instead of AWS with the instance role;

@@ -6,7 +6,8 @@ hashes, and is never shipped to the node.
 
 The watcher's source (about 20 KB gzipped) does not fit in EC2 user data (16 KB in all, before
 base64) next to the redirector's own files, so it travels as an S3 object instead:
-`source_archive()` is a deterministic tar.gz of the whole `twinhost_watcher` package, uploaded by
+`source_archive()` is a deterministic tar.gz of the whole `twinhost_watcher` package (and, beside
+it, the refresh and the redirector's apex check, for the same reason: `SCRIPT_MEMBERS`), uploaded by
 the platform stack under a key that contains `source_sha256()` (infra/components/
 watcher_delivery.py) and unpacked on the node by the refresh timer (infra/platform_watcher.py).
 
@@ -57,6 +58,16 @@ SECRETS_DIR = "/etc/twinhost/watcher-secrets"
 UNIT_PATH = "/etc/systemd/system/twinhost-watcher.service"
 UNIT_FILE = CLOUDINIT_DIR / "redirector" / UNIT_PATH.lstrip("/")
 REQUIREMENTS_PATH = f"{ROOT}/requirements.txt"
+# Two scripts for Debian's python3 travel in this archive beside the package, not in user data,
+# where together they took over half of EC2's 16 KB (sources: cloudinit/redirector/opt/
+# twinhost-watcher/lib/): the refresh itself (user data keeps only its first stage, which runs
+# it: infra.platform_watcher) and the redirector's apex check (Caddy's on-demand TLS `ask` and
+# redirect gate). SHA-256 checked, staged and renamed in with the watcher's code by the refresh,
+# which then restarts the apex check's unit.
+ASK_MEMBER = "twinhost-apex-ask"
+REFRESH_MEMBER = "twinhost-watcher-refresh"
+SCRIPT_MEMBERS = (ASK_MEMBER, REFRESH_MEMBER)
+ASK_SCRIPT = f"{ROOT}/lib/{ASK_MEMBER}"
 # python3-venv for the virtualenv; python3-boto3 for the refresh timer's S3 and SSM reads (the
 # instance role's credentials), before the virtualenv exists.
 NODE_PACKAGES = ("python3-venv", "python3-boto3")
@@ -72,10 +83,17 @@ NODE_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 
 
 def source_files() -> list[tuple[str, bytes]]:
-    """(path inside lib/, content) of every module of the `twinhost_watcher` package."""
+    """(path inside lib/, content) of every module of the `twinhost_watcher` package, then the
+    node scripts (`SCRIPT_MEMBERS`)."""
     return [
-        (path.relative_to(PACKAGE_DIR.parent).as_posix(), path.read_bytes())
-        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        *(
+            (path.relative_to(PACKAGE_DIR.parent).as_posix(), path.read_bytes())
+            for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        ),
+        *(
+            (name, (CLOUDINIT_DIR / "redirector" / ROOT.lstrip("/") / "lib" / name).read_bytes())
+            for name in SCRIPT_MEMBERS
+        ),
     ]
 
 

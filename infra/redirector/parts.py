@@ -3,7 +3,8 @@
 - `base_part`: what the redirector adds to the shared hardening's first boot (apt retries, a
   reboot when the first-boot upgrade needs one). Hostname, locale, apt sources, upgrades, the
   admin user, sshd, ufw, fail2ban come from `infra.bootstrap.hardening_parts`.
-- `apex_ask_part`: the registry check Caddy asks (`twinhost-apex-ask`), its config and unit.
+- `apex_ask_part`: the registry check Caddy asks (`twinhost-apex-ask`): its config and unit. The
+  script itself (`ASK_SCRIPT`) comes with the watcher's code archive from S3 (infra.watcher_install).
 - `caddy_part`: Debian's caddy with the redirector's Caddyfile.
 
 They are built with the site nodes' engine (`infra.bootstrap.parts`); files come from
@@ -16,16 +17,15 @@ import json
 
 from infra.bootstrap.parts import File, Parts, static, strip_comments, template
 from infra.redirector.spec import RedirectorSpec
+from infra.watcher_install import ASK_SCRIPT as ASK_SCRIPT  # where the unit runs it (from S3)
 
 CADDYFILE = "/etc/caddy/redirector.Caddyfile"
 CADDY_DROPIN = "/etc/systemd/system/caddy.service.d/twinhost.conf"
 ACME_CA_ROOT = "/etc/twinhost/acme-ca-root.pem"
-ASK_SCRIPT = "/usr/local/bin/twinhost-apex-ask"
 ASK_CONFIG = "/etc/twinhost/apex-ask.json"
 ASK_UNIT = "/etc/systemd/system/twinhost-apex-ask.service"
 ASK_NETWORK_DROPIN = "/etc/systemd/system/twinhost-apex-ask.service.d/network.conf"
 APT_RETRIES = "/etc/apt/apt.conf.d/80twinhost-retries"
-SCRIPT_MODE = 0o755
 # The redirector's files in cloudinit/ (`static(MACHINE + ASK_UNIT)`: cloudinit/redirector/etc/...).
 MACHINE = "redirector"
 
@@ -68,9 +68,9 @@ def apex_ask_part(spec: RedirectorSpec) -> Parts:
         name="apex-ask",
         packages=("python3-dnspython",),
         files=(
-            # Not `compress`: the whole user data is gzipped (infra.redirector), and gz+b64
-            # inside it would cost bytes, not save them.
-            File(ASK_SCRIPT, static(MACHINE + ASK_SCRIPT), SCRIPT_MODE),
+            # Not the script (ASK_SCRIPT): the refresh installs it from the release and restarts
+            # the unit, which until then does not start (ConditionPathExists): no answer from
+            # the check, so Caddy neither issues a certificate nor redirects (fail closed).
             File(ASK_CONFIG, json.dumps(settings, indent=2) + "\n"),
             File(ASK_UNIT, strip_comments(static(MACHINE + ASK_UNIT))),
             File(ASK_NETWORK_DROPIN, network),

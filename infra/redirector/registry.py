@@ -18,7 +18,7 @@ import re
 # site's failover name `<site>.<ops zone>` can collide with it, and no client can be served there.
 REGISTRY_LABEL = "_apex"
 CONTENT_PREFIX = "twinhost site="
-# What the redirector accepts as content; mirrors cloudinit/redirector/usr/local/bin/twinhost-apex-ask.
+# What the redirector accepts as content; mirrors cloudinit/redirector/opt/twinhost-watcher/lib/twinhost-apex-ask.
 CONTENT_PATTERN = re.compile(r"^twinhost site=[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

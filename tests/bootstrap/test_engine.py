@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from infra import platform_watcher
+from infra import platform_watcher, watcher_install
 from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import (
     CLOUDINIT_DIR,
@@ -63,7 +65,10 @@ def _redirector_paths() -> set[str]:
         admin_cidrs=("203.0.113.0/24",),
     )
     watcher = platform_watcher.node_parts(bucket="bucket", region="eu-west-1", backends=("cloudflare",))
-    return _written(render_redirector(spec, extra_parts=[watcher]))
+    # And what the refresh unpacks into /opt/twinhost-watcher/lib from the code archive (S3).
+    with tarfile.open(fileobj=io.BytesIO(watcher_install.source_archive())) as tar:
+        unpacked = {f"{watcher_install.ROOT}/lib/{name}" for name in tar.getnames()}
+    return _written(render_redirector(spec, extra_parts=[watcher])) | unpacked
 
 
 def _target_pattern(source: Path) -> re.Pattern[str]:

@@ -41,8 +41,8 @@ def rendered(keys) -> dict[str, str]:
     documents["redirector-prod"] = run_plan(REPO / "Pulumi.prod.yaml").user_data["redirector"]
     # The engine's `compress` (gz+b64), which no shipped node uses today.
     script = File(
-        "/usr/local/bin/twinhost-apex-ask",
-        static("redirector/usr/local/bin/twinhost-apex-ask"),
+        "/opt/twinhost-watcher/lib/twinhost-apex-ask",
+        static("redirector/opt/twinhost-watcher/lib/twinhost-apex-ask"),
         0o755,
         compress=True,
     )

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ASK_SCRIPT = HERE.parents[1] / "cloudinit" / "redirector" / "usr" / "local" / "bin" / "twinhost-apex-ask"
+ASK_SCRIPT = (
+    HERE.parents[1] / "cloudinit" / "redirector" / "opt" / "twinhost-watcher" / "lib" / "twinhost-apex-ask"
+)
 CA_PORT = 9443
 
 

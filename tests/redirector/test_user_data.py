@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from typing import Any
 
 import pytest
 import yaml
 
+from infra import watcher_install as install
 from infra.bootstrap.parts import File, MergeError, Parts, merge, static, strip_comments
 from infra.redirector import (
     AWS_USER_DATA_LIMIT,
@@ -94,8 +97,13 @@ def test_user_data_installs_caddy_and_the_ask_service_and_starts_them() -> None:
     document = _document(render_user_data(SPEC))
     assert {"caddy", "python3-dnspython", "unattended-upgrades"} <= set(document["packages"])
     files = _files(document)
-    assert {CADDYFILE, CADDY_DROPIN, ASK_SCRIPT, ASK_CONFIG, SSHD_DROPIN} <= set(files)
-    assert files[ASK_SCRIPT]["permissions"] == "0755"
+    assert {CADDYFILE, CADDY_DROPIN, ASK_CONFIG, SSHD_DROPIN} <= set(files)
+    # The script is not in user data: it comes with the watcher's code archive (next test).
+    assert ASK_SCRIPT not in files and "/usr/local/bin/twinhost-apex-ask" not in files
+    unit = _content(files["/etc/systemd/system/twinhost-apex-ask.service"])
+    assert f"ExecStart=/usr/bin/python3 {ASK_SCRIPT} /etc/twinhost/apex-ask.json" in unit
+    # Until the refresh has installed it, the unit does not start: nothing answers Caddy's ask.
+    assert f"ConditionPathExists={ASK_SCRIPT}" in unit
     # The shared hardening comes along: firewall, fail2ban, unattended upgrades.
     assert {"ufw", "fail2ban"} <= set(document["packages"])
     assert ["systemctl", "enable", "--now", "twinhost-apex-ask.service"] in document["runcmd"]
@@ -103,8 +111,11 @@ def test_user_data_installs_caddy_and_the_ask_service_and_starts_them() -> None:
 
 
 def test_shipped_script_is_the_repo_script() -> None:
-    files = _files(_document(render_user_data(SPEC)))
-    assert _content(files[ASK_SCRIPT]) == static(MACHINE + ASK_SCRIPT)
+    """It travels in the watcher's code archive (SHA-256 in the release), unpacked into lib/."""
+    with tarfile.open(fileobj=io.BytesIO(install.source_archive())) as tar:
+        member = tar.extractfile(ASK_SCRIPT.removeprefix(install.ROOT + "/lib/"))
+        assert member is not None
+        assert member.read().decode() == static(MACHINE + ASK_SCRIPT)
 
 
 def test_ask_service_config_names_the_registry_and_resolvers() -> None:

@@ -13,12 +13,14 @@ it, with the secrets handed over as systemd's LoadCredential= would.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ import pytest
 import yaml
 
 from infra import platform_watcher as pw
+from infra import watcher_install as install
 from infra.bootstrap.overrides import RenderOverrides
 from infra.config import ConfigError
 from infra.plan.lab_profile import LabProfile
@@ -77,6 +80,17 @@ def _free_port() -> int:
 def _node_files(plan: PlanResult) -> dict[str, dict[str, Any]]:
     document = yaml.safe_load(plan.user_data["redirector"])
     return {f["path"]: f for f in document["write_files"]}
+
+
+def _archive_member(standin: Standin, name: str) -> bytes:
+    """A file of the code archive the release names (its SHA-256 checked here too)."""
+    release = standin.release()
+    archive = standin.seed.objects[release["archive"]["key"]]
+    assert _sha(archive) == release["archive"]["sha256"]
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(name)
+        assert member is not None, name
+        return member.read()
 
 
 def _sha(data: bytes) -> str:
@@ -179,14 +193,14 @@ def node(standin: Standin, tmp_path: Path, request: pytest.FixtureRequest) -> No
             f"Debian 12's python3-boto3 needs Debian 12's python3.11 here, not {system}"
         )
         made.interpreter, made.pythonpath = "/usr/bin/python3", debian_boto3()
-    # The settings file and the script exactly as the plan's user data writes them.
-    for source, target in (
-        (files[pw.REFRESH_SETTINGS], made.path("SETTINGS")),
-        (files[pw.REFRESH_SCRIPT], made.script),
-    ):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source["content"])
-        target.chmod(int(source["permissions"], 8))
+    # The settings file exactly as the plan's user data writes it; the refresh exactly as the
+    # stack's code archive carries it (user data holds only its first stage: tests below).
+    source = files[pw.REFRESH_SETTINGS]
+    made.path("SETTINGS").parent.mkdir(parents=True, exist_ok=True)
+    made.path("SETTINGS").write_text(source["content"])
+    made.path("SETTINGS").chmod(int(source["permissions"], 8))
+    made.script.parent.mkdir(parents=True, exist_ok=True)
+    made.script.write_bytes(_archive_member(standin, install.REFRESH_MEMBER))
     made.path("ROOT").mkdir(parents=True)  # first boot's `install -d` (platform_watcher.node_parts)
     _write_fakes(made)
     return made
@@ -307,6 +321,7 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
     assert staged.parent == node.path("CONFIG").parent and staged.name.startswith(".refresh-")
     assert not staged.exists()
     assert node.calls("systemctl") == [
+        ["restart", "twinhost-apex-ask.service"],
         ["enable", "--quiet", "twinhost-watcher.service"],
         ["restart", "twinhost-watcher.service"],
     ]
@@ -318,13 +333,42 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
     }
 
 
+def test_the_apex_check_comes_with_the_code_archive_and_restarts_on_new_code(
+    standin: Standin, node: Node
+) -> None:
+    """The apex check's script is not in user data: the release's archive (its SHA-256 in the
+    release, checked before anything is unpacked) carries it, the refresh installs it where the
+    unit runs it, and restarts that unit at first boot and whenever a new archive is installed."""
+    shipped = _archive_member(standin, install.ASK_MEMBER)
+    assert shipped == (REPO / "cloudinit/redirector" / install.ASK_SCRIPT.lstrip("/")).read_bytes()
+
+    assert node.refresh("--first-boot").returncode == 0
+    script = node.path("ROOT") / "lib" / install.ASK_MEMBER
+    assert script.read_bytes() == shipped
+    assert stat.S_IMODE(script.stat().st_mode) == 0o644  # the unit's DynamicUser reads it
+    assert ["restart", "twinhost-apex-ask.service"] in node.calls("systemctl")
+
+    # A node that last installed an older archive: the release's is installed, and the check
+    # restarted onto it (a release with no new code restarts nothing: the next test).
+    state = json.loads(node.path("APPLIED").read_text())
+    state["archiveSha256"] = "0" * 64
+    node.path("APPLIED").write_text(json.dumps(state))
+    script.write_bytes(b"older\n")
+    before = len(node.calls("systemctl"))
+    result = node.refresh()
+    assert result.returncode == 0, result.stderr
+    assert "installed watcher code" in result.stderr and "apex check (re)started" in result.stderr
+    assert node.calls("systemctl")[before] == ["restart", "twinhost-apex-ask.service"]
+    assert script.read_bytes() == shipped
+
+
 def test_the_next_minute_with_nothing_new_changes_nothing(standin: Standin, node: Node) -> None:
     assert node.refresh("--first-boot").returncode == 0
     before = {p: p.stat().st_mtime_ns for p in node.root.rglob("*") if p.is_file() and "calls" not in p.name}
     result = node.refresh()
     assert result.returncode == 0, result.stderr
     assert "installed" not in result.stderr and "updated" not in result.stderr
-    assert len(node.calls("systemctl")) == 2 and len(node.calls("python")) == 1  # the first boot's only
+    assert len(node.calls("systemctl")) == 3 and len(node.calls("python")) == 1  # the first boot's only
     after = {p: p.stat().st_mtime_ns for p in before}
     changed = [str(p) for p in before if before[p] != after[p] and p != node.path("APPLIED")]
     assert changed == []
@@ -397,7 +441,7 @@ def test_a_set_the_watcher_refuses_is_never_installed(standin: Standin, node: No
 
 def test_the_check_of_a_staged_set_runs_as_nobody(standin: Standin) -> None:
     """On the node the check parses what S3 delivered: never as root."""
-    script = _node_files(standin.plan)[pw.REFRESH_SCRIPT]["content"]
+    script = _archive_member(standin, install.REFRESH_MEMBER).decode()
     namespace: dict[str, Any] = {"__name__": "refresh"}
     exec(compile(script, pw.REFRESH_SCRIPT, "exec"), namespace)
     command = namespace["check_command"]("/etc/twinhost/.refresh-x")
@@ -415,3 +459,85 @@ def test_the_check_of_a_staged_set_runs_as_nobody(standin: Standin) -> None:
 def test_the_watcher_unit_does_not_restart_on_a_refused_config() -> None:
     unit = (REPO / "cloudinit/redirector/etc/systemd/system/twinhost-watcher.service").read_text()
     assert "\nRestart=always\n" in unit and "\nRestartPreventExitStatus=2\n" in unit
+
+
+# -- the first stage, in user data ---------------------------------------------------------------
+
+
+def _first_stage(standin: Standin, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """The first stage as user data writes it, its paths under tmp_path, and a stand-in python
+    that records what it was asked to run (and the SHA-256 of the file it was given)."""
+    files = _node_files(standin.plan)
+    assert int(files[pw.REFRESH_SCRIPT]["permissions"], 8) == 0o755
+    script = tmp_path / "twinhost-watcher-refresh"
+    script.write_text(files[pw.REFRESH_SCRIPT]["content"])
+    settings = tmp_path / "watcher-refresh.json"
+    settings.write_text(files[pw.REFRESH_SETTINGS]["content"])
+    calls = tmp_path / "python.calls"
+    python = tmp_path / "python3"
+    python.write_text(
+        f"#!{sys.executable}\nimport hashlib, json, sys\n"
+        f"with open({str(calls)!r}, 'a') as log:\n"
+        "    ran = open(sys.argv[1], 'rb').read()\n"
+        "    log.write(json.dumps([hashlib.sha256(ran).hexdigest(), *sys.argv[2:]]) + '\\n')\n"
+    )
+    python.chmod(0o755)
+    paths = {"SETTINGS": str(settings), "ROOT": str(tmp_path / "opt"), "PYTHON": str(python)}
+    return script, paths, calls
+
+
+def _run_first_stage(script: Path, paths: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, str(script), json.dumps(paths), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_first_stage_runs_the_refresh_of_the_release_when_none_is_installed(
+    standin: Standin, tmp_path: Path
+) -> None:
+    """First boot: nothing installed. The first stage fetches the release's archive, checks its
+    SHA-256, and runs the refresh inside it with --first-boot (which installs everything)."""
+    script, paths, calls = _first_stage(standin, tmp_path)
+    result = _run_first_stage(script, paths, "--first-boot")
+    assert result.returncode == 0, result.stderr
+    refresh = _archive_member(standin, install.REFRESH_MEMBER)
+    assert (
+        refresh
+        == (REPO / "cloudinit/redirector/opt/twinhost-watcher/lib/twinhost-watcher-refresh").read_bytes()
+    )
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [[_sha(refresh), "--first-boot"]]
+
+
+def test_first_stage_runs_the_installed_refresh_once_there_is_one(standin: Standin, tmp_path: Path) -> None:
+    script, paths, calls = _first_stage(standin, tmp_path)
+    installed = Path(paths["ROOT"]) / "lib" / install.REFRESH_MEMBER
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b"# the installed refresh\n")
+    result = _run_first_stage(script, paths)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [[_sha(installed.read_bytes())]]
+
+
+def test_first_stage_refuses_an_archive_that_is_not_the_release_s(standin: Standin, tmp_path: Path) -> None:
+    script, paths, calls = _first_stage(standin, tmp_path)
+    key = standin.release()["archive"]["key"]
+    original = standin.seed.objects[key]
+    s3, _ = aws.clients(standin.url, standin.seed.region)
+    s3.put_object(Bucket=standin.seed.bucket, Key=key, Body=original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        result = _run_first_stage(script, paths, "--first-boot")
+    finally:
+        s3.put_object(Bucket=standin.seed.bucket, Key=key, Body=original)
+    assert result.returncode == 1
+    assert "code archive SHA-256 does not match the release; not run" in result.stderr
+    assert not calls.exists()  # nothing ran
