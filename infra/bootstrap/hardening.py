@@ -65,7 +65,9 @@ HARDENING_PACKAGES: tuple[tuple[str, str], ...] = (
     ("ca-certificates", "TLS trust for apt, ACME and curl"),
 )
 
-# Keys set in /etc/login.defs (Debian has no login.defs.d: the script edits the package's file
+# Keys set in /etc/login.defs by common/usr/local/sbin/twinhost-login-defs (that script and
+# twinhost-idle.sh ship without comments: the lab's redirector user data is within bytes of EC2's
+# 16 KiB gzip limit). Debian has no login.defs.d: the script edits the package's file
 # in place and keeps the rest; a rerun changes nothing). Lynis AUTH-9328 and AUTH-9230.
 LOGIN_DEFS: tuple[tuple[str, str, str], ...] = (
     (
@@ -185,6 +187,8 @@ def hardening_parts(
             "/etc/security/limits.d/10-twinhost-no-core.conf",
             static("common/etc/security/limits.d/10-twinhost-no-core.conf"),
         ),
+        # Login shells idle at the prompt for 15 minutes close (a forgotten root shell is an open
+        # door; a running command is never cut); read-only, so a session cannot switch it off.
         File("/etc/profile.d/twinhost-idle.sh", static("common/etc/profile.d/twinhost-idle.sh")),
         File("/etc/issue", static("common/etc/issue")),
         File("/etc/issue.net", static("common/etc/issue.net")),
