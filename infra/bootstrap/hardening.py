@@ -58,9 +58,33 @@ HARDENING_PACKAGES: tuple[tuple[str, str], ...] = (
     ("rkhunter", "daily rootkit scan"),
     ("debsums", "verifies installed files against package checksums"),
     ("apt-show-versions", "shows which packages have updates (audits)"),
+    # Its python3-apt is already there for unattended-upgrades, which runs it silently.
+    ("apt-listchanges", "shows an admin's apt upgrade the packages' NEWS (changed behaviour) first"),
     ("libpam-tmpdir", "a private /tmp directory per login session"),
     ("curl", "health checks and metadata look-ups in the twinhost scripts"),
     ("ca-certificates", "TLS trust for apt, ACME and curl"),
+)
+
+# Keys set in /etc/login.defs by common/usr/local/sbin/twinhost-login-defs (that script and
+# twinhost-idle.sh ship without comments: the lab's redirector user data is within bytes of EC2's
+# 16 KiB gzip limit). Debian has no login.defs.d: the script edits the package's file
+# in place and keeps the rest; a rerun changes nothing). Lynis AUTH-9328 and AUTH-9230.
+LOGIN_DEFS: tuple[tuple[str, str, str], ...] = (
+    (
+        "UMASK",
+        "027",
+        "files made in console logins (login(1) reads it) are not world-readable, and homes useradd "
+        "makes later are 0750 where HOME_MODE is unset (Debian 12). SSH sessions keep 022: Debian's "
+        "PAM stack has no pam_umask, and services use their unit's UMask",
+    ),
+    (
+        "SHA_CRYPT_MIN_ROUNDS",
+        "65536",
+        "chpasswd/newusers hash SHA-512 passwords with 65536 rounds, not 5000 (Debian 12's "
+        "ENCRYPT_METHOD; on 13 whenever SHA-512 is asked for): the accounts are key-only, this "
+        "covers a password someone sets later",
+    ),
+    ("SHA_CRYPT_MAX_ROUNDS", "65536", "the same bound, so the rounds are exactly 65536"),
 )
 
 
@@ -163,6 +187,9 @@ def hardening_parts(
             "/etc/security/limits.d/10-twinhost-no-core.conf",
             static("common/etc/security/limits.d/10-twinhost-no-core.conf"),
         ),
+        # Login shells idle at the prompt for 15 minutes close (a forgotten root shell is an open
+        # door; a running command is never cut); read-only, so a session cannot switch it off.
+        File("/etc/profile.d/twinhost-idle.sh", static("common/etc/profile.d/twinhost-idle.sh")),
         File("/etc/issue", static("common/etc/issue")),
         File("/etc/issue.net", static("common/etc/issue.net")),
         File("/etc/apt/apt.conf.d/20auto-upgrades", static("common/etc/apt/apt.conf.d/20auto-upgrades")),
@@ -180,6 +207,11 @@ def hardening_parts(
             static("common/etc/systemd/system/twinhost-rkhunter.timer"),
         ),
         File("/usr/local/sbin/twinhost-sysctl", static("common/usr/local/sbin/twinhost-sysctl"), SCRIPT_MODE),
+        File(
+            "/usr/local/sbin/twinhost-login-defs",
+            static("common/usr/local/sbin/twinhost-login-defs"),
+            SCRIPT_MODE,
+        ),
         File(
             "/usr/local/sbin/twinhost-sshd-finish",
             static("common/usr/local/sbin/twinhost-sshd-finish"),
@@ -241,6 +273,7 @@ def hardening_parts(
         bootcmd=(security_repository_bootcmd(debian),),
         runcmd=(
             ("/usr/local/sbin/twinhost-sysctl",),
+            ("/usr/local/sbin/twinhost-login-defs", *(word for item in LOGIN_DEFS for word in item[:2])),
             ("/usr/local/sbin/twinhost-sshd-finish",),
             # cloud-init runs runcmd as one plain `sh` script that goes on after a failure: a
             # firewall that failed after `ufw --force reset` would leave the node open while the

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from infra.bootstrap.glusterfs import fstab_line
 from infra.bootstrap.render import node_parts
 from infra.bootstrap.webfront import cloudflare_ranges
+from tests.bootstrap import bootstrap_debroot
 from tests.bootstrap.bootstrap_debroot import chroot
 from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import ADMIN_CIDRS, make_spec
@@ -70,7 +72,13 @@ def test_a_failed_firewall_stops_first_boot_before_any_service_starts(tmp_path, 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"
-    for name in ("twinhost-sysctl", "twinhost-sshd-finish", "twinhost-firewall", "twinhost-certs"):
+    for name in (
+        "twinhost-sysctl",
+        "twinhost-login-defs",
+        "twinhost-sshd-finish",
+        "twinhost-firewall",
+        "twinhost-certs",
+    ):
         code = firewall_exit if name == "twinhost-firewall" else 0
         (fake / "usr/local/sbin" / name).write_text(f"#!/bin/sh\necho {name} >> {calls}\nexit {code}\n")
         (fake / "usr/local/sbin" / name).chmod(0o755)
@@ -250,3 +258,57 @@ def test_demo_app_serves_health_and_reads_the_shared_volume(tmp_path):
         proc.wait()
     assert health["status"] == "ok" and health["version"] == "7"
     assert "hello from node a" in page
+
+
+def _release_login_defs(debian: int, into: Path) -> Path:
+    """The login.defs a Debian release ships (package `login` in 12, `login.defs` in 13)."""
+    package = "login" if debian == 12 else "login.defs"
+    (deb,) = bootstrap_debroot._download(debian, [package], closure=False)
+    into.mkdir()
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(into), "./etc/login.defs"], stdin=tar.stdout, check=True)
+    assert tar.wait() == 0
+    return into / "etc/login.defs"
+
+
+@pytest.mark.parametrize("debian", [12, 13])
+def test_login_defs_get_umask_027_and_sha512_rounds_keeping_the_rest(debian, tmp_path):
+    """Lynis AUTH-9328 and AUTH-9230: the release's own login.defs, edited in place by the script
+    first boot runs (runcmd, before services start); a rerun changes nothing."""
+    parts = node_parts(make_spec(debian=debian))
+    (command,) = [c for c in parts.runcmd if c[0] == "/usr/local/sbin/twinhost-login-defs"]
+    script = tmp_path / "twinhost-login-defs"
+    script.write_text(rendered_files(make_spec(debian=debian))["/usr/local/sbin/twinhost-login-defs"].content)
+    defs = _release_login_defs(debian, tmp_path / "pkg")
+    original = defs.read_text()
+    for _ in range(2):
+        subprocess.run(
+            ["sh", str(script), *command[1:]],
+            check=True,
+            env={"LOGIN_DEFS": str(defs), "PATH": "/usr/bin:/bin"},
+        )
+        edited = defs.read_text()
+        active = [line.split() for line in edited.splitlines() if line and not line.startswith("#")]
+        values = {fields[0]: fields[1:] for fields in active}
+        assert values["UMASK"] == ["027"]
+        assert values["SHA_CRYPT_MIN_ROUNDS"] == values["SHA_CRYPT_MAX_ROUNDS"] == ["65536"]
+        for key in ("UMASK", "SHA_CRYPT_MIN_ROUNDS", "SHA_CRYPT_MAX_ROUNDS"):
+            assert [fields[0] for fields in active].count(key) == 1
+        kept = [line for line in original.splitlines() if not line.startswith(("UMASK", "SHA_CRYPT_"))]
+        assert [line for line in edited.splitlines() if not line.startswith(("UMASK", "SHA_CRYPT_"))] == kept
+    assert values["ENCRYPT_METHOD"] == (["SHA512"] if debian == 12 else ["YESCRYPT"])
+
+
+def test_idle_login_shells_are_closed_and_cannot_switch_that_off(tmp_path):
+    """Lynis SHLL-6220: TMOUT from /etc/profile.d, read-only in the session it is sourced into."""
+    profile = tmp_path / "twinhost-idle.sh"
+    profile.write_text(rendered_files(make_spec())["/etc/profile.d/twinhost-idle.sh"].content)
+    shown = subprocess.run(["bash", "-c", f". {profile}; echo $TMOUT"], capture_output=True, text=True)
+    assert shown.stdout.strip() == "900"
+    unset = subprocess.run(["bash", "-c", f". {profile}; TMOUT=0 || exit 7"], capture_output=True, text=True)
+    assert unset.returncode != 0 and "readonly" in unset.stderr
+
+
+def test_hardening_installs_apt_listchanges():
+    """Lynis DEB-0811: an admin's apt upgrade shows the packages' NEWS before they land."""
+    assert "apt-listchanges" in node_parts(make_spec()).packages
