@@ -11,8 +11,9 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pulumi.runtime import config as runtime_config
+
+from infra.config.files import read_stack_document
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
@@ -20,8 +21,7 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 @functools.cache
 def declared_defaults() -> dict[str, Any]:
     """{key: default} of every key Pulumi.yaml declares (Pulumi applies them to every stack)."""
-    with open(PROJECT_FILE, encoding="utf-8") as handle:
-        project = yaml.safe_load(handle)
+    project = read_stack_document(PROJECT_FILE)  # not YAML: one-line StackFileError, no traceback
     return {
         key: spec.get("default")
         for key, spec in (project.get("config") or {}).items()

@@ -19,12 +19,17 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from infra.config.files import read_stack_document
+
 
 class EditedStackFile:
     """A stack file loaded for a round trip: change `document`, then `text()` or `write()`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # The same reading rules as every other command: a file that is not YAML (or not a
+        # mapping with a `config:` mapping) is a StackFileError, one line, before any edit.
+        read_stack_document(path)
         text = path.read_text(encoding="utf-8")
         _, indent, block_seq_indent = load_yaml_guess_indent(text)
         self._yaml = YAML()

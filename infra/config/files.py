@@ -79,8 +79,7 @@ def project_defaults(project_file: Path) -> dict[str, Any]:
     """The `default:` of every config key Pulumi.yaml declares ({} when there is no file)."""
     if not project_file.exists():
         return {}
-    with open(project_file, encoding="utf-8") as handle:
-        project = yaml.load(handle, Loader=yaml.CSafeLoader) or {}
+    project = read_stack_document(project_file)  # not YAML: one-line StackFileError
     return {
         k: spec["default"]
         for k, spec in (project.get("config") or {}).items()

@@ -653,6 +653,14 @@ def test_a_stack_file_that_is_not_yaml_exits_2_with_one_line(tmp_path, site_valu
     assert "Pulumi.acme.yaml is not valid YAML (line " in line, result.stderr
 
 
+def test_a_project_file_that_is_not_yaml_exits_2_with_one_line(tmp_path, site_values):
+    write_stack(tmp_path, "acme", _acme(site_values))
+    (tmp_path / "Pulumi.yaml").write_text("name: twinhost\nconfig: [\n")
+    result = _cli("plan", "--stack", "acme", "--project-dir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "Pulumi.yaml is not valid YAML (line 3" in result.stderr, result.stderr
+
+
 def test_a_platform_stack_without_a_stack_file_exits_2_naming_the_key(tmp_path, site_values):
     write_stack(tmp_path, "acme", _acme(site_values, platformStack="brightpixel/twinhost/staging"))
     result = _cli("plan", "--stack", "acme", "--project-dir", str(tmp_path))

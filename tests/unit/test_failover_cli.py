@@ -183,3 +183,14 @@ def test_a_stack_file_written_by_new_site_changes_only_its_active_line(tmp_path,
     assert b"    active: digitalocean\n" in before and max(len(line) for line in before.splitlines()) > 100
     switch_active(tmp_path, "acme", "linode")
     assert path.read_bytes() == before.replace(b"    active: digitalocean\n", b"    active: linode\n")
+
+
+def test_a_stack_file_that_is_not_yaml_is_refused_with_one_line_and_left_untouched(tmp_path, capsys):
+    (tmp_path / "Pulumi.yaml").write_text("name: twinhost\nruntime: python\n")
+    path = tmp_path / "Pulumi.acme.yaml"
+    path.write_text("config:\n  twinhost:failover: {active: [digitalocean\n")
+    before = path.read_bytes()
+    assert main(["--project-dir", str(tmp_path), "failover", "acme", "--to", "linode"]) == 2
+    err = capsys.readouterr().err
+    assert "twinhost failover: Pulumi.acme.yaml is not valid YAML (line " in err, err
+    assert "Traceback" not in err and path.read_bytes() == before
