@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from infra.config import ConfigError, StackFileError
 from infra.config.files import config_section, served_domains
@@ -85,11 +85,21 @@ def project_dir_option() -> argparse.ArgumentParser:
 
 
 def find_project_dir(start: Path | None) -> Path:
-    here = (start or Path.cwd()).resolve()
+    """--project-dir as given (it must hold Pulumi.yaml), else the nearest directory upwards."""
+    if start is not None:
+        if not (start / "Pulumi.yaml").is_file():
+            _exit_refused(f"twinhost: --project-dir {start} holds no Pulumi.yaml")
+        return start.resolve()
+    here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / "Pulumi.yaml").exists():
             return candidate
-    raise SystemExit(f"twinhost: no Pulumi.yaml in {here} or above (use --project-dir)")
+    _exit_refused(f"twinhost: no Pulumi.yaml in {here} or above (use --project-dir)")
+
+
+def _exit_refused(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def stack_files(project_dir: Path) -> list[Path]:

@@ -194,3 +194,13 @@ def test_a_stack_file_that_is_not_yaml_is_refused_with_one_line_and_left_untouch
     err = capsys.readouterr().err
     assert "twinhost failover: Pulumi.acme.yaml is not valid YAML (line " in err, err
     assert "Traceback" not in err and path.read_bytes() == before
+
+
+def test_a_project_dir_without_pulumi_yaml_is_refused_not_searched_above(tmp_path, capsys):
+    project = tmp_path / "clients" / "acme"
+    project.mkdir(parents=True)
+    (tmp_path / "Pulumi.yaml").write_text("name: twinhost\nruntime: python\n")  # a parent project
+    with pytest.raises(SystemExit) as exited:
+        main(["--project-dir", str(project), "failover", "acme", "--to", "linode"])
+    assert exited.value.code == 2
+    assert f"--project-dir {project} holds no Pulumi.yaml" in capsys.readouterr().err
