@@ -65,10 +65,9 @@ HARDENING_PACKAGES: tuple[tuple[str, str], ...] = (
     ("ca-certificates", "TLS trust for apt, ACME and curl"),
 )
 
-# Keys set in /etc/login.defs by common/usr/local/sbin/twinhost-login-defs (that script and
-# twinhost-idle.sh ship without comments: the lab's redirector user data is within bytes of EC2's
-# 16 KiB gzip limit). Debian has no login.defs.d: the script edits the package's file
-# in place and keeps the rest; a rerun changes nothing). Lynis AUTH-9328 and AUTH-9230.
+# Keys set in /etc/login.defs by common/usr/local/sbin/twinhost-login-defs (Debian has no
+# login.defs.d: the script edits the package's file in place and keeps the rest; a rerun changes
+# nothing). Lynis AUTH-9328 and AUTH-9230.
 LOGIN_DEFS: tuple[tuple[str, str, str], ...] = (
     (
         "UMASK",
