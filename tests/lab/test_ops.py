@@ -32,6 +32,7 @@ class OpsRun:
     steps: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
     polled: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stack_file: dict[str, str] = field(default_factory=dict)  # the copy's Pulumi.<stack>.yaml after a step
 
     def result(self, step: str) -> dict[str, Any]:
         return dict(json.loads(self.steps[step].stdout))
@@ -58,6 +59,7 @@ def ops_run(running_lab: RunningLab, request: pytest.FixtureRequest) -> Iterator
         with ops.Poller(running_lab) as poller:
             run.steps[step] = ops.twinhost(running_lab, files, *args, "--json")
         run.polled[step] = poller.summary
+        run.stack_file[step] = (files.project / f"Pulumi.{running_lab.layout.stack}.yaml").read_text()
         figures.append(f"OPS {step}: exit {run.steps[step].returncode}; client: {poller.line()}")
 
     stack = running_lab.layout.stack
@@ -90,7 +92,9 @@ def test_status_shows_both_nodes_healthy_their_version_the_record_and_the_watche
     assert set(ops_run.versions("before").values()) == {"1"}, before
     assert all(n["certificate_days_left"] and n["certificate_days_left"] > 0 for n in before["nodes"]), before
     assert all(n["gluster"] and "2/2 bricks online" in n["gluster"] for n in before["nodes"]), before
-    assert before["record"] and len(before["record"]) == 2, before
+    # What DNS answers now, mapped to the pair's nodes. (The lab's dnsmasq answers one address
+    # per name, see docs/lab.md: not asserted as two.)
+    assert before["record"] and set(before["record_nodes"]) <= {"digitalocean", "linode"}, before
     assert before["watcher"]["running"] == "active", before
 
 
@@ -105,7 +109,7 @@ def test_deploy_of_a_new_version_reaches_both_nodes_and_the_client_sees_no_faile
     polled = ops_run.polled["deploy"]
     assert polled["requests"] > 0 and polled["failed"] == 0, polled
     assert NEW in polled["versions"], polled
-    assert "version: '2'" in (ops_run.files.project / "Pulumi.harbourlaw.yaml").read_text()
+    assert "    version: '2'\n" in ops_run.stack_file["deploy"]
 
 
 def test_a_version_whose_health_fails_stops_after_the_first_node_which_goes_back(ops_run: OpsRun) -> None:
@@ -118,6 +122,9 @@ def test_a_version_whose_health_fails_stops_after_the_first_node_which_goes_back
     polled = ops_run.polled["deploy broken"]
     assert polled["requests"] > 0 and polled["failed"] == 0, polled
     assert BROKEN not in polled["versions"], polled
+    assert ops_run.stack_file["deploy broken"] == ops_run.stack_file["deploy"], (
+        "a failed deploy records nothing"
+    )
 
 
 def test_rollback_goes_back_to_the_previous_version_with_no_failed_request(ops_run: OpsRun) -> None:
@@ -127,6 +134,7 @@ def test_rollback_goes_back_to_the_previous_version_with_no_failed_request(ops_r
     assert ops_run.versions("after the rollback") == {"digitalocean": "1", "linode": "1"}
     polled = ops_run.polled["rollback"]
     assert polled["requests"] > 0 and polled["failed"] == 0, polled
+    assert "    version: '1'\n" in ops_run.stack_file["rollback"]
 
 
 def test_logs_come_from_both_nodes_and_from_the_watcher(ops_run: OpsRun) -> None:
