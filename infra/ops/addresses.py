@@ -55,6 +55,7 @@ class StackFacts:
     mode: str
     app: Mapping[str, Any]
     active: str | None = None  # manual mode: the node(s) the record follows
+    site: str = ""  # twinhost:site (the name in the outputs' `site`)
 
     @property
     def serving(self) -> str:
@@ -208,7 +209,10 @@ def read_file(path: Path) -> dict[str, Any]:
 
 def _from_file(path: Path, facts: StackFacts) -> tuple[dict[str, Any], dict[str, Any]]:
     document = read_file(path)
-    if "nodeAddresses" in document:  # one stack's outputs
+    if "nodeAddresses" in document:  # one stack's outputs: they must be this site's
+        named = document.get("site")
+        if named is not None and str(named) not in (facts.site, facts.stack):
+            raise AddressError(f"--addresses {path} holds the outputs of site {named}, not {facts.stack}")
         return document, {}
     site = document.get(facts.stack)
     if not isinstance(site, dict):

@@ -170,6 +170,13 @@ def test_one_stacks_outputs_alone_are_accepted_as_the_addresses_file(project):
     assert found.providers == ("digitalocean", "linode") and found.redirector == "192.0.2.30"
 
 
+def test_one_stacks_outputs_for_another_site_are_refused(project):
+    path = project / "other.json"
+    path.write_text(json.dumps({**SITE_OUTPUTS, "site": "acme"}))
+    with pytest.raises(addresses_module.AddressError, match="outputs of site acme, not harbourlaw"):
+        addresses_module.load(project, addresses_module.stack_facts(project, "harbourlaw"), path)
+
+
 def test_a_platform_stack_is_not_a_site_for_the_ops_commands(project):
     with pytest.raises(addresses_module.AddressError, match="not a site stack"):
         addresses_module.stack_facts(project, "prod")
