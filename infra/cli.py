@@ -62,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Command groups that live in their own packages register themselves here."""
-    for module_name in ("twinhost_lab.cli", "infra.scaffold", "infra.failover_cli", "infra.site_watch"):
+    for module_name in (
+        "twinhost_lab.cli",
+        "infra.scaffold",
+        "infra.failover_cli",
+        "infra.site_watch",
+        "infra.ops.cli",
+    ):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -4,6 +4,8 @@
 Serves /health (JSON, 200) and a page showing this node, the deployed version, and the files
 under /srv/shared/demo/ (each node writes one when it mounts the shared volume, so a page that
 lists both proves replication). Python's standard library only; listens on 127.0.0.1:$PORT.
+A version whose name ends in "-unhealthy" answers /health with 503: a way to watch a failed
+deploy stop at the first node and roll back (`twinhost deploy SITE 2-unhealthy`).
 """
 
 import html
@@ -16,6 +18,7 @@ from pathlib import Path
 SHARED = Path(os.environ.get("SHARED_DIR", "/srv/shared")) / "demo"
 VERSION = os.environ.get("APP_VERSION", "unknown")
 NODE = socket.gethostname()
+HEALTHY = not VERSION.endswith("-unhealthy")
 
 
 def shared_files() -> dict[str, str]:
@@ -31,8 +34,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path == "/health":
-            self.reply(200, "application/json",
-                       json.dumps({"status": "ok", "node": NODE, "version": VERSION}))
+            self.reply(200 if HEALTHY else 503, "application/json",
+                       json.dumps({"status": "ok" if HEALTHY else "failing", "node": NODE,
+                                   "version": VERSION}))
             return
         if self.path != "/":
             self.reply(404, "text/plain; charset=utf-8", "not found\n")
