@@ -1,7 +1,7 @@
 """One node's `#cloud-config`, merged from the concerns in the order they must run.
 
     hardening (admin, sshd, firewall with every opening below, fail2ban, upgrades, rkhunter,
-    sysctl, swap) -> tinc mesh -> GlusterFS -> app -> web front
+    sysctl, swap) -> tinc mesh -> GlusterFS -> database (optional) -> app -> web front
 
 `render_user_data(spec)` is the only function the Pulumi side needs. The result holds this
 node's secrets (its tinc private key, the origin certificate key, app secrets): pass it to the
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.bootstrap.app import app_parts, slot_ports
+from infra.bootstrap.database import database_firewall_rules, database_parts
 from infra.bootstrap.glusterfs import glusterfs_parts
 from infra.bootstrap.hardening import hardening_parts
 from infra.bootstrap.parts import Parts, cloud_config, compact, dump_cloud_config, merge, pack
@@ -65,11 +66,16 @@ def node_parts(spec: NodeSpec) -> Parts:
                 apt_proxy=spec.apt_proxy,
                 reboot_time=spec.reboot_time,
                 swap=spec.swap,
-                open_ports=(*web_firewall_rules(spec), *tinc_firewall_rules(spec)),
+                open_ports=(
+                    *web_firewall_rules(spec),
+                    *tinc_firewall_rules(spec),
+                    *database_firewall_rules(spec),
+                ),
             )
         ),
         attempt(lambda: tinc_parts(spec)),
         attempt(lambda: glusterfs_parts(spec)),
+        attempt(lambda: database_parts(spec)),
         attempt(lambda: app_parts(spec, server_name=server_name)),
         attempt(lambda: webfront_parts(spec, app_port=slot_ports(spec.app.port)[0])),
     ]
@@ -133,6 +139,8 @@ def secret_values(spec: NodeSpec) -> tuple[str, ...]:
     if spec.origin_private_key_pem:
         values.append(spec.origin_private_key_pem.strip())
     values += [value for _, value in spec.app_secrets if value]
+    if spec.database is not None:
+        values += [spec.database.password, spec.database.private_key_pem.strip()]
     return tuple(values)
 
 

@@ -54,7 +54,18 @@ KEY_SETTINGS = (
     "outboundPolicy",
     "metadataOptions",
     "rootBlockDevice",
+    "length",
+    "special",
+    "isCaCertificate",
+    "validityPeriodHours",
+    "ipAddresses",
 )
+# Outputs that are secrets by type (made by the provider, so not among the inputs): shown as
+# `[secret]` so the plan says where each secret comes from.
+SECRET_OUTPUTS = {
+    "random:index/randomPassword:RandomPassword": "result",
+    "tls:index/privateKey:PrivateKey": "privateKeyPem",
+}
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
 
@@ -64,6 +75,8 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
     for key in KEY_SETTINGS:
         if key in inputs and inputs[key] not in (None, [], {}):
             shown[key] = redact(inputs[key])
+    if resource.type in SECRET_OUTPUTS:
+        shown[SECRET_OUTPUTS[resource.type]] = "[secret]"
     if "inboundRules" in inputs:
         shown["inbound"] = [
             _rule_summary(r.get("protocol"), r.get("portRange"), r.get("sourceAddresses", []))
