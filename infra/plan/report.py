@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bootstrap.parts import readable
-from infra.bootstrap.render import provider_user_data_size
+from infra.bootstrap.render import digitalocean_document, provider_user_data_size
 from infra.constants import USER_DATA_LIMITS
 from infra.plan.cost import monthly_cost
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, redact, reveal
@@ -107,6 +107,11 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
                     f"[secret] {_budget('linode', text)} (base64 of gzip; "
                     f"{len(text.encode())} bytes as cloud-init reads it)"
                 )
+            elif provider_user_data_size("digitalocean", text) != len(text.encode()):
+                shown["userData"] = (
+                    f"[secret] {_budget('digitalocean', text)} (one gzip MIME part; "
+                    f"{len(text.encode())} bytes as cloud-init reads it)"
+                )
             else:
                 shown["userData"] = f"[secret] {_budget('digitalocean', text)}"
     if "userDataBase64" in inputs:
@@ -139,7 +144,7 @@ def _user_data_text(value: Any) -> str | None:
     if isinstance(plain, list) and plain and isinstance(plain[0], dict):
         encoded = plain[0].get("userData")
         return decompress(base64.b64decode(encoded)) if encoded else None
-    return plain if isinstance(plain, str) else None
+    return digitalocean_document(plain) if isinstance(plain, str) else None
 
 
 def _budget(provider: str, text: str) -> str:
