@@ -52,6 +52,8 @@ SST_PORT = 4444  # state snapshot transfer (rsync through stunnel)
 SQL_PORT = 3306  # on 127.0.0.1 only
 SCRIPT_MODE = 0o755
 SECRET_MODE = 0o640
+# rsync and stunnel4: the state snapshot transfer over TLS (wsrep_sst_rsync aborts without
+# stunnel when TLS is asked for); lsof: the SST script's port check (it prefers iproute2's ss).
 PACKAGES = ("mariadb-server", "galera-4", "rsync", "stunnel4", "lsof")
 
 
