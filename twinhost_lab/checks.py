@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.bootstrap.glusterfs import BRICK_DIR, SHARED_DIR, VOLUME
 from infra.bootstrap.spec import mesh_addresses
+from twinhost_lab import database
 from twinhost_lab import lab as lab_module
 from twinhost_lab.containers import Container
 from twinhost_lab.graders import graders_python
@@ -553,6 +554,14 @@ def all_checks(lab: RunningLab) -> list[tuple[str, Callable[[], CheckResult]]]:
         ("demo_page", partial(demo_page_shows_shared_file, lab)),
         ("acme", partial(certificates_are_acme, lab)),
     ]
+    if database.has_database(lab):  # a site stack with `database: mariadb`
+        checks += [
+            ("database_cluster", partial(database.cluster_of_two, lab)),
+            ("database_replication", partial(database.replicates_both_ways, lab)),
+        ]
+        checks += [
+            (f"database_health_{r}", partial(database.health_reports_wsrep, lab, r)) for r in lab.site_roles
+        ]
     checks += [(f"sslyze_{r}", partial(sslyze_grade, lab, r)) for r in lab.site_roles]
     checks += [(f"redirect_{a}", partial(redirector_redirects, lab, a)) for a in lab.site["redirect_apexes"]]
     checks += [("redirect_unknown", partial(redirector_refuses_unknown, lab))]

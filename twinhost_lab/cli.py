@@ -42,6 +42,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="watcher rounds in which the primary fails every other check (0: skip)",
     )
     drill.add_argument("--repeats", type=int, default=1, help="kills per backend (default: 1)")
+    drill.add_argument(
+        "--database",
+        action="store_true",
+        help="instead: the database partition drill (a site with database: mariadb): cut the mesh "
+        "while a writer on each node inserts rows, heal, count acknowledged rows lost",
+    )
+    drill.add_argument(
+        "--cut-seconds", type=float, default=30, help="how long --database cuts the mesh (default: 30)"
+    )
     drill.set_defaults(handler=_drill)
     actions.add_parser("status", help="what is running").set_defaults(handler=_status)
     actions.add_parser("down", help="remove containers, bridge, namespaces, cgroups").set_defaults(
@@ -99,6 +108,8 @@ def _drill(args: argparse.Namespace) -> int:
     from twinhost_lab import drill  # deliberate: `twinhost --help` and other commands load only this parser
 
     layout = _layout_of_running()
+    if args.database:
+        return _database_drill(layout, args.cut_seconds)
     backends = drill.BACKENDS if args.backend == "all" else (args.backend,)
     results, flapping = drill.drill(
         layout,
@@ -119,6 +130,19 @@ def _drill(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"FAIL {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _database_drill(layout: Layout, cut_seconds: float) -> int:
+    from twinhost_lab import checks, database  # deliberate: loaded only when this drill runs
+
+    lab = checks.RunningLab(layout)
+    if not database.has_database(lab):
+        raise LabError("the running lab's site has no database (boot a stack with database: mariadb)")
+    figures = database.partition(lab, cut_seconds=cut_seconds, log=lambda line: print(line, flush=True))
+    print("figures:")
+    for line in figures.lines():
+        print(f"  {line}")
+    return 1 if figures.lost else 0
 
 
 @_guard

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from infra.bootstrap.database import database_env
 from infra.bootstrap.parts import File, Parts, static, template
 from infra.bootstrap.spec import NodeSpec
 from infra.config import RESERVED_ENV, CommandApp, ContainerApp, DebApp, DemoApp
@@ -78,9 +79,16 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
     if problems:
         raise ValueError("app: " + "; ".join(problems))
 
+    # The database's connection settings (no secret: the password is a file the app's group reads).
+    database = database_env(spec)
+    taken = sorted(set(database) & {*settings, *secrets})
+    if taken:
+        problems.append(f"{taken} are set by twinhost for the database")
+        raise ValueError("app: " + "; ".join(problems))
     blue, green = slot_ports(app.port)
     version = getattr(app, "version", "latest")
     environment = ["# twinhost app settings and secrets (read by systemd; root only).\n"]
+    environment += [env_file_line(k, v) for k, v in sorted(database.items())]
     environment += [env_file_line(k, v) for k, v in sorted(settings.items())]
     environment += [env_file_line(k, v) for k, v in sorted(secrets.items())]
 
@@ -97,7 +105,7 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
     }
     unit_values: dict[str, object] = {
         "kind": app.kind,
-        "env_names": sorted({*settings, *secrets}),
+        "env_names": sorted({*database, *settings, *secrets}),
         "container_port": app.port,
         "exec_start": "",
     }

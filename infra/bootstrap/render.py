@@ -1,7 +1,7 @@
 """One node's `#cloud-config`, merged from the concerns in the order they must run.
 
     hardening (admin, sshd, firewall with every opening below, fail2ban, upgrades, rkhunter,
-    sysctl, swap) -> tinc mesh -> GlusterFS -> app -> web front
+    sysctl, swap) -> tinc mesh -> GlusterFS -> database (optional) -> app -> web front
 
 `render_user_data(spec)` is the only function the Pulumi side needs. The result holds this
 node's secrets (its tinc private key, the origin certificate key, app secrets): pass it to the
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.bootstrap.app import app_parts, slot_ports
+from infra.bootstrap.database import database_firewall_rules, database_parts
 from infra.bootstrap.glusterfs import glusterfs_parts
 from infra.bootstrap.hardening import hardening_parts
 from infra.bootstrap.parts import Parts, cloud_config, compact, dump_cloud_config, merge, pack
@@ -36,6 +37,10 @@ from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
 #   on what the API receives, the base64 text.
 # - aws: the redirector, gzipped whole (infra.redirector.user_data_base64); EC2 counts the
 #   gzip bytes, before its base64.
+# - digitalocean, when even the packed document is above USER_DATA_BUDGET (a site with a
+#   database): the document gzipped whole as the one part of a MIME message, base64 (text, as
+#   the API needs); cloud-init decodes and gunzips such a part (`digitalocean_user_data`).
+#   Documents within the budget ship as before, so no existing node's user data changes.
 GZIPPED_WHOLE = frozenset({"linode", "aws"})
 # Every node's user data, as its provider counts it, stays within this share of the limit: room
 # for what the data layer adds (issue 16). Checked in tests/bootstrap/test_user_data_budget.py.
@@ -65,11 +70,16 @@ def node_parts(spec: NodeSpec) -> Parts:
                 apt_proxy=spec.apt_proxy,
                 reboot_time=spec.reboot_time,
                 swap=spec.swap,
-                open_ports=(*web_firewall_rules(spec), *tinc_firewall_rules(spec)),
+                open_ports=(
+                    *web_firewall_rules(spec),
+                    *tinc_firewall_rules(spec),
+                    *database_firewall_rules(spec),
+                ),
             )
         ),
         attempt(lambda: tinc_parts(spec)),
         attempt(lambda: glusterfs_parts(spec)),
+        attempt(lambda: database_parts(spec)),
         attempt(lambda: app_parts(spec, server_name=server_name)),
         attempt(lambda: webfront_parts(spec, app_port=slot_ports(spec.app.port)[0])),
     ]
@@ -117,6 +127,34 @@ def linode_user_data(text: str) -> str:
     return base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode("ascii")
 
 
+MIME_BOUNDARY = "twinhost-user-data"  # base64 has no '-': never inside the part
+
+
+def digitalocean_user_data(text: str) -> str:
+    """What DigitalOcean's `user_data` takes: the document as is while it is within the budget;
+    above it, one gzip MIME part (base64, lines of 76), which cloud-init decodes and gunzips
+    before reading the `#cloud-config` inside (reproducible: no timestamp in the gzip)."""
+    from infra.constants import USER_DATA_LIMITS
+
+    if len(text.encode()) <= USER_DATA_BUDGET * USER_DATA_LIMITS["digitalocean"]:
+        return text
+    packed = base64.encodebytes(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode("ascii")
+    return (
+        f'Content-Type: multipart/mixed; boundary="{MIME_BOUNDARY}"\nMIME-Version: 1.0\n\n'
+        f"--{MIME_BOUNDARY}\nContent-Type: application/x-gzip\nMIME-Version: 1.0\n"
+        'Content-Transfer-Encoding: base64\nContent-Disposition: attachment; filename="cloud-config.gz"\n\n'
+        f"{packed}--{MIME_BOUNDARY}--\n"
+    )
+
+
+def digitalocean_document(user_data: str) -> str:
+    """The `#cloud-config` inside what `digitalocean_user_data` made (the plan writes this)."""
+    if not user_data.startswith("Content-Type: multipart/mixed"):
+        return user_data
+    body = user_data.split("\n\n", 2)[2].split(f"--{MIME_BOUNDARY}--", 1)[0]
+    return gzip.decompress(base64.b64decode(body)).decode()
+
+
 def provider_user_data_size(provider: str, text: str) -> int:
     """The size of `text` as `provider` counts it against USER_DATA_LIMITS: DigitalOcean the
     text, Linode the base64 it receives, AWS the gzip bytes (before EC2's base64)."""
@@ -124,7 +162,7 @@ def provider_user_data_size(provider: str, text: str) -> int:
         return len(linode_user_data(text))
     if provider == "aws":
         return len(gzip.compress(text.encode(), compresslevel=9, mtime=0))
-    return len(text.encode())
+    return len(digitalocean_user_data(text).encode())
 
 
 def secret_values(spec: NodeSpec) -> tuple[str, ...]:
@@ -133,6 +171,8 @@ def secret_values(spec: NodeSpec) -> tuple[str, ...]:
     if spec.origin_private_key_pem:
         values.append(spec.origin_private_key_pem.strip())
     values += [value for _, value in spec.app_secrets if value]
+    if spec.database is not None:
+        values += [spec.database.password, spec.database.private_key_pem.strip()]
     return tuple(values)
 
 

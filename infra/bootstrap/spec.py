@@ -33,6 +33,23 @@ class MeshPeer:
 
 
 @dataclass(frozen=True)
+class DatabaseSpec:
+    """The site's MariaDB Galera member on this node (infra/bootstrap/database.py)."""
+
+    cluster_name: str
+    name: str  # the site's database
+    user: str  # the app's database user
+    password: str = field(repr=False)  # secret
+    ca_pem: str
+    certificate_pem: str  # this member's, signed by the site's database CA
+    private_key_pem: str = field(repr=False)  # secret
+    # The witness's mesh address in this site's net, once the redirector joins it (issue 16
+    # item 1): appended to the cluster address (its garbd is the third vote) and allowed to
+    # reach the Galera port. None: two members only.
+    witness_address: str | None = None
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """Everything one node's user data is rendered from."""
 
@@ -74,6 +91,8 @@ class NodeSpec:
     # "HH:MM": reboot automatically after a kernel/libc update at that time (give the two nodes
     # different times). None: never reboot automatically.
     reboot_time: str | None = None
+    # MariaDB Galera across the pair (`database: mariadb`); None: no database on this node.
+    database: DatabaseSpec | None = None
 
 
 def mesh_network(site: str) -> ipaddress.IPv4Network:

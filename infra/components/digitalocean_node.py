@@ -14,6 +14,7 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 
 from infra import catalog
+from infra.bootstrap.render import digitalocean_user_data
 from infra.config import DigitalOceanNode
 
 
@@ -51,7 +52,8 @@ class DigitalOceanSiteNode(pulumi.ComponentResource):
             monitoring=settings.monitoring,
             ipv6=settings.ipv6,
             tags=sorted({"twinhost", f"site-{args.site}", *settings.tags, *args.tags}),
-            user_data=pulumi.Output.secret(args.user_data),
+            # As is, or above the budget as one gzip MIME part (infra/bootstrap/render.py).
+            user_data=pulumi.Output.secret(args.user_data).apply(digitalocean_user_data),
             # User data runs once, at first boot: a change to it (an app version, a bootstrap
             # edit) must never replace a serving node. App updates go through twinhost-deploy;
             # replacing a node on purpose is `pulumi up --replace <urn>` (README).

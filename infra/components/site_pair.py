@@ -28,8 +28,10 @@ import pulumi_tls as tls
 
 from infra import catalog
 from infra.bootstrap import render_user_data
+from infra.bootstrap.database import cluster_name, database_names
 from infra.bootstrap.overrides import RenderOverrides
 from infra.bootstrap.spec import (
+    DatabaseSpec,
     MeshPeer,
     NodeSpec,
     mesh_addresses,
@@ -88,6 +90,7 @@ class SitePair(pulumi.ComponentResource):
 
         self.failover_hostname = pulumi.Output.concat(config.site, ".", args.platform.ops_zone.name)
         self._create_tinc_keys()
+        self.database = self._create_database_secrets()
         self.reserved_ip = digitalocean.ReservedIp(
             f"{name}-reserved-ip",
             region=config.digitalocean.region,
@@ -155,6 +158,24 @@ class SitePair(pulumi.ComponentResource):
             for provider in ("digitalocean", "linode")
         }
 
+    def _create_database_secrets(self) -> Any:
+        """The database password and the members' TLS, for a site with `database: mariadb`."""
+        if self._config.database == "none":
+            return None
+        # Imported here: only a site with a database needs pulumi_random (a plan of a site
+        # without one imports no SDK it does not use; tests/unit/test_sdk_imports.py).
+        from infra.components.database_secrets import DatabaseSecrets, DatabaseSecretsArgs
+
+        mesh = mesh_addresses(self._config.site)
+        return DatabaseSecrets(
+            f"{self._name}-database",
+            DatabaseSecretsArgs(
+                site=self._config.site,
+                members={tinc_node_name(self._config.site, p): mesh[p] for p in ("digitalocean", "linode")},
+            ),
+            opts=self._child,
+        )
+
     def _server_names(self) -> list[pulumi.Input[str]]:
         """Every name the web front answers for: www.<each domain>, then the failover name."""
         names: list[pulumi.Input[str]] = [f"www.{d.name}" for d in self._config.domains]
@@ -191,10 +212,36 @@ class SitePair(pulumi.ComponentResource):
             "origin_cert": origin.certificate_pem if origin else None,
             "origin_key": origin.private_key_pem if origin else None,
             "app_secrets": self._args.app_secrets or {},
+            "db_password": self.database.password if self.database else None,
+            "db_ca": self.database.ca_certificate_pem if self.database else None,
+            "db_cert": (
+                self.database.members[tinc_node_name(config.site, provider)].certificate_pem
+                if self.database
+                else None
+            ),
+            "db_key": (
+                self.database.members[tinc_node_name(config.site, provider)].private_key_pem
+                if self.database
+                else None
+            ),
         }
         settings = config.digitalocean if provider == "digitalocean" else config.linode
         mesh = mesh_addresses(config.site)
         overrides = self._args.overrides or RenderOverrides()  # production's values unless the lab's
+
+        def database(resolved: dict[str, Any]) -> DatabaseSpec | None:
+            if config.database == "none":
+                return None
+            name, user = database_names(config.site)
+            return DatabaseSpec(
+                cluster_name=cluster_name(config.site),
+                name=name,
+                user=user,
+                password=resolved["db_password"],
+                ca_pem=resolved["db_ca"],
+                certificate_pem=resolved["db_cert"],
+                private_key_pem=resolved["db_key"],
+            )
 
         def render(resolved: dict[str, Any]) -> str:
             spec = NodeSpec(
@@ -245,6 +292,7 @@ class SitePair(pulumi.ComponentResource):
                 swap=overrides.swap,
                 acme_directory=overrides.acme_directory or LETS_ENCRYPT_DIRECTORY,
                 app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
+                database=database(resolved),
             )
             return render_user_data(spec)
 

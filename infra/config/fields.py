@@ -32,6 +32,11 @@ PROVIDERS: tuple[Provider, ...] = ("digitalocean", "linode")
 FailoverMode = Literal["manual", "watchdog", "route53", "cloudflare-lb"]
 CertificateSource = Literal["acme", "cloudflare-origin"]
 DebianRelease = Literal[12, 13]
+# A site's database: none, or MariaDB Galera across the pair (PostgreSQL is for later).
+Database = Literal["none", "mariadb"]
+# What the app's environment gets when the site has a database (infra/bootstrap/database.py):
+# names an app.env or appSecrets entry may not also set (rules.database_env_names_are_free).
+DATABASE_ENV = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD_FILE", "DB_OPTION_FILE")
 
 # The redirector's defaults (see AwsRedirector). Two independent public resolvers (Cloudflare,
 # Quad9): the apex registry lookup keeps working when one of them is down.

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.config.fields import ENV_NAME, RESERVED_ENV, decode
+from infra.config.fields import DATABASE_ENV, ENV_NAME, RESERVED_ENV, decode
 from infra.config.issues import ConfigIssue, issue
 from infra.config.platform import PlatformConfig
 from infra.config.site import certificate_source
@@ -296,6 +296,44 @@ def app_secrets_are_env_names(c: Parsed) -> list[ConfigIssue]:
     return found
 
 
+def database_env_names_are_free(c: Parsed) -> list[ConfigIssue]:
+    """With a database, twinhost gives the app its connection settings (DATABASE_ENV, written by
+    infra/bootstrap/database.py); the app's own settings or secrets may not set them too."""
+    if c.database == "none":
+        return []
+    found = []
+    if c.app.kind == "container":
+        # The container's 127.0.0.1 is its own, and the database listens on the node's only.
+        found.append(
+            issue(
+                "database",
+                f"{c.database!r} is not available to app kind 'container' yet (the database listens "
+                "on the node's 127.0.0.1, which a container does not reach); use app kind demo, deb or "
+                "command, or database: none",
+                c.database,
+            )
+        )
+    found += [
+        issue(
+            f"app.env.{name}",
+            f"is set by twinhost for database {c.database!r} (the app's connection settings: "
+            f"{', '.join(DATABASE_ENV)}); choose another name or remove it",
+            name,
+        )
+        for name in sorted(set(c.app.env) & set(DATABASE_ENV))
+    ]
+    taken = sorted(set(_app_secret_names(c.raw) or ()) & set(DATABASE_ENV))
+    if taken:
+        found.append(
+            issue(
+                "appSecrets",
+                f"sets {taken}, which twinhost sets for database {c.database!r}; choose other names",
+                show_value=False,
+            )
+        )
+    return found
+
+
 def _app_secret_names(raw: Mapping[str, Any]) -> list[str] | None:
     decoded = decode(raw.get("appSecrets"))
     return [str(name) for name in decoded] if isinstance(decoded, dict) else None
@@ -313,6 +351,7 @@ SITE_RULES: tuple[Rule, ...] = (
     Rule(failover_keys_fit_the_mode, ("failover",)),
     Rule(app_env_is_usable, ("app",)),
     Rule(app_secrets_are_env_names, ()),
+    Rule(database_env_names_are_free, ("database", "app")),
 )
 
 

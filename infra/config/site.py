@@ -20,6 +20,7 @@ from infra.config.fields import (
     CertificateSource,
     CloudflareAccountId,
     CloudflareZoneId,
+    Database,
     DnsLabel,
     Email,
     FailoverMode,
@@ -162,6 +163,8 @@ class SiteConfig(AdminAccess):
     linode: LinodeNode = Field(default_factory=lambda: LinodeNode())
     failover: Failover
     app: App = Field(default_factory=lambda: DemoApp())
+    # MariaDB Galera across the pair over the mesh (infra/bootstrap/database.py); off by default.
+    database: Database = "none"
 
     @property
     def certificate_source(self) -> CertificateSource:

@@ -9,7 +9,10 @@ data file.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import itertools
+import secrets
+import string
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -189,9 +192,115 @@ def _rsa_key(bits: int, role: str) -> rsa.RSAPrivateKey:
 
 
 def _cert_request(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
-    return {
-        "certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\n(plan)\n-----END CERTIFICATE REQUEST-----\n"
-    }
+    """A real CSR when the key is known (the database members' certificates are signed from
+    it, so a booted node holds a working certificate); a placeholder otherwise."""
+    key_pem = _plain(args.inputs.get("privateKeyPem"))
+    if not isinstance(key_pem, str):
+        return {
+            "certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\n(plan)\n-----END CERTIFICATE REQUEST-----\n"
+        }
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_subject(args.inputs.get("subject")))
+    names = _alt_names(args.inputs)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    request = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    return {"certRequestPem": request.public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def _plain(value: Any) -> Any:
+    """An input's value without its secret wrapper (a key passed from another resource's
+    secret output arrives wrapped)."""
+    if isinstance(value, Mapping) and "value" in value and len(value) == 2:
+        return _plain(value["value"])
+    return value
+
+
+def _subject(subject: Any) -> x509.Name:
+    subject = subject if isinstance(subject, Mapping) else {}
+    attributes = [
+        x509.NameAttribute(oid, str(subject[key]))
+        for key, oid in (("commonName", NameOID.COMMON_NAME), ("organization", NameOID.ORGANIZATION_NAME))
+        if subject.get(key)
+    ]
+    return x509.Name(attributes or [x509.NameAttribute(NameOID.COMMON_NAME, "plan")])
+
+
+def _alt_names(inputs: Mapping[str, Any]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(str(n)) for n in inputs.get("dnsNames") or []]
+    names += [x509.IPAddress(ipaddress.ip_address(str(a))) for a in inputs.get("ipAddresses") or []]
+    return names
+
+
+def _validity(inputs: Mapping[str, Any]) -> tuple[datetime.datetime, datetime.datetime]:
+    now = datetime.datetime.now(datetime.UTC)
+    return now, now + datetime.timedelta(hours=int(inputs.get("validityPeriodHours") or 24))
+
+
+def _self_signed_cert(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A real self-signed certificate (a CA when asked) from the given key."""
+    key = serialization.load_pem_private_key(
+        str(_plain(args.inputs["privateKeyPem"])).encode(), password=None
+    )
+    subject = _subject(args.inputs.get("subject"))
+    start, end = _validity(args.inputs)
+    is_ca = bool(args.inputs.get("isCaCertificate"))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)  # type: ignore[arg-type]
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return {"certPem": certificate.public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def _locally_signed_cert(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A real certificate for the CSR, signed by the given CA (chains like the tls provider's)."""
+    request = x509.load_pem_x509_csr(str(_plain(args.inputs["certRequestPem"])).encode())
+    ca_key = serialization.load_pem_private_key(
+        str(_plain(args.inputs["caPrivateKeyPem"])).encode(), password=None
+    )
+    ca = x509.load_pem_x509_certificate(str(_plain(args.inputs["caCertPem"])).encode())
+    start, end = _validity(args.inputs)
+    uses = set(args.inputs.get("allowedUses") or [])
+    usages = [
+        oid
+        for use, oid in (
+            ("server_auth", x509.oid.ExtendedKeyUsageOID.SERVER_AUTH),
+            ("client_auth", x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH),
+        )
+        if use in uses
+    ]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(ca.subject)
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    for extension in request.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    return {"certPem": certificate.public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def _random_password(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A real random password of the asked length (letters and digits when `special` is off)."""
+    alphabet = string.ascii_letters + string.digits
+    if args.inputs.get("special", True):
+        alphabet += "!#$%&*()-_=+[]{}<>:?"
+    return {"result": "".join(secrets.choice(alphabet) for _ in range(int(args.inputs.get("length", 16))))}
 
 
 def _origin_certificate(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -274,6 +383,9 @@ _RESOURCE_HANDLERS: dict[str, Handler] = {
     "linode:index/instance:Instance": _linode_instance,
     "tls:index/privateKey:PrivateKey": _private_key,
     "tls:index/certRequest:CertRequest": _cert_request,
+    "tls:index/selfSignedCert:SelfSignedCert": _self_signed_cert,
+    "tls:index/locallySignedCert:LocallySignedCert": _locally_signed_cert,
+    "random:index/randomPassword:RandomPassword": _random_password,
     "cloudflare:index/originCaCertificate:OriginCaCertificate": _origin_certificate,
     "aws:ec2/eip:Eip": _eip,
     "aws:ec2/instance:Instance": _ec2_instance,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bootstrap.parts import readable
-from infra.bootstrap.render import provider_user_data_size
+from infra.bootstrap.render import digitalocean_document, provider_user_data_size
 from infra.constants import USER_DATA_LIMITS
 from infra.plan.cost import monthly_cost
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, redact, reveal
@@ -54,7 +54,18 @@ KEY_SETTINGS = (
     "outboundPolicy",
     "metadataOptions",
     "rootBlockDevice",
+    "length",
+    "special",
+    "isCaCertificate",
+    "validityPeriodHours",
+    "ipAddresses",
 )
+# Outputs that are secrets by type (made by the provider, so not among the inputs): shown as
+# `[secret]` so the plan says where each secret comes from.
+SECRET_OUTPUTS = {
+    "random:index/randomPassword:RandomPassword": "result",
+    "tls:index/privateKey:PrivateKey": "privateKeyPem",
+}
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
 
@@ -64,6 +75,8 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
     for key in KEY_SETTINGS:
         if key in inputs and inputs[key] not in (None, [], {}):
             shown[key] = redact(inputs[key])
+    if resource.type in SECRET_OUTPUTS:
+        shown[SECRET_OUTPUTS[resource.type]] = "[secret]"
     if "inboundRules" in inputs:
         shown["inbound"] = [
             _rule_summary(r.get("protocol"), r.get("portRange"), r.get("sourceAddresses", []))
@@ -92,6 +105,11 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
             elif key == "metadatas":
                 shown["userData"] = (
                     f"[secret] {_budget('linode', text)} (base64 of gzip; "
+                    f"{len(text.encode())} bytes as cloud-init reads it)"
+                )
+            elif provider_user_data_size("digitalocean", text) != len(text.encode()):
+                shown["userData"] = (
+                    f"[secret] {_budget('digitalocean', text)} (one gzip MIME part; "
                     f"{len(text.encode())} bytes as cloud-init reads it)"
                 )
             else:
@@ -126,7 +144,7 @@ def _user_data_text(value: Any) -> str | None:
     if isinstance(plain, list) and plain and isinstance(plain[0], dict):
         encoded = plain[0].get("userData")
         return decompress(base64.b64decode(encoded)) if encoded else None
-    return plain if isinstance(plain, str) else None
+    return digitalocean_document(plain) if isinstance(plain, str) else None
 
 
 def _budget(provider: str, text: str) -> str:

@@ -21,6 +21,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.bootstrap.render import digitalocean_document
 from infra.config import ConfigError, PlatformConfig, SiteConfig
 from infra.config.files import SECRET_PLACEHOLDER, platform_stack_file_issue, read_stack_file, stack_name_of
 from infra.config.rules import ops_dns_matches_the_platform
@@ -218,6 +219,9 @@ def extract_user_data(resources: list[RecordedResource]) -> dict[str, str]:
         if key == "userDataBase64" and isinstance(value, str):
             # gzip for the redirector (EC2's 16 KB): written out as cloud-init reads it.
             value = decompress(base64.b64decode(value))
+        if key == "userData" and isinstance(value, str):
+            # DigitalOcean: above the budget, a gzip MIME part; written out as cloud-init reads it.
+            value = digitalocean_document(value)
         if isinstance(value, str):
             found[node] = value
     return found

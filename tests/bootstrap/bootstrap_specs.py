@@ -15,7 +15,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from infra.bootstrap.spec import MeshPeer, NodeSpec, mesh_addresses, mesh_network, tinc_node_name
+from infra.bootstrap.spec import (
+    DatabaseSpec,
+    MeshPeer,
+    NodeSpec,
+    mesh_addresses,
+    mesh_network,
+    tinc_node_name,
+)
 from infra.config import App, CommandApp, ContainerApp, DebApp, DemoApp
 
 SITE = "acme-shop"
@@ -146,6 +153,7 @@ def make_spec(
     memory_mib: int = 1024,
     admin_keys: int = 1,
     admin_cidrs: tuple[str, ...] = ADMIN_CIDRS,
+    database: bool = False,
 ) -> NodeSpec:
     """One node of the example site. Node A is DigitalOcean (primary), node B Linode."""
     other = "linode" if provider == "digitalocean" else "digitalocean"
@@ -188,4 +196,24 @@ def make_spec(
         apt_proxy="http://10.99.0.1:3142" if lab else None,
         extra_ca_pem=keys.extra_ca if lab else None,
         health_check_sources=("192.0.2.200/32",) if proxied else (),
+        database=make_database(tinc_node_name(SITE, provider)) if database else None,  # type: ignore[arg-type]
+    )
+
+
+DATABASE_PASSWORD = "Zx9" + "q" * 29  # letters and digits, as pulumi_random makes it
+
+
+def make_database(member: str, witness: str | None = None) -> DatabaseSpec:
+    """The site's Galera member with a fresh CA and certificate (ECDSA, as the stack makes them)."""
+    ca, _ = self_signed(("db ca",))
+    cert, key = self_signed((member,))
+    return DatabaseSpec(
+        cluster_name=f"twinhost-{SITE}",
+        name=SITE.replace("-", "_"),
+        user=SITE.replace("-", "_"),
+        password=DATABASE_PASSWORD,
+        ca_pem=ca,
+        certificate_pem=cert,
+        private_key_pem=key,
+        witness_address=witness,
     )

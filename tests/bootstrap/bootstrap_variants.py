@@ -20,6 +20,10 @@ def all_variants() -> dict[str, dict[str, Any]]:
     for provider, debian in itertools.product(PROVIDERS, DEBIANS):
         variants[f"{provider}-debian{debian}-lab"] = {"provider": provider, "debian": debian, "lab": True}
     variants["linode-debian12-2gb"] = {"provider": "linode", "memory_mib": 2048}
+    # The database (MariaDB Galera): a DigitalOcean node with it ships as one gzip MIME part.
+    for provider, debian, proxied in itertools.product(PROVIDERS, DEBIANS, (False, True)):
+        name = f"{provider}-debian{debian}-{'proxied' if proxied else 'dnsonly'}-database"
+        variants[name] = {"provider": provider, "debian": debian, "proxied": proxied, "database": True}
     return variants
 
 

@@ -54,6 +54,14 @@ MODES = {
         "proxied": True,
         "domains": DOMAIN,
     },
+    # With the database (MariaDB Galera): DigitalOcean's document then ships as one gzip MIME part.
+    "watchdog-dnsonly-database": {"failover": {"mode": "watchdog"}, "database": "mariadb"},
+    "cloudflarelb-proxied-database": {
+        "failover": {"mode": "cloudflare-lb", "accountId": ACCOUNT_ID},
+        "proxied": True,
+        "domains": DOMAIN,
+        "database": "mariadb",
+    },
 }
 SITE_STACKS = sorted(
     p

@@ -84,7 +84,7 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
             out.flush()
 
         try:
-            state = lab.up(lab_layout, REPO, log=write)
+            state = lab.up(lab_layout, _project(lab_layout), log=write)
         except Exception as exc:  # noqa: BLE001 - the progress log is the useful part of the failure
             FAILED_UP.append(str(exc)[:300])
             pytest.fail(f"lab up failed: {exc}\n{log.read_text()[-3000:]}", pytrace=False)
@@ -93,6 +93,25 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
         yield checks.RunningLab(lab_layout)
     finally:
         lab.down(lab_layout, log=lambda _line: None)
+
+
+def _project(layout: Layout) -> Path:
+    """The repository, or with TWINHOST_LAB_DATABASE=1 a copy of its stack files in which the
+    lab's site stack has `database: mariadb` (tests/lab/test_database.py needs that lab)."""
+    if os.environ.get("TWINHOST_LAB_DATABASE") != "1":
+        return REPO
+    import tempfile
+
+    import yaml
+
+    project = Path(tempfile.mkdtemp(prefix="twinhost-lab-database-"))
+    for source in [REPO / "Pulumi.yaml", *REPO.glob("Pulumi.*.yaml")]:
+        (project / source.name).write_text(source.read_text())
+    stack = project / f"Pulumi.{layout.stack}.yaml"
+    document = yaml.safe_load(stack.read_text())
+    document["config"]["twinhost:database"] = "mariadb"
+    stack.write_text(yaml.safe_dump(document, sort_keys=False))
+    return project
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
