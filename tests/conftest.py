@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,17 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_twinhost(*args: str) -> subprocess.CompletedProcess[str]:
+    """`twinhost ARGS` in a fresh interpreter (exit code, stdout and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from infra.cli import main; sys.exit(main())", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def stack_file_values(name: str) -> dict[str, Any]:

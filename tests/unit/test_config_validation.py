@@ -4,15 +4,13 @@ value and what is allowed; all problems are reported together."""
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from infra.config import ConfigError, PlatformConfig, SiteConfig, parse_config
 from infra.pulumi_config import declared_defaults
-from tests.conftest import REPO, stack_file_values, write_stack
+from tests.conftest import run_twinhost, stack_file_values, write_stack
 
 
 def _rsa_public_key(bits: int) -> str:
@@ -593,14 +591,7 @@ def test_app_secrets_may_not_repeat_app_env_or_reserved_names(site_values):
 # -- through the CLI: exit 2, the key named, no traceback ----------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from infra.cli import main; sys.exit(main())", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+_cli = run_twinhost
 
 
 def _acme(site_values: dict[str, Any], **changes: Any) -> dict[str, Any]:

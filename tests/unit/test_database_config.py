@@ -3,14 +3,12 @@ is allowed, and the app's connection settings kept free for twinhost to set."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from infra.config import ConfigError, parse_config
-from tests.conftest import REPO, write_stack
+from tests.conftest import run_twinhost, write_stack
 
 
 def _refused(values: dict[str, Any]) -> list[str]:
@@ -58,18 +56,7 @@ def test_a_container_app_cannot_reach_the_database_yet_and_is_told_so(site_value
 
 def test_a_database_typo_exits_2_naming_the_key(tmp_path, site_values):
     write_stack(tmp_path, "acme", dict(site_values, site="acme", domains=["acme.example"], database="maria"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from infra.cli import main; sys.exit(main())",
-            *["plan", "--stack", "acme", "--project-dir", str(tmp_path)],
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_twinhost("plan", "--stack", "acme", "--project-dir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "twinhost:database: must be 'none' or 'mariadb'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -5,8 +5,6 @@ as [secret] by `twinhost plan`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 from typing import Any
 
@@ -17,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.bootstrap.spec import mesh_addresses
 from infra.plan.runner import PlanResult, is_secret_value, reveal, run_plan
-from tests.conftest import REPO, write_stack
+from tests.conftest import REPO, run_twinhost, write_stack
 
 # -- the secrets, under the plan's mocks -----------------------------------------------------------
 
@@ -96,18 +94,9 @@ def test_each_node_boots_with_a_certificate_of_the_site_ca_for_its_mesh_address(
 
 def test_the_plan_shows_the_database_secrets_as_secret(tmp_path, site_values):
     write_stack(tmp_path, "harbourlaw", dict(site_values, database="mariadb"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from infra.cli import main; sys.exit(main())",
-            *["plan", "--stack", "harbourlaw", "--project-dir", str(tmp_path), "--json"],
-            *["--build-dir", str(tmp_path / "build")],
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_twinhost(
+        *["plan", "--stack", "harbourlaw", "--project-dir", str(tmp_path), "--json"],
+        *["--build-dir", str(tmp_path / "build")],
     )
     assert result.returncode == 0, result.stderr
     site = json.loads(result.stdout)
