@@ -10,12 +10,17 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from infra.config import ConfigError, StackFileError
 from infra.config.files import config_section, served_domains
 from infra.plan.lab_profile import LabProfile
+
+if TYPE_CHECKING:
+    from infra.plan.runner import PlanResult
 
 EXIT_CONFIG_ERROR = 2
 
@@ -122,29 +127,33 @@ def stack_files(project_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: (not is_platform(p), p.name))
 
 
-def _plan(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class StackPlan:
+    """One stack file planned offline: its result, or the config error that stopped it."""
+
+    path: Path
+    result: PlanResult | None
+    error: ConfigError | None
+
+
+def plan_stacks(
+    project_dir: Path,
+    files: Sequence[Path],
+    *,
+    addresses: dict[str, str] | None = None,
+    lab: LabProfile | None = None,
+) -> Iterator[StackPlan]:
+    """Plan each stack file in order under the mocks, each later stack reading the outputs of the
+    ones planned before it (`stack_files` puts the platforms first): the one plan loop of
+    `twinhost plan` and `twinhost list`. A config error is yielded, not raised; anything else is
+    a bug and raised."""
     # pulumi_cloudflare's import emits hundreds of DeprecationWarnings that say nothing to a user.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Deferred: the plan loads Pulumi and the provider SDKs; no other command needs them.
-    from infra.plan import report
     from infra.plan.runner import is_config_error, run_plan
 
-    project_dir = find_project_dir(args.project_dir)
-    build_dir = args.build_dir or project_dir / "build"
-    addresses = json.loads(args.addresses.read_text()) if args.addresses else None
-    try:
-        lab = LabProfile.parse(json.loads(args.lab.read_text())) if args.lab else None
-    except ConfigError as exc:
-        print(f"{args.lab}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
-    plans = []
-    failed = False
     outputs_by_stack: dict[str, dict[str, Any]] = {}
     for path in files:
-        if not path.exists():
-            print(f"twinhost: no stack file {path}", file=sys.stderr)
-            return EXIT_CONFIG_ERROR
         try:
             result = run_plan(
                 path,
@@ -157,13 +166,39 @@ def _plan(args: argparse.Namespace) -> int:
             config_error = is_config_error(exc)
             if config_error is None:
                 raise
-            if isinstance(config_error, StackFileError):
-                print(f"twinhost: {config_error}", file=sys.stderr)  # one line: file, line, what
-            else:
-                print(f"{path.name}: {config_error}", file=sys.stderr)
-            failed = True
+            yield StackPlan(path, None, config_error)
             continue
         outputs_by_stack[result.stack] = result.outputs
+        yield StackPlan(path, result, None)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from infra.plan import report
+
+    project_dir = find_project_dir(args.project_dir)
+    build_dir = args.build_dir or project_dir / "build"
+    addresses = json.loads(args.addresses.read_text()) if args.addresses else None
+    try:
+        lab = LabProfile.parse(json.loads(args.lab.read_text())) if args.lab else None
+    except ConfigError as exc:
+        print(f"{args.lab}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    files = stack_files(project_dir) if args.all else [project_dir / f"Pulumi.{args.stack}.yaml"]
+    for path in files:
+        if not path.exists():
+            print(f"twinhost: no stack file {path}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+    plans = []
+    failed = False
+    for planned in plan_stacks(project_dir, files, addresses=addresses, lab=lab):
+        path, result = planned.path, planned.result
+        if result is None:
+            if isinstance(planned.error, StackFileError):
+                print(f"twinhost: {planned.error}", file=sys.stderr)  # one line: file, line, what
+            else:
+                print(f"{path.name}: {planned.error}", file=sys.stderr)
+            failed = True
+            continue
         _warn_if_unwatched(project_dir, path)
         paths = report.write_user_data(result, build_dir)
         plans.append(report.to_dict(result, paths))

@@ -4,7 +4,8 @@
    component, so that nothing done to the redirector (rebuild, new type, new image) touches it;
 2. the redirector instance behind it (`infra/components/redirector.py`), whose user data
    (`infra.redirector`) runs Caddy redirecting every registered apex to www;
-3. the outputs site stacks read through their StackReference (names below are a contract).
+3. the outputs site stacks read through their StackReference (names below are a contract);
+4. the backup bucket every site backs up to, one prefix per site (docs/backups.md).
 
 How a client apex becomes known: a site stack writes `<apex>._apex.<ops zone>` TXT (see
 `infra.redirector.registry`); nothing here changes per site for that.
@@ -13,6 +14,14 @@ The failover watcher: the platform reads every site stack in `twinhost:sites` (S
 generates the watcher's config from the watchdog-mode ones, and publishes it with the code and
 the secrets for the redirector to fetch (`infra/components/watcher_delivery.py`). Adding a site
 changes only those objects, never the instance.
+
+The witness (`infra/witness.py`): the redirector is the third vote of every listed site (any
+failover mode). The platform makes its tinc key, publishes its document (every site's tinc net,
+ports, nodes' addresses and public keys; for a site with a database its Galera cluster, CA and the
+witness's garbd certificate, which the site stack made) through the same channel, with the
+witness's secrets per site (the garbd key the site stack exported as a secret) in SSM, opens each
+site's witness port in the security group to that site's nodes only, and exports `witness` (name,
+Elastic IP, public key) for the site stacks' nodes.
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_tls as tls
 
 from infra import catalog, site_outputs
 from infra import platform_watcher as pw
+from infra import witness as wt
 from infra.bootstrap import Parts
 from infra.bootstrap.overrides import RenderOverrides
+from infra.components.backup_bucket import BackupBucket, BackupBucketArgs
 from infra.components.redirector import Redirector, RedirectorArgs
 from infra.components.watcher_delivery import WatcherDelivery, WatcherDeliveryArgs
 from infra.config import NAMESPACE, ConfigError, ConfigIssue, PlatformConfig
@@ -49,7 +61,13 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
     )
     zone_id = config.cloudflare_zone_id if config.dns_provider == "cloudflare" else config.route53_zone_id
     webhook = _set_secret("notifyWebhook")
-    delivery = _watcher_delivery(config, str(zone_id), webhook, provider)
+    witness_key = tls.PrivateKey(
+        "witness-tinc",
+        algorithm="RSA",
+        # tinc 1.0 authenticates with RSA; the site nodes' keys have the same size.
+        rsa_bits=3072,
+    )
+    delivery, witnessed = _watcher_delivery(config, str(zone_id), webhook, provider, witness_key, address)
     # The Elastic IP goes into the ask service's settings: certificates only for apexes that
     # point here (the address exists before the instance; the association comes after).
     user_data = pulumi.Output.all(delivery.bucket, address.public_ip).apply(
@@ -80,13 +98,25 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
             user_data_base64=user_data,
             instance_profile=delivery.instance_profile,
             resolvers=list(config.aws.resolvers),
+            witness_peers=witnessed.apply(wt.security_group_peers),
         ),
         opts=pulumi.ResourceOptions(providers={"aws": provider}),
     )
     # Whether a webhook is set (Pulumi.yaml's default "" means unset): a plain bool derived from
-    # the secret, which itself never leaves this stack's config.
+    # the secret.
     notify = pulumi.Output.unsecret(webhook.apply(bool)) if webhook is not None else False
-    return {
+    backups = BackupBucket(
+        "backups",
+        BackupBucketArgs(region=config.aws.region, tags={"twinhost": "platform"}),
+        opts=pulumi.ResourceOptions(providers={"aws": provider}),
+    )
+    exports: dict[str, Any] = {}
+    if webhook is not None:
+        # Read by the site stacks for their nodes' backup alerts (docs/backups.md): a secret
+        # output, so it stays encrypted in both stacks' state and reaches only the nodes' user
+        # data (itself a secret).
+        exports["notifyWebhook"] = pulumi.Output.secret(webhook)
+    return exports | {
         # Read by every site stack (infra/site.py): keep these names.
         "redirectorAddress": address.public_ip,
         "opsZone": config.ops_zone,
@@ -96,6 +126,13 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
         "apexRegistry": registry_suffix(config.ops_zone),
         "apexRecordPrefix": CONTENT_PREFIX,
         "acmeEmail": config.acme_email,
+        # Read by every site stack: the third member of its tinc net (infra/witness.py). The
+        # private key stays in this stack (a secret) and in SSM.
+        "witness": {
+            "name": wt.WITNESS_TINC_NAME,
+            "address": address.public_ip,
+            "publicKeyPem": witness_key.public_key_pem,
+        },
         # For operators, and for the watcher (issue 7): where checks come from, how often.
         "redirectorInstanceId": redirector.instance_id,
         "redirectorSecurityGroupId": redirector.security_group_id,
@@ -105,18 +142,27 @@ def build_platform(config: PlatformConfig, overrides: RenderOverrides | None = N
             "interval": config.watcher.interval,
             "failures": config.watcher.failures,
             "recoveries": config.watcher.recoveries,
-            # Whether failover events are posted anywhere; the URL itself stays a secret here.
+            # Whether failover events are posted anywhere (the URL itself: `notifyWebhook`, secret).
             "notifications": notify,
             # Where the watcher's config, code and release index live (read by the redirector).
             "bucket": delivery.bucket,
         },
+        # Read by every site stack: where its backups go, under its own prefix `<site>/`
+        # (infra/components/site_backups.py makes that prefix's credentials).
+        "backups": {"bucket": backups.bucket, "region": backups.region, "endpoint": backups.endpoint},
     }
 
 
 def _watcher_delivery(
-    config: PlatformConfig, zone_id: str, webhook: pulumi.Output[str] | None, provider: aws.Provider
-) -> WatcherDelivery:
-    """Read the known site stacks, generate the watcher config, publish it (see module doc)."""
+    config: PlatformConfig,
+    zone_id: str,
+    webhook: pulumi.Output[str] | None,
+    provider: aws.Provider,
+    witness_key: tls.PrivateKey,
+    address: aws.ec2.Eip,
+) -> tuple[WatcherDelivery, pulumi.Output[list[wt.WitnessedSite]]]:
+    """Read the known site stacks, generate the watcher config and the witness document, publish
+    them (see module doc). Also returns the witnessed sites (for the security group)."""
     token = _set_secret("watcherDnsToken")
     if config.sites and config.dns_provider == "cloudflare" and token is None:
         # Refused before any resource exists: a watcher without a token could never move a record.
@@ -136,14 +182,39 @@ def _watcher_delivery(
         pulumi.StackReference(PlatformConfig.site_stack_name(name, organization, project))
         for name in config.sites
     ]
+    # The public outputs only: the secret one (the garbd key) is read apart, so that the
+    # watcher's config and the witness's document do not become secrets with it.
     outputs = [
-        pulumi.Output.all(*[ref.get_output(key) for key in site_outputs.KEYS]).apply(
-            lambda values: dict(zip(site_outputs.KEYS, values, strict=False))
+        pulumi.Output.all(*[ref.get_output(key) for key in site_outputs.PUBLIC_KEYS]).apply(
+            lambda values: dict(zip(site_outputs.PUBLIC_KEYS, values, strict=False))
         )
         for ref in references
     ]
+    site_secrets: dict[str, pulumi.Input[str]] = {
+        name: pulumi.Output.secret(
+            pulumi.Output.all(ref.get_output("site"), ref.get_output("witnessDatabaseKey")).apply(
+                lambda v: pw.witness_site_secrets(v[0], v[1])
+            )
+        )
+        for name, ref in zip(config.sites, references, strict=True)
+    }
     sites = pulumi.Output.all(*outputs).apply(
         lambda found: [pw.WatchedSite.from_outputs(values, default_zone=config.ops_zone) for values in found]
+    )
+    witnessed = pulumi.Output.all(*outputs).apply(
+        lambda found: [
+            site
+            for values in found
+            if (
+                site := _witnessed(
+                    site_outputs.SiteOutputs.from_outputs(values, default_zone=config.ops_zone)
+                )
+            )
+            is not None
+        ]
+    )
+    document = pulumi.Output.all(witnessed, witness_key.public_key_pem, address.public_ip).apply(
+        lambda v: _witness_document(v[0], v[1], v[2])
     )
     generated = sites.apply(
         lambda watched: pw.watcher_config(
@@ -169,9 +240,27 @@ def _watcher_delivery(
             dns_provider=config.dns_provider,
             route53_zone_id=config.route53_zone_id,
             records=sites.apply(lambda watched: sorted(s.record for s in watched if s.mode == "watchdog")),
+            witness=document,
+            witness_key=witness_key.private_key_pem,
+            witness_site_secrets=site_secrets,
         ),
         opts=pulumi.ResourceOptions(providers={"aws": provider}),
+    ), witnessed
+
+
+def _witnessed(read: site_outputs.SiteOutputs) -> wt.WitnessedSite | None:
+    return wt.WitnessedSite.from_outputs(
+        read.site, read.node_addresses, read.tinc_public_keys or {}, read.witness_database
     )
+
+
+def _witness_document(sites: list[wt.WitnessedSite], public_key_pem: str, address: str) -> dict[str, Any]:
+    """The witness's document, or a ConfigError naming the two sites whose mesh networks collide
+    (the config rule `sites_have_distinct_mesh_networks` catches it earlier for stack names)."""
+    try:
+        return wt.witness_document(sites, public_key_pem=public_key_pem, address=address)
+    except wt.WitnessCollisionError as error:
+        raise ConfigError([ConfigIssue(f"{NAMESPACE}:sites", str(error))]) from None
 
 
 def _watcher_backends(config: PlatformConfig, overrides: RenderOverrides | None) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from infra import watcher_install as install
 from infra.bootstrap.overrides import AwsStandIn
-from infra.bootstrap.parts import Command, File, Parts, static
+from infra.bootstrap.parts import SCRIPT_MODE, Command, File, Parts, static
 from infra.catalog import cloudflare_origin_ca_bundle
 from infra.config import Watcher
 from infra.site_outputs import SiteOutputs
@@ -45,6 +45,14 @@ ORIGIN_CA_REQUEST_TYPE = "origin-ecc"
 KEY_PREFIX = "watcher/"
 RELEASE_KEY = KEY_PREFIX + "release.json"
 CONFIG_KEY = KEY_PREFIX + "watcher.json"
+# The witness (infra/witness.py): its document and the SSM parameter of its tinc private key.
+# Separate from the watcher's secrets: the watcher's unit never gets the witness's key.
+WITNESS_KEY = "witness/witness.json"
+WITNESS_SECRET = "tinc-key"
+# One more SecureString per listed site stack: that site's secrets on the witness, as JSON
+# ({"site": <name>, "garbdKeyPem": <the witness's key for the site's Galera cluster>}; only
+# "site" for a site without a database). Per site: a SecureString holds 4 KB at most.
+WITNESS_SITE_SECRET_PREFIX = "sites/"
 
 REFRESH_SCRIPT = "/usr/local/sbin/twinhost-watcher-refresh"
 REFRESH_SETTINGS = "/etc/twinhost/watcher-refresh.json"
@@ -59,6 +67,24 @@ def archive_key(sha256: str) -> str:
 def parameter_name(stack: str, secret: str) -> str:
     """The SSM parameter that holds one watcher secret: `/twinhost/<stack>/watcher/<secret>`."""
     return f"/twinhost/{stack}/watcher/{secret}"
+
+
+def witness_parameter_name(stack: str) -> str:
+    """The SSM parameter holding the witness's tinc private key."""
+    return f"/twinhost/{stack}/witness/{WITNESS_SECRET}"
+
+
+def witness_site_parameter_name(stack: str, site_stack: str) -> str:
+    """The SSM parameter holding the witness's secrets for one listed site stack."""
+    return f"/twinhost/{stack}/witness/{WITNESS_SITE_SECRET_PREFIX}{site_stack}"
+
+
+def witness_site_secrets(site: str | None, garbd_key_pem: str | None) -> str:
+    """The value of a site's witness parameter (JSON; see WITNESS_SITE_SECRET_PREFIX)."""
+    value: dict[str, str] = {"site": site or ""}
+    if garbd_key_pem:
+        value["garbdKeyPem"] = garbd_key_pem.strip() + "\n"
+    return json.dumps(value, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -172,10 +198,14 @@ def release_document(
     config: str | None,
     archive_sha256: str,
     secrets: Mapping[str, tuple[str, int]],
+    witness: tuple[str, tuple[str, int]] | None = None,
+    witness_sites: Mapping[str, tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The node's index: config (key + SHA-256) or None, code archive, secrets (name ->
-    parameter + version). The refresh timer fetches only what changed."""
-    return {
+    parameter + version), and the witness (its document's SHA-256, its key's parameter and
+    version, and per listed site stack the parameter and version of its secrets) or None. The
+    refresh timer fetches only what changed."""
+    document: dict[str, Any] = {
         "config": None
         if config is None
         else {
@@ -188,6 +218,17 @@ def release_document(
             for name, (parameter, version) in sorted(secrets.items())
         },
     }
+    if witness is not None:
+        text, (parameter, version) = witness
+        document["witness"] = {
+            "config": {"key": WITNESS_KEY, "sha256": hashlib.sha256(text.encode()).hexdigest()},
+            "key": {"parameter": parameter, "version": int(version)},
+            "sites": {
+                name: {"parameter": site_parameter, "version": int(site_version)}
+                for name, (site_parameter, site_version) in sorted((witness_sites or {}).items())
+            },
+        }
+    return document
 
 
 LAB_WATCHER_CREDENTIALS = "/etc/systemd/system/twinhost-watcher.service.d/lab-aws.conf"
@@ -231,7 +272,7 @@ def node_parts(
         )
     files += [
         File(REFRESH_SETTINGS, json.dumps(settings, indent=2) + "\n", settings_mode),
-        File(REFRESH_SCRIPT, static("redirector" + REFRESH_SCRIPT), 0o755),
+        File(REFRESH_SCRIPT, static("redirector" + REFRESH_SCRIPT), SCRIPT_MODE),
         File(REFRESH_SERVICE, static("redirector" + REFRESH_SERVICE)),
         File(REFRESH_TIMER, static("redirector" + REFRESH_TIMER)),
     ]

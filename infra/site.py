@@ -30,6 +30,12 @@ def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> 
             ),
             name=platform_ref.require_output("opsZone"),
         ),
+        # None from a platform stack that has no witness yet (before its next `pulumi up`).
+        witness=platform_ref.get_output("witness"),
+        # Required only when the site backs up: a platform from before the backup bucket has
+        # none, and `pulumi up` of the platform must come first (docs/backups.md).
+        backups=platform_ref.require_output("backups") if config.backups.enabled else None,
+        notify_webhook=platform_ref.get_output("notifyWebhook"),
     )
     pair = SitePair(
         config.site, SitePairArgs(config, platform, app_secrets=_app_secrets(), overrides=overrides)
@@ -46,6 +52,9 @@ def build_site(config: SiteConfig, overrides: RenderOverrides | None = None) -> 
         proxied=config.proxied,
         primary=config.primary,
         certificates=config.certificate_source,
+        tinc_public_keys=pair.tinc_public_keys,
+        witness_database=pair.witness_database,
+        witness_database_key=pair.witness_database_key,
     ).to_exports()
 
 

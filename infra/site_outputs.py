@@ -39,6 +39,13 @@ class SiteOutputs:
     proxied: bool
     primary: str  # the provider the record points at first
     certificates: str  # acme | cloudflare-origin
+    # Read by the platform's witness (infra/witness.py): {provider: the node's tinc public key PEM}.
+    tinc_public_keys: Any = None
+    # Read by the platform's witness to run the site's garbd (`database: mariadb` only; None
+    # otherwise): {cluster, caPem, certificatePem} (public; the witness's certificate), and the
+    # witness's private key for it, a secret output (the platform keeps it in SSM).
+    witness_database: Any = None
+    witness_database_key: Any = None
 
     def to_exports(self) -> dict[str, Any]:
         """{export name: value}, in `KEYS` order: what `pulumi.export` gets."""
@@ -64,6 +71,15 @@ class SiteOutputs:
             proxied=proxied,
             primary=str(outputs.get("primary") or "digitalocean"),
             certificates=str(outputs.get("certificates") or "acme"),
+            tinc_public_keys={str(k): str(v) for k, v in dict(outputs.get("tincPublicKeys") or {}).items()},
+            witness_database=(
+                {str(k): str(v) for k, v in dict(outputs["witnessDatabase"]).items()}
+                if outputs.get("witnessDatabase")
+                else None
+            ),
+            witness_database_key=str(outputs["witnessDatabaseKey"])
+            if outputs.get("witnessDatabaseKey")
+            else None,
         )
 
 
@@ -74,6 +90,10 @@ def _export_name(attribute: str) -> str:
 
 # Every export name, in declaration order: what the platform reads from each site stack.
 KEYS: tuple[str, ...] = tuple(_export_name(f.name) for f in fields(SiteOutputs))
+# The secret ones: the platform reads them apart, so the rest (the watcher's config, the
+# witness's public document) does not become secret with them.
+SECRET_KEYS: tuple[str, ...] = ("witnessDatabaseKey",)
+PUBLIC_KEYS: tuple[str, ...] = tuple(k for k in KEYS if k not in SECRET_KEYS)
 
 
 def client_dns(domains: Sequence[str], failover_hostname: str, redirector_address: str) -> str:

@@ -63,10 +63,12 @@ REQUIREMENTS_PATH = f"{ROOT}/requirements.txt"
 # twinhost-watcher/lib/): the refresh itself (user data keeps only its first stage, which runs
 # it: infra.platform_watcher) and the redirector's apex check (Caddy's on-demand TLS `ask` and
 # redirect gate). SHA-256 checked, staged and renamed in with the watcher's code by the refresh,
-# which then restarts the apex check's unit.
+# which then restarts the apex check's unit. A third, the witness's (infra/witness.py), is started
+# by the refresh when the witness's document changes.
 ASK_MEMBER = "twinhost-apex-ask"
 REFRESH_MEMBER = "twinhost-watcher-refresh"
-SCRIPT_MEMBERS = (ASK_MEMBER, REFRESH_MEMBER)
+WITNESS_MEMBER = "twinhost-witness"
+SCRIPT_MEMBERS = (ASK_MEMBER, REFRESH_MEMBER, WITNESS_MEMBER)
 ASK_SCRIPT = f"{ROOT}/lib/{ASK_MEMBER}"
 # python3-venv for the virtualenv; python3-boto3 for the refresh timer's S3 and SSM reads (the
 # instance role's credentials), before the virtualenv exists.

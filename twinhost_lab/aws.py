@@ -1,4 +1,4 @@
-"""The lab's stand-in for the platform's S3 bucket and SSM parameters: moto's server on the host.
+"""The lab's stand-in for the platform's S3 buckets and SSM parameters: moto's server on the host.
 
 The redirector's `twinhost-watcher-refresh` reads, every minute, the release document, the
 watcher's config and code archive from the platform's bucket, and the secrets from SSM Parameter
@@ -7,6 +7,12 @@ exactly what `pulumi up` of the platform stack would have written (taken from th
 the same objects and parameters, byte for byte), and the redirector's user data names it
 (the render overrides' `aws`, `stand_in()`), with fixed lab credentials in place of the instance
 role.
+
+The platform's backup bucket is made too (empty): the site nodes' restic reaches it on the same
+endpoint (the render overrides' `aws` replaces the regional S3 endpoint in their repository
+URL) with their site's own backup key, which moto's server accepts like any key (it checks no
+credentials). The per-prefix IAM policy is therefore not enforced in the lab; its JSON is unit
+tested (tests/unit/test_site_backups.py).
 
 Secret parameter values are whatever the plan holds (the stack file's placeholders, never real
 secrets in the lab); they are written to the stand-in and never printed.
@@ -61,12 +67,16 @@ class Seed:
     bucket: str
     objects: dict[str, bytes] = field(repr=False)  # key -> body
     parameters: dict[str, str] = field(repr=False)  # name -> value (SecureString): never shown
+    # The platform's backup bucket (its `backups` output), made empty: each site's restic
+    # repository is made under its prefix by the site's first backup (docs/backups.md).
+    backup_bucket: str | None = None
 
     def describe(self) -> str:
         """Names only, never a value."""
         return (
             f"s3://{self.bucket} ({', '.join(sorted(self.objects))}); "
-            f"SSM {', '.join(sorted(self.parameters)) or 'none'} in {self.region}"
+            + (f"s3://{self.backup_bucket} (empty); " if self.backup_bucket else "")
+            + f"SSM {', '.join(sorted(self.parameters)) or 'none'} in {self.region}"
         )
 
 
@@ -79,7 +89,12 @@ def platform_seed(platform_plan: Any) -> Seed:
         raise LabError("the AWS stand-in is seeded from the platform stack's plan")
     settings = _refresh_settings(platform_plan.user_data.get("redirector", ""))
     resources = platform_plan.resources
-    buckets = [r for r in resources if r.type == _BUCKET]
+    # The watcher's bucket; the backup bucket (docs/backups.md) holds nothing the plan writes.
+    buckets = [
+        r
+        for r in resources
+        if r.type == _BUCKET and (reveal(r.inputs).get("tags") or {}).get("Name") != "twinhost-backups"
+    ]
     if len(buckets) != 1:
         raise LabError(f"expected the platform's one bucket, found {len(buckets)}")
     objects: dict[str, bytes] = {}
@@ -97,8 +112,13 @@ def platform_seed(platform_plan: Any) -> Seed:
     for resource in (r for r in resources if r.type == _PARAMETER):
         inputs = reveal(resource.inputs)
         parameters[str(inputs["name"])] = str(inputs["value"])
+    backups = (getattr(platform_plan, "outputs", None) or {}).get("backups") or {}
     seed = Seed(
-        region=str(settings["region"]), bucket=str(settings["bucket"]), objects=objects, parameters=parameters
+        region=str(settings["region"]),
+        bucket=str(settings["bucket"]),
+        objects=objects,
+        parameters=parameters,
+        backup_bucket=str(backups["bucket"]) if backups.get("bucket") else None,
     )
     _check_release(seed, str(settings["releaseKey"]))
     return seed
@@ -175,6 +195,8 @@ def seed_standin(url: str, seed: Seed) -> None:
     if seed.region != "us-east-1":
         create["CreateBucketConfiguration"] = {"LocationConstraint": seed.region}
     s3.create_bucket(**create)
+    if seed.backup_bucket:
+        s3.create_bucket(**{**create, "Bucket": seed.backup_bucket})
     for key, body in sorted(seed.objects.items()):
         if key == pw.RELEASE_KEY:
             continue

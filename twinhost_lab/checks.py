@@ -19,8 +19,9 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from infra.bootstrap.glusterfs import BRICK_DIR, SHARED_DIR, VOLUME
+from infra.bootstrap.glusterfs import BRICK_DIR, SHARED_DIR, volume_name
 from infra.bootstrap.spec import mesh_addresses
+from infra.witness import THIN_ARBITER_PORT, witness_mesh_address
 from twinhost_lab import database
 from twinhost_lab import lab as lab_module
 from twinhost_lab.containers import Container
@@ -189,6 +190,38 @@ def tinc_mesh(lab: RunningLab) -> CheckResult:
     return CheckResult("tinc mesh ping both ways", ok, ", ".join(figures))
 
 
+def witness_in_the_mesh(lab: RunningLab, wait_s: float = 300) -> CheckResult:
+    """The redirector is each node's third mesh member: both nodes ping the witness at the
+    site's `.3` over tinc and reach its thin-arbiter (24007) there. The witness is applied by the
+    redirector's refresh (every minute) after boot, so this waits for it up to `wait_s`."""
+    address = witness_mesh_address(str(lab.site["site"]))
+    started = time.monotonic()
+    figures: list[str] = []
+    ok = False
+    while True:
+        figures, ok = [], True
+        for role in lab.site_roles:
+            ping = lab.boxes[role].exec(["ping", "-c", "2", "-i", "0.3", "-W", "2", address], check=False)
+            port = lab.boxes[role].exec(
+                ["timeout", "5", "bash", "-c", f"exec 3<>/dev/tcp/{address}/{THIN_ARBITER_PORT}"], check=False
+            )
+            rtt = re.search(r"= [\d.]+/([\d.]+)/", ping.stdout)
+            ok &= ping.returncode == 0 and port.returncode == 0
+            figures.append(
+                f"{role}->{address} ping {'ok' if ping.returncode == 0 else 'FAIL'}"
+                + (f" {rtt.group(1)} ms" if rtt else "")
+                + f", thin-arbiter {'open' if port.returncode == 0 else 'closed'}"
+            )
+        if ok or time.monotonic() - started > wait_s:
+            break
+        time.sleep(10)
+    return CheckResult(
+        "witness in the mesh (tinc .3, thin-arbiter)",
+        ok,
+        ", ".join(figures) + f" (after {time.monotonic() - started:.0f} s)",
+    )
+
+
 def gluster_replicates(lab: RunningLab) -> CheckResult:
     token = f"{time.time_ns()}"
     figures, ok = [], True
@@ -232,12 +265,16 @@ def gluster_heals(lab: RunningLab) -> CheckResult:
         )
         if result.returncode == 0:
             acknowledged.append(name.rsplit("/", 1)[1])
-    pending = primary.exec(["gluster", "volume", "heal", VOLUME, "info", "summary"], check=False).stdout
-    standby.exec(["gluster", "volume", "start", VOLUME, "force"], check=False, timeout=60)
+    pending = primary.exec(
+        ["gluster", "volume", "heal", volume_name(lab.layout.stack), "info", "summary"], check=False
+    ).stdout
+    standby.exec(
+        ["gluster", "volume", "start", volume_name(lab.layout.stack), "force"], check=False, timeout=60
+    )
     started = time.monotonic()
     on_brick: set[str] = set()
     while time.monotonic() - started < 120:
-        primary.exec(["gluster", "volume", "heal", VOLUME], check=False, timeout=60)
+        primary.exec(["gluster", "volume", "heal", volume_name(lab.layout.stack)], check=False, timeout=60)
         listing = standby.exec(f"ls {BRICK_DIR} | grep '^heal-{token}-' || true", check=False).stdout
         on_brick = set(listing.split())
         if set(acknowledged) <= on_brick:
@@ -368,39 +405,41 @@ def _ssh_audit_counts(report: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def certificates_are_acme(lab: RunningLab) -> CheckResult:
-    """Both nodes serve one certificate for the www names, issued by the lab's ACME server, which
-    the primary obtained (HTTP-01) and the standby took from the shared volume."""
-    www = lab.site["www"][0]
-    served = {}
-    for role in lab.site_roles:
-        result = lab.outside(
-            [
-                "sh",
-                "-c",
-                f"echo | openssl s_client -connect {lab.address(role)}:443 "
-                f"-servername {www} -CAfile {lab.acme_root} -verify_return_error 2>/dev/null"
-                " | openssl x509 -noout -fingerprint -sha256 -issuer -ext subjectAltName",
-            ]
+    """Both nodes serve each site name (www.<apex>, and the failover name the watcher checks)
+    with that name's own certificate, issued by the lab's ACME server, which one node obtained
+    (HTTP-01) and the other took from the shared volume."""
+    ok, details = True, []
+    for name in [*lab.site["www"], lab.site["failover"]]:
+        served = {}
+        for role in lab.site_roles:
+            result = lab.outside(
+                [
+                    "sh",
+                    "-c",
+                    f"echo | openssl s_client -connect {lab.address(role)}:443 "
+                    f"-servername {name} -CAfile {lab.acme_root} -verify_return_error 2>/dev/null"
+                    " | openssl x509 -noout -fingerprint -sha256 -issuer -ext subjectAltName",
+                ]
+            )
+            served[role] = result.stdout
+        fingerprints = {
+            role: (re.search(r"Fingerprint=(\S+)", out) or [None, ""])[1] for role, out in served.items()
+        }
+        issuer = re.search(r"issuer=(.*)", served[lab.primary])
+        names = re.findall(r"DNS:([^,\s]+)", served[lab.primary])
+        one = len(set(fingerprints.values())) == 1
+        ok = ok and (
+            bool(fingerprints[lab.primary])
+            and one
+            and issuer is not None
+            and "Pebble" in issuer.group(1)
+            and names == [name]
         )
-        served[role] = result.stdout
-    fingerprints = {
-        role: (re.search(r"Fingerprint=(\S+)", out) or [None, ""])[1] for role, out in served.items()
-    }
-    issuer = re.search(r"issuer=(.*)", served[lab.primary])
-    names = re.findall(r"DNS:([^,\s]+)", served[lab.primary])
-    ok = (
-        bool(fingerprints[lab.primary])
-        and len(set(fingerprints.values())) == 1
-        and issuer is not None
-        and "Pebble" in issuer.group(1)
-        and set(lab.site["www"]) <= set(names)
-    )
-    return CheckResult(
-        "ACME certificate, same on both nodes",
-        ok,
-        f"issuer {issuer.group(1).strip() if issuer else '?'}, names {names}, "
-        f"{'one certificate on both nodes' if len(set(fingerprints.values())) == 1 else 'different certificates'}",
-    )
+        details.append(
+            f"{name}: issuer {issuer.group(1).strip() if issuer else '?'}, names {names}, "
+            f"{'one certificate on both nodes' if one else 'different certificates'}"
+        )
+    return CheckResult("ACME certificate per name, same on both nodes", ok, "; ".join(details))
 
 
 def sslyze_grade(lab: RunningLab, role: str) -> CheckResult:
@@ -549,6 +588,7 @@ def all_checks(lab: RunningLab) -> list[tuple[str, Callable[[], CheckResult]]]:
     checks: list[tuple[str, Callable[[], CheckResult]]] = []
     checks += [(f"cloud_init_{r}", partial(cloud_init_done, lab, r)) for r in roles]
     checks += [("tinc", partial(tinc_mesh, lab)), ("gluster_replication", partial(gluster_replicates, lab))]
+    checks += [("witness", partial(witness_in_the_mesh, lab))]
     checks += [(f"health_{r}", partial(https_health, lab, r)) for r in lab.site_roles]
     checks += [
         ("demo_page", partial(demo_page_shows_shared_file, lab)),
@@ -556,7 +596,7 @@ def all_checks(lab: RunningLab) -> list[tuple[str, Callable[[], CheckResult]]]:
     ]
     if database.has_database(lab):  # a site stack with `database: mariadb`
         checks += [
-            ("database_cluster", partial(database.cluster_of_two, lab)),
+            ("database_cluster", partial(database.cluster_synced, lab)),
             ("database_replication", partial(database.replicates_both_ways, lab)),
         ]
         checks += [

@@ -90,10 +90,13 @@ class Container:
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        if self.host_veth and Path(f"/sys/class/net/{self.host_veth}").exists():
-            # A container killed outright (the drill) can leave its veth behind for a while;
-            # nspawn would refuse to boot it again ("File exists").
-            run(["ip", "link", "delete", self.host_veth], check=False)
+        # A container killed outright (the drills) can leave its veth behind for a while; nspawn
+        # would refuse to boot it again ("File exists"). A long machine name's is hashed
+        # (vb-th-redir<hash>), which `kill` cannot name: found by its prefix here.
+        prefix = self.host_veth or f"vb-{self.node.name}"[:11]
+        for name in os.listdir("/sys/class/net"):
+            if name == prefix or (self.host_veth is None and name.startswith(prefix)):
+                run(["ip", "link", "delete", name], check=False)
         cgroups = [root / "twinhost-lab" / self.node.name for root in CGROUP_ROOTS if root.is_dir()]
         enter = "; ".join(f"mkdir -p {c} && echo $$ > {c}/cgroup.procs" for c in cgroups)
         nspawn = [

@@ -427,8 +427,24 @@ class Drill:
             return Route53Zone(self.layout, self.state)
         raise LabError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
 
+    def wait_both_healthy(self, steady: int = 5, timeout: float = 180.0) -> float:
+        """Both nodes healthy over TLS `steady` times in a row (2 s apart) before a round starts:
+        a node booted by the previous round answers 200 at first, then 503 for about 12 s while
+        its brick is healed (lab, glusterfs 10.3), and a round started then fails at once. The
+        wait is logged; returns its seconds."""
+        started, in_a_row = time.monotonic(), 0
+        while in_a_row < steady:
+            if time.monotonic() - started > timeout:
+                raise LabError(f"both nodes not steadily healthy over TLS within {timeout:.0f} s")
+            in_a_row = in_a_row + 1 if lab_module.healthy_over_tls(self.layout, self.state) else 0
+            time.sleep(2)
+        waited = round(time.monotonic() - started, 1)
+        self.log(f"both nodes healthy over TLS {steady} times in a row after {waited} s")
+        return waited
+
     def switch_to(self, backend: str) -> KnotZone | Route53Zone:
         """Publish the record on both nodes and run the watcher on it; returns the zone."""
+        self.wait_both_healthy()
         zone = self.zone(backend)
         both = sorted(self.addresses.values())
         secrets = zone.start(both)
@@ -453,6 +469,7 @@ class Drill:
         zone = self.current_zone
         if zone is None or zone.backend != backend:
             raise LabError(f"switch_to({backend!r}) first")
+        self.wait_both_healthy()
         figures = DrillFigures(
             backend=backend,
             killed=self.boxes[self.primary].node.name,
@@ -481,10 +498,7 @@ class Drill:
             self.log(line)
 
     def boot(self, role: str) -> None:
-        box = self.boxes[role]
-        box.start()
-        self.state.containers[box.node.name] = box.pid or 0
-        lab_module.save_state(self.layout, self.state)
+        lab_module.boot_again(self.layout, self.state, self.boxes[role])
 
     def _measure(self, zone: KnotZone | Route53Zone, figures: DrillFigures, killed_at: float) -> None:
         backend = figures.backend
@@ -558,6 +572,7 @@ class Drill:
 
     def flapping(self, rounds: int = 8) -> FlappingFigures:
         """The primary fails every other check for `rounds` rounds: the record must not move."""
+        self.wait_both_healthy()
         box = self.boxes[self.primary]
         zone = self.current_zone
         if zone is None:

@@ -22,7 +22,7 @@ from infra.bootstrap.overrides import RenderOverrides
 from infra.plan.lab_profile import LabProfile
 from infra.redirector.registry import apex_record_content, apex_record_name
 from infra.site_outputs import SiteOutputs
-from twinhost_lab import aws, network, services
+from twinhost_lab import aws, network, services, webhook
 from twinhost_lab.containers import Container, kill_lab_cgroups, remove_lab_cgroups
 from twinhost_lab.host import LabError, alive, require_root, run, stop_all
 from twinhost_lab.layout import Layout
@@ -78,6 +78,13 @@ def containers(layout: Layout, state: LabState) -> dict[str, Container]:
     return {node.role: Container(node, layout, state.containers.get(node.name)) for node in layout.nodes}
 
 
+def boot_again(layout: Layout, state: LabState, box: Container) -> None:
+    """Boot a container the drills killed, and record its new PID in the lab's state."""
+    box.start()
+    state.containers[box.node.name] = box.pid or 0
+    save_state(layout, state)
+
+
 def admin_key_path(layout: Layout) -> Path:
     return layout.run_dir / "admin_ed25519"
 
@@ -115,7 +122,47 @@ def lab_profile(layout: Layout, ca_pem: str, admin_public_key: str) -> LabProfil
         ),
         admin_cidrs=(layout.admin_network,),
         ssh_keys=(admin_public_key,),
+        # The platform's notifyWebhook: the lab's stand-in (a failed backup's alert lands there).
+        notify_webhook=webhook.url(layout),
     )
+
+
+def with_database(project_dir: Path, stack: str) -> Path:
+    """A copy of `project_dir`'s stack files in which `stack` has `database: mariadb` (the lab's
+    default: its site runs MariaDB Galera with the witness's garbd); the repository is untouched."""
+    return _with_config(project_dir, stack, {"twinhost:database": "mariadb"}, "database")
+
+
+def with_wordpress(project_dir: Path, stack: str) -> Path:
+    """A copy of `project_dir`'s stack files in which `stack` is a WordPress site (`app: {kind:
+    wordpress}`, Debian's package under php-fpm) with its database (`database: mariadb`: Galera
+    on both nodes and the witness's garbd); the repository is untouched."""
+    return _with_config(
+        project_dir,
+        stack,
+        {"twinhost:database": "mariadb", "twinhost:app": {"kind": "wordpress"}},
+        "wordpress",
+    )
+
+
+def _with_config(project_dir: Path, stack: str, config: dict[str, Any], name: str) -> Path:
+    import tempfile
+
+    import yaml
+
+    project = Path(tempfile.mkdtemp(prefix=f"twinhost-lab-{name}-"))
+    # The stack files, and the graders' pins the checks install from (twinhost_lab/graders.py).
+    sources = [project_dir / "Pulumi.yaml", *project_dir.glob("Pulumi.*.yaml")]
+    sources += [p for p in [project_dir / "requirements-graders.lock"] if p.exists()]
+    for source in sources:
+        (project / source.name).write_text(source.read_text())
+    path = project / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise LabError(f"no stack file Pulumi.{stack}.yaml in {project_dir}")
+    document = yaml.safe_load(path.read_text())
+    document["config"].update(config)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return project
 
 
 def render(
@@ -129,12 +176,22 @@ def render(
     site = run_plan(
         project_dir / f"Pulumi.{layout.stack}.yaml",
         lab=profile,
-        stack_outputs={layout.platform_stack: platform.outputs},
+        # Secret outputs as the site's StackReference reads them (the lab's notifyWebhook).
+        stack_outputs={layout.platform_stack: platform.reference_outputs()},
     )
     if site.role != "site" or platform.role != "platform":
         raise LabError(
             f"--stack {layout.stack} must be a site stack and {layout.platform_stack} the platform"
         )
+    # The platform once more with the site's own outputs, as `pulumi up` of the platform after
+    # the site's reads them: the witness's document and its garbd key then come from the site's
+    # database CA (the first plan answered the site from its stack file). The redirector's user
+    # data does not change (the plan's keys are the same within one process).
+    platform = run_plan(
+        project_dir / f"Pulumi.{layout.platform_stack}.yaml",
+        lab=profile,
+        stack_outputs={layout.stack: site.reference_outputs()},
+    )
     by_role = {
         "digitalocean": site.user_data["digitalocean"],
         "linode": site.user_data["linode"],
@@ -218,6 +275,10 @@ def up(layout: Layout, project_dir: Path, log: Log = print) -> LabState:
         # S3 and SSM for the redirector's watcher refresh (moto), seeded as `pulumi up` would.
         state.services["aws"] = aws.start_aws_standin(layout, platform_plan)
         state.services["pypi"] = services.start_pypi(layout)
+        # The platform's notification webhook (a failed backup posts its alert there).
+        state.services["webhook"] = webhook.start_webhook(
+            layout, ca.server_cert_pem, ca.server_key_pem, ca.cert_pem
+        )
         state.acme_root_pem = services.acme_issuing_root(layout, ca)
         # pebble makes a new root at every start: what a client of this lab must trust.
         acme_root_file(layout).write_text(state.acme_root_pem)

@@ -48,6 +48,8 @@ class Layout:
     acme_port: int = 14000
     acme_management_port: int = 15000
     dns_port: int = 53
+    # The platform's notification webhook stand-in (twinhost_lab/webhook.py), HTTPS.
+    webhook_port: int = 8443
     state_dir: Path = STATE_DIR
     cache_dir: Path = CACHE_DIR
     nodes: tuple[Node, ...] = field(

@@ -1,7 +1,7 @@
 """The client's app as a hardened systemd service, deployable blue/green without a new node.
 
-Four kinds (infra.config): the built-in demo (default), a container image run by podman, a
-Debian package, or a command. Each runs as `twinhost-app@<slot>` (blue or green) listening on
+Five kinds (infra.config): the built-in demo (default), a container image run by podman, a
+Debian package, a command, or WordPress (Debian's package under php-fpm: infra/bootstrap/wordpress.py). Each runs as `twinhost-app@<slot>` (blue or green) listening on
 127.0.0.1:$PORT; the web front proxies to the active slot. `/usr/local/sbin/twinhost-deploy
 VERSION` starts a version in the idle slot, health-checks it, switches nginx and stops the old
 slot, rolling back on any failure.
@@ -13,21 +13,23 @@ systemd; secrets never appear on a command line or in the unit.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
+from infra.bootstrap import wordpress
 from infra.bootstrap.database import database_env
-from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
 from infra.bootstrap.spec import NodeSpec
-from infra.config import RESERVED_ENV, CommandApp, ContainerApp, DebApp, DemoApp
+from infra.config import RESERVED_ENV, App, CommandApp, ContainerApp, DebApp, DemoApp, WordPressApp
 from infra.config.fields import ENV_NAME
 
 APP_DIR = "/etc/twinhost/app"
 STATE_DIR = "/var/lib/twinhost/app"
+APP_UNIT = "/etc/systemd/system/twinhost-app@.service"
 APP_USER = "twinapp"
 # A fixed UID on both nodes: files the app writes on the shared volume have the same owner on
 # either node. Above Debian's system range and far above the first human users.
 APP_UID = 4000
 ENV_MODE = 0o600
-SCRIPT_MODE = 0o755
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT_SECONDS = 60
 # The names are checked in config validation first (infra/config/rules.py); this is the guard.
@@ -85,12 +87,14 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
     if taken:
         problems.append(f"{taken} are set by twinhost for the database")
         raise ValueError("app: " + "; ".join(problems))
+    # Secrets the stack generates for the kind (WordPress's keys and salts).
+    keys = wordpress.wordpress_keys_env(spec.app_keys) if isinstance(app, WordPressApp) else {}
+    if spec.app_keys and not keys:
+        raise ValueError(f"app: app kind {app.kind!r} takes no generated keys")
+    if isinstance(app, WordPressApp) and not database:
+        raise ValueError("app: kind 'wordpress' needs the site's database (database: mariadb)")
     blue, green = slot_ports(app.port)
     version = getattr(app, "version", "latest")
-    environment = ["# twinhost app settings and secrets (read by systemd; root only).\n"]
-    environment += [env_file_line(k, v) for k, v in sorted(database.items())]
-    environment += [env_file_line(k, v) for k, v in sorted(settings.items())]
-    environment += [env_file_line(k, v) for k, v in sorted(secrets.items())]
 
     slot = [f"PORT={blue}\n", f"APP_VERSION={version}\n"]
     deploy = {
@@ -103,12 +107,6 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         "APP_IMAGE": "",
         "APP_PACKAGE": "",
     }
-    unit_values: dict[str, object] = {
-        "kind": app.kind,
-        "env_names": sorted({*database, *settings, *secrets}),
-        "container_port": app.port,
-        "exec_start": "",
-    }
     files: list[File] = []
     packages: list[str] = []
     runcmd: list[tuple[str, ...]] = []
@@ -120,7 +118,6 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
                 SCRIPT_MODE,
             )
         )
-        unit_values["exec_start"] = "/usr/bin/python3 /usr/local/lib/twinhost/demo-app.py"
         packages.append("python3")
     elif isinstance(app, ContainerApp):
         reference = image_reference(app.image, app.version)
@@ -137,12 +134,32 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
                 SCRIPT_MODE,
             )
         )
-        unit_values["exec_start"] = "/usr/local/lib/twinhost/app-run"
         if isinstance(app, DebApp):
             deploy["APP_PACKAGE"] = app.package
             packages.append(app.package if app.version == "latest" else f"{app.package}={app.version}")
+    elif isinstance(app, WordPressApp):
+        # twinhost-deploy rolls WordPress as the Debian package it is (kept .debs, rollback).
+        deploy["APP_KIND"] = "deb"
+        deploy["APP_PACKAGE"] = "wordpress"
+        packages += [
+            name if name != "wordpress" or app.version == "latest" else f"wordpress={app.version}"
+            for name in wordpress.packages(spec.debian)
+        ]
+        files += wordpress.wordpress_files(
+            debian=spec.debian,
+            home=f"https://{server_name}",
+            env_names=wordpress.pool_env_names(database, settings, secrets, keys),
+            slots=(("blue", blue), ("green", green)),
+            max_children=wordpress.max_children(spec.memory_mib),
+        )
+        runcmd += wordpress.runcmd(spec.debian)
     files += [
-        File(f"{APP_DIR}/environment", "".join(environment), ENV_MODE, secret=bool(secrets)),
+        File(
+            f"{APP_DIR}/environment",
+            environment_text(settings, secrets, database, keys),
+            ENV_MODE,
+            secret=bool(secrets or keys),
+        ),
         File(f"{APP_DIR}/slot-blue.env", "".join(slot)),
         File(
             f"{APP_DIR}/deploy.env",
@@ -150,10 +167,7 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
             + "".join(f"{k}={_shell_word(v)}\n" for k, v in deploy.items()),
         ),
         File(f"{STATE_DIR}/active", "blue\n"),
-        File(
-            "/etc/systemd/system/twinhost-app@.service",
-            template("site/etc/systemd/system/twinhost-app@.service.j2", **unit_values),
-        ),
+        File(APP_UNIT, unit_text(app, sorted({*database, *settings, *secrets, *keys}), spec.debian)),
         File("/usr/local/sbin/twinhost-deploy", static("site/usr/local/sbin/twinhost-deploy"), SCRIPT_MODE),
     ]
     runcmd += [
@@ -175,6 +189,41 @@ def app_parts(spec: NodeSpec, *, server_name: str) -> Parts:
         runcmd=tuple(runcmd),
         config={"users": [user]},
         name="app",
+    )
+
+
+def environment_text(
+    settings: Mapping[str, str],
+    secrets: Mapping[str, str],
+    database: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> str:
+    """The app's environment file: the database's connection settings, settings, secrets, then
+    the keys the stack generates for the kind (WordPress's), each sorted (first boot and
+    twinhost-converge write the same text, so an unchanged config changes nothing)."""
+    lines = ["# twinhost app settings and secrets (read by systemd; root only).\n"]
+    lines += [env_file_line(k, v) for k, v in sorted((database or {}).items())]
+    lines += [env_file_line(k, v) for k, v in sorted(settings.items())]
+    lines += [env_file_line(k, v) for k, v in sorted(secrets.items())]
+    lines += [env_file_line(k, v) for k, v in sorted((keys or {}).items())]
+    return "".join(lines)
+
+
+def unit_text(app: App, env_names: Sequence[str], debian: int) -> str:
+    """twinhost-app@.service for `app`; a container's unit names every variable it passes on."""
+    exec_start = ""
+    if isinstance(app, DemoApp):
+        exec_start = "/usr/bin/python3 /usr/local/lib/twinhost/demo-app.py"
+    elif isinstance(app, (DebApp, CommandApp)):
+        exec_start = "/usr/local/lib/twinhost/app-run"
+    elif isinstance(app, WordPressApp):
+        exec_start = wordpress.exec_start(debian)
+    return template(
+        "site/etc/systemd/system/twinhost-app@.service.j2",
+        kind=app.kind,
+        env_names=list(env_names),
+        container_port=app.port,
+        exec_start=exec_start,
     )
 
 

@@ -16,11 +16,15 @@ Forming the cluster (cloudinit/site/usr/local/sbin/twinhost-galera, at every boo
   that exists elsewhere; it waits to join instead;
 - once synced, the site's database and user are made (idempotent; Galera replicates them).
 
+The third vote: when the platform has a witness, its `garbd` for this site listens at `.3` of
+the site's mesh (`DatabaseSpec.witness_address`): it is in `cluster_address` and may reach the
+group port through ufw. The witness runs it (the redirector's `twinhost-witness`, from the
+platform's witness document; infra/witness.py), with a certificate from the site's database CA
+(infra/components/database_secrets.py). Without a witness the pair is a cluster of two: a
+partition or a dead node leaves neither side primary, so both refuse writes until it heals.
+
 What it deliberately does not do: recover automatically from both members losing their state
-together where Galera's own `pc.recovery` cannot (the runbook in docs/database.md), or run the
-third vote. With two members a partition leaves neither side primary, so both refuse writes
-until it heals; the witness's `garbd` (`garbd_instance` below, delivered to the redirector by the
-witness work) is the third vote, and `cluster_address` takes its address.
+together where Galera's own `pc.recovery` cannot (the runbook in docs/database.md).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import re
 from collections.abc import Sequence
 
 from infra.bootstrap.hardening import FirewallRule
-from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
 from infra.bootstrap.spec import DatabaseSpec, NodeSpec
 from infra.bootstrap.tinc import MESH_INTERFACE
 
@@ -46,11 +50,12 @@ GALERA_CONFIG = "/etc/mysql/mariadb.conf.d/60-twinhost-galera.cnf"
 STATE_DIR = "/srv/shared/.twinhost/galera"
 APP_GROUP = "twinapp"  # the app's group (infra/bootstrap/app.py APP_USER) reads its credentials
 
-GALERA_PORT = 4567  # group communication (the witness's garbd talks to this one only)
+GALERA_PORT = (
+    4567  # group communication (the witness's garbd talks to this one only: infra.witness.GARBD_PORT)
+)
 IST_PORT = 4568  # incremental state transfer
 SST_PORT = 4444  # state snapshot transfer (rsync through stunnel)
 SQL_PORT = 3306  # on 127.0.0.1 only
-SCRIPT_MODE = 0o755
 SECRET_MODE = 0o640
 # rsync and stunnel4: the state snapshot transfer over TLS (wsrep_sst_rsync aborts without
 # stunnel when TLS is asked for); lsof: the SST script's port check (it prefers iproute2's ss).
@@ -69,10 +74,10 @@ def cluster_name(site: str) -> str:
 
 
 def cluster_address(members: Sequence[str], witness: str | None = None) -> str:
-    """`gcomm://a,b[,witness]`: every member's mesh address, then the witness's once it has one.
+    """`gcomm://a,b[,witness]`: every member's mesh address, then the witness's when there is one.
 
-    The hook for the third vote: garbd on the witness joins with the same cluster name; a node
-    names it so a restarted node can find the cluster through the witness as well."""
+    garbd on the witness joins with the same cluster name; a node names it so a restarted node
+    can find the cluster through the witness as well."""
     addresses = [*members, *([witness] if witness else [])]
     if len(set(addresses)) != len(addresses) or not all(addresses):
         raise ValueError(f"database: cluster members must be distinct addresses, got {addresses}")
@@ -91,11 +96,16 @@ def database_env(spec: NodeSpec) -> dict[str, str]:
     member, the database, the user, and files for the password (0640 root:twinapp)."""
     if spec.database is None:
         return {}
+    return connection_env(spec.database.name, spec.database.user)
+
+
+def connection_env(name: str, user: str) -> dict[str, str]:
+    """`database_env` from the names alone (twinhost-converge writes the same file)."""
     return {
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(SQL_PORT),
-        "DB_NAME": spec.database.name,
-        "DB_USER": spec.database.user,
+        "DB_NAME": name,
+        "DB_USER": user,
         "DB_PASSWORD_FILE": PASSWORD_FILE,
         "DB_OPTION_FILE": OPTION_FILE,
     }
@@ -156,6 +166,9 @@ def database_parts(spec: NodeSpec) -> Parts:
             f"STATE_DIR={STATE_DIR}\n",
             f"STAGED_CONFIG={STAGED_CONFIG}\n",
             f"GALERA_CONFIG={GALERA_CONFIG}\n",
+            # For `twinhost-galera fence` (the health probe's, while the volume refuses writes).
+            f"MESH_INTERFACE={MESH_INTERFACE}\n",
+            f"GALERA_PORT={GALERA_PORT}\n",
         )
     )
     files = (
@@ -214,90 +227,3 @@ def _check(db: DatabaseSpec) -> None:
         problems.append("the password must be 16 or more letters and digits (value not shown)")
     if problems:
         raise ValueError("database: " + "; ".join(problems))
-
-
-# -- the witness's side: garbd, one instance per site (not delivered to the redirector yet) --------
-
-GARBD_DIR = "/etc/twinhost/garbd"
-# The template unit, here until the witness delivers it (then it moves to cloudinit/redirector/,
-# where every file must land on a machine: tests/bootstrap/test_engine.py).
-GARBD_UNIT = """\
-# twinhost: the Galera arbitrator of one site (%i), the third vote of its two nodes. One
-# instance per site with a database; settings in /etc/twinhost/garbd/%i.env, TLS material
-# (the site's database CA, this witness's certificate and key) in /etc/twinhost/garbd/%i/.
-[Unit]
-Description=Galera arbitrator for twinhost site %i
-Documentation=man:garbd(8)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-EnvironmentFile=/etc/twinhost/garbd/%i.env
-# Root-only files handed to the unprivileged instance (%d is its credentials directory).
-LoadCredential=ca.pem:/etc/twinhost/garbd/%i/ca.pem
-LoadCredential=cert.pem:/etc/twinhost/garbd/%i/cert.pem
-LoadCredential=key.pem:/etc/twinhost/garbd/%i/key.pem
-ExecStart=/usr/bin/garbd --address=gcomm://${GALERA_NODES} --group=${GALERA_GROUP} --name=witness-%i --workdir=/var/lib/garbd/%i "--options=${GALERA_OPTIONS};socket.ssl_ca=%d/ca.pem;socket.ssl_cert=%d/cert.pem;socket.ssl_key=%d/key.pem"
-# SIGINT: garbd leaves the group cleanly (Debian's garb.service says SIGTERM does not reliably).
-KillSignal=SIGINT
-Restart=always
-RestartSec=5
-DynamicUser=yes
-StateDirectory=garbd/%i
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-NoNewPrivileges=yes
-CapabilityBoundingSet=
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-MemoryMax=64M
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-
-def garbd_instance(
-    site: str,
-    cluster: str,
-    node_addresses: Sequence[str],
-    listen_address: str,
-) -> dict[str, str]:
-    """The files that run one site's Galera arbitrator on the witness, as {path: content}.
-
-    Debian's `galera-arbitrator-4` ships one `garb.service` reading one `/etc/default/garb`; a
-    witness serves many sites, so each gets an instance of the template unit `garbd@.service`
-    (`garbd@<site>`) reading `/etc/twinhost/garbd/<site>.env`, in /etc/default/garb's variable
-    names (GALERA_NODES, GALERA_GROUP, GALERA_OPTIONS). Each instance listens only on the
-    witness's address in that site's mesh (`gmcast.listen_addr`), so many instances share the
-    host without sharing a port. Its TLS files (the site's database CA, and a certificate and
-    key from `DatabaseSecrets.member_certificate`) go in /etc/twinhost/garbd/<site>/ as ca.pem,
-    cert.pem, key.pem (root only; the unit hands them to garbd with LoadCredential).
-
-    Example::
-
-        garbd_instance("acme", "twinhost-acme", ["10.64.1.1", "10.64.1.2"], "10.64.1.3")
-        # {"/etc/systemd/system/garbd@.service": ..., "/etc/twinhost/garbd/acme.env": ...}
-    """
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", site):
-        raise ValueError(f"garbd: site {site!r} is not a DNS label")
-    if len(node_addresses) != 2:
-        raise ValueError(f"garbd: a site has two nodes, got {list(node_addresses)}")
-    cluster_address(list(node_addresses), listen_address)  # distinct, non-empty
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cluster):
-        raise ValueError(f"garbd: cluster name {cluster!r} must be letters, digits, '.', '_', '-'")
-    env = "".join(
-        (
-            f"# garbd for site {site}: the third vote of its Galera cluster (twinhost).\n",
-            f"GALERA_NODES={','.join(f'{a}:{GALERA_PORT}' for a in node_addresses)}\n",
-            f"GALERA_GROUP={cluster}\n",
-            f"GALERA_OPTIONS=gmcast.listen_addr=tcp://{listen_address}:{GALERA_PORT}\n",
-        )
-    )
-    return {
-        "/etc/systemd/system/garbd@.service": GARBD_UNIT,
-        f"{GARBD_DIR}/{site}.env": env,
-    }

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
 
 CODENAMES = {12: "bookworm", 13: "trixie"}
 SSH_PORT = 22
@@ -29,7 +29,6 @@ SWAP_THRESHOLD_MIB = 1024  # machines with this much memory or less get a swap f
 SWAP_BYTES = 1024 * 1024 * 1024
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 SUDOERS_MODE = 0o440
-SCRIPT_MODE = 0o755
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
 FIREWALL = "/usr/local/sbin/twinhost-firewall"
 FIREWALL_OR_STOP = (

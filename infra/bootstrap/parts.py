@@ -45,6 +45,10 @@ Command = str | tuple[str, ...]
 """A runcmd/bootcmd entry: an argv tuple (run without a shell) or a shell string."""
 
 
+# The mode of every script a renderer ships (root's to change, anyone's to run).
+SCRIPT_MODE = 0o755
+
+
 @dataclass(frozen=True)
 class File:
     """One file for cloud-init's `write_files`."""
@@ -277,20 +281,23 @@ def strip_comments(text: str) -> str:
 
     The comments say why each directive is there; they stay in the repository, where changes
     are reviewed. Lines that only look like comments are kept (`_KEEP_PREFIXES`), and so is a
-    comment after a directive on its line. Executable scripts (a `#!` first line) are returned
-    whole: a "comment" line inside one of their string literals or here-documents is content,
-    and cutting it would change what the script does."""
+    comment after a directive on its line. Of an executable script (a `#!` first line) only the
+    comment block right after the `#!` line goes: nothing can be quoted before the first
+    command, while further down a "comment" line may sit inside a string literal or a
+    here-document, where it is content, so the rest ships whole."""
+    lines = text.splitlines()
     if text.startswith("#!"):
-        return text
-    kept = []
-    for line in text.splitlines():
-        bare = line.strip()
-        if not bare:
-            continue
-        if bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES):
-            continue
-        kept.append(line)
+        body = 1
+        while body < len(lines) and _is_comment_or_blank(lines[body]):
+            body += 1
+        return "\n".join([lines[0], *lines[body:]]) + "\n"
+    kept = [line for line in lines if not _is_comment_or_blank(line)]
     return "\n".join(kept) + "\n"
+
+
+def _is_comment_or_blank(line: str) -> bool:
+    bare = line.strip()
+    return not bare or (bare.startswith(("#", "//")) and not bare.startswith(_KEEP_PREFIXES))
 
 
 def compact(parts: Parts) -> Parts:

@@ -1,7 +1,8 @@
 """One node's `#cloud-config`, merged from the concerns in the order they must run.
 
     hardening (admin, sshd, firewall with every opening below, fail2ban, upgrades, rkhunter,
-    sysctl, swap) -> tinc mesh -> GlusterFS -> database (optional) -> app -> web front
+    sysctl, swap) -> tinc mesh -> GlusterFS -> database (optional) -> backups (optional) -> app
+    -> web front
 
 `render_user_data(spec)` is the only function the Pulumi side needs. The result holds this
 node's secrets (its tinc private key, the origin certificate key, app secrets): pass it to the
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.bootstrap.app import app_parts, slot_ports
+from infra.bootstrap.backup import backup_parts
 from infra.bootstrap.database import database_firewall_rules, database_parts
 from infra.bootstrap.glusterfs import glusterfs_parts
 from infra.bootstrap.hardening import hardening_parts
@@ -24,12 +26,14 @@ from infra.bootstrap.parts import Parts, cloud_config, compact, dump_cloud_confi
 from infra.bootstrap.spec import NodeSpec
 from infra.bootstrap.tinc import tinc_firewall_rules, tinc_parts
 from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
+from infra.constants import USER_DATA_LIMITS
 
 # How each provider receives the user data, and how it is kept under budget (the limits:
 # infra.constants.USER_DATA_LIMITS):
+# Every node's document drops comment-only lines (`compact`; secret files ship whole, a `#!`
+# script loses only the comment block after its `#!` line): the repository keeps the commented copy.
 # - digitalocean: the `#cloud-config` text itself (the API's user_data is a JSON string, so no
-#   binary): comment-only lines dropped (`compact`; `#!` scripts and secret files ship whole),
-#   then files above PACK_ABOVE bytes ship as gz+b64 (`pack`); the document stays YAML.
+#   binary), files above PACK_ABOVE bytes shipped as gz+b64 (`pack`); the document stays YAML.
 # - linode: the API's `metadata.user_data` is base64; the document is gzipped whole first
 #   (cloud-init gunzips user data from any datasource; the Akamai datasource base64-decodes it).
 #   Its limit is counted against the base64 form: Linode's documentation, as far as we could
@@ -38,9 +42,10 @@ from infra.bootstrap.webfront import web_firewall_rules, webfront_parts
 # - aws: the redirector, gzipped whole (infra.redirector.user_data_base64); EC2 counts the
 #   gzip bytes, before its base64.
 # - digitalocean, when even the packed document is above USER_DATA_BUDGET (a site with a
-#   database): the document gzipped whole as the one part of a MIME message, base64 (text, as
-#   the API needs); cloud-init decodes and gunzips such a part (`digitalocean_user_data`).
-#   Documents within the budget ship as before, so no existing node's user data changes.
+#   database): the document with plain files, gzipped whole as the one part of a MIME message,
+#   base64 (text, as the API needs); cloud-init decodes and gunzips such a part
+#   (`digitalocean_user_data`). Documents within the budget ship as YAML, readable in the
+#   provider's console.
 GZIPPED_WHOLE = frozenset({"linode", "aws"})
 # Every node's user data, as its provider counts it, stays within this share of the limit: room
 # for what the data layer adds (issue 16). Checked in tests/bootstrap/test_user_data_budget.py.
@@ -80,6 +85,7 @@ def node_parts(spec: NodeSpec) -> Parts:
         attempt(lambda: tinc_parts(spec)),
         attempt(lambda: glusterfs_parts(spec)),
         attempt(lambda: database_parts(spec)),
+        attempt(lambda: backup_parts(spec)),
         attempt(lambda: app_parts(spec, server_name=server_name)),
         attempt(lambda: webfront_parts(spec, app_port=slot_ports(spec.app.port)[0])),
     ]
@@ -102,23 +108,33 @@ def base_config(spec: NodeSpec) -> dict[str, Any]:
 
 
 def render_user_data(spec: NodeSpec) -> str:
-    """The node's complete `#cloud-config` user data, as cloud-init reads it: large files packed
-    (gz+b64) unless the provider's copy is gzipped whole (`GZIPPED_WHOLE`)."""
+    """The node's complete `#cloud-config` user data, as cloud-init reads it: comment-only lines
+    dropped, and large files packed (gz+b64) unless the provider's copy is gzipped whole."""
     parts = node_parts(spec)
-    if spec.provider not in GZIPPED_WHOLE:
-        # Comment-only lines out of every file but the secret ones (their lines are values:
-        # a quoted multi-line secret may hold a line that looks like a comment), then `pack`.
-        lean = compact(parts)
-        parts = pack(
-            dataclasses.replace(
-                lean,
-                files=tuple(
-                    original if original.secret else stripped
-                    for original, stripped in zip(parts.files, lean.files, strict=True)
-                ),
-            )
-        )
-    return dump_cloud_config(cloud_config(parts, base_config(spec)))
+    # Comment-only lines out of every file but the secret ones (their lines are values: a quoted
+    # multi-line secret may hold a line that looks like a comment): the repository keeps the
+    # commented copy. Gzip then has a quarter less to carry.
+    lean = compact(parts)
+    lean = dataclasses.replace(
+        lean,
+        files=tuple(
+            original if original.secret else stripped
+            for original, stripped in zip(parts.files, lean.files, strict=True)
+        ),
+    )
+    if spec.provider in GZIPPED_WHOLE:
+        return dump_cloud_config(cloud_config(lean, base_config(spec)))
+    packed = dump_cloud_config(cloud_config(pack(lean), base_config(spec)))
+    if len(packed.encode()) <= _within_budget(spec.provider):
+        return packed
+    # Above the budget even packed: `digitalocean_user_data` gzips the document whole, and gzip
+    # over gz+b64 files gains little, so that document keeps its files plain (a site with the
+    # database: 51 % of the limit instead of 61 %).
+    return dump_cloud_config(cloud_config(lean, base_config(spec)))
+
+
+def _within_budget(provider: str) -> float:
+    return USER_DATA_BUDGET * USER_DATA_LIMITS[provider]
 
 
 def linode_user_data(text: str) -> str:
@@ -134,9 +150,7 @@ def digitalocean_user_data(text: str) -> str:
     """What DigitalOcean's `user_data` takes: the document as is while it is within the budget;
     above it, one gzip MIME part (base64, lines of 76), which cloud-init decodes and gunzips
     before reading the `#cloud-config` inside (reproducible: no timestamp in the gzip)."""
-    from infra.constants import USER_DATA_LIMITS
-
-    if len(text.encode()) <= USER_DATA_BUDGET * USER_DATA_LIMITS["digitalocean"]:
+    if len(text.encode()) <= _within_budget("digitalocean"):
         return text
     packed = base64.encodebytes(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode("ascii")
     return (
@@ -171,8 +185,12 @@ def secret_values(spec: NodeSpec) -> tuple[str, ...]:
     if spec.origin_private_key_pem:
         values.append(spec.origin_private_key_pem.strip())
     values += [value for _, value in spec.app_secrets if value]
+    values += [value for _, value in spec.app_keys if value]
     if spec.database is not None:
         values += [spec.database.password, spec.database.private_key_pem.strip()]
+    if spec.backup is not None:
+        values += [spec.backup.secret_access_key, spec.backup.password]
+        values += [spec.backup.webhook] if spec.backup.webhook else []
     return tuple(values)
 
 

@@ -7,11 +7,11 @@ the renderers be pure functions, tested and golden-filed without any engine or m
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from infra import witness
 from infra.config import App, CertificateSource, DemoApp, Provider
 from infra.constants import LETS_ENCRYPT_DIRECTORY
 
@@ -50,6 +50,36 @@ class DatabaseSpec:
 
 
 @dataclass(frozen=True)
+class BackupSpec:
+    """The site's off-pair backups on this node (infra/bootstrap/backup.py): a restic repository
+    under the site's own prefix of the platform's bucket, and credentials for that prefix only."""
+
+    repository: str  # restic's "s3:<endpoint>/<bucket>/<site>"
+    region: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)  # secret
+    password: str = field(repr=False)  # secret: restic's repository key
+    time: str = "02:15"  # "HH:MM" UTC: the primary's daily run; the standby looks an hour later
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 6
+    # The platform's notification webhook (secret: its URL carries a token); None: no alert.
+    webhook: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class WitnessPeer:
+    """The platform's witness (the redirector) as a third member of this site's mesh
+    (`infra.witness`): it listens for this site on its own tinc port, at the Elastic IP."""
+
+    name: str
+    public_address: str
+    port: int
+    mesh_address: str  # .3 of the site's mesh /24: the thin-arbiter (24007) is there
+    tinc_public_key_pem: str
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """Everything one node's user data is rendered from."""
 
@@ -70,7 +100,7 @@ class NodeSpec:
     tinc_private_key_pem: str = field(repr=False)  # secret: never in a repr or log line
     tinc_public_key_pem: str
     peer: MeshPeer
-    server_names: tuple[str, ...]  # every hostname the web front answers for
+    server_names: tuple[str, ...]  # every hostname the web front answers for; the failover name last
     proxied: bool
     http_sources: tuple[str, ...]  # empty: 80/443 from anywhere; else only these CIDRs
     certificates: CertificateSource
@@ -80,6 +110,9 @@ class NodeSpec:
     acme_directory: str = LETS_ENCRYPT_DIRECTORY
     app: App = field(default_factory=lambda: DemoApp())
     app_secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # secret values
+    # Secrets the stack generates for the app kind (WordPress's keys and salts, by their
+    # WORDPRESS_ENV names); they join the app's environment like app_secrets.
+    app_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # secret values
     # Set only in the lab: an HTTP proxy for apt, and extra CA certificates to trust (the lab ACME CA).
     apt_proxy: str | None = None
     extra_ca_pem: str | None = None
@@ -93,14 +126,17 @@ class NodeSpec:
     reboot_time: str | None = None
     # MariaDB Galera across the pair (`database: mariadb`); None: no database on this node.
     database: DatabaseSpec | None = None
+    # The platform's witness; None for a platform without one (the pair alone: no third vote).
+    witness: WitnessPeer | None = None
+    # Off-pair backups (`backups.enabled` and a platform with a backup bucket); None: none.
+    backup: BackupSpec | None = None
 
 
 def mesh_network(site: str) -> ipaddress.IPv4Network:
-    """A /24 in 10.64.0.0/10 chosen from the site name: stable, and distinct between sites
-    unless two names collide in 14 bits (harmless: each site's tinc network is separate)."""
-    digest = int.from_bytes(hashlib.sha256(site.encode()).digest()[:2], "big") & 0x3FFF
-    base = int(ipaddress.IPv4Address("10.64.0.0")) + (digest << 8)
-    return ipaddress.IPv4Network((base, 24))
+    """A /24 in 10.64.0.0/10 chosen from the site name (`infra.witness.mesh_network`): stable,
+    and distinct between sites unless two names collide in 14 bits, which the platform refuses
+    (the witness joins every site's network)."""
+    return witness.mesh_network(site)
 
 
 def mesh_addresses(site: str) -> dict[Provider, str]:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 
 from infra.bootstrap.hardening import FirewallRule
-from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
 from infra.bootstrap.spec import TINC_PORT, NodeSpec
 
 MESH_INTERFACE = "tinc0"  # interface names are at most 15 characters; one mesh per node
 PRIVATE_KEY_MODE = 0o600
-SCRIPT_MODE = 0o755
 _TINC_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _NET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -60,6 +59,7 @@ def tinc_parts(spec: NodeSpec) -> Parts:
         subnet=f"{spec.peer.mesh_address}/32",
         public_key_pem=spec.peer.tinc_public_key_pem.strip(),
     )
+    witness = spec.witness
     files = [
         File(
             f"{base}/tinc.conf",
@@ -70,11 +70,29 @@ def tinc_parts(spec: NodeSpec) -> Parts:
                 net=spec.tinc_net,
                 interface=MESH_INTERFACE,
                 peer_name=spec.peer.name,
+                witness_name=witness.name if witness else None,
             ),
         ),
         File(f"{base}/rsa_key.priv", spec.tinc_private_key_pem.strip() + "\n", PRIVATE_KEY_MODE, secret=True),
         File(f"{base}/hosts/{spec.tinc_node_name}", own_host),
         File(f"{base}/hosts/{spec.peer.name}", peer_host),
+        *(
+            (
+                File(
+                    f"{base}/hosts/{witness.name}",
+                    template(
+                        "site/etc/tinc/NET/hosts/NODE.j2",
+                        name=witness.name,
+                        address=witness.public_address,
+                        port=witness.port,
+                        subnet=f"{witness.mesh_address}/32",
+                        public_key_pem=witness.tinc_public_key_pem.strip(),
+                    ),
+                ),
+            )
+            if witness
+            else ()
+        ),
         File(
             f"{base}/tinc-up",
             template("site/etc/tinc/NET/tinc-up.j2", address=spec.mesh_address, prefix=spec.mesh_prefix),
@@ -92,7 +110,7 @@ def tinc_parts(spec: NodeSpec) -> Parts:
             File(
                 "/etc/twinhost/peer-route.env",
                 f"# twinhost-peer-route: the peer's public addresses.\n"
-                f'PEER_ADDRESSES="{" ".join(peer_addresses(spec))}"\n',
+                f'PEER_ADDRESSES="{" ".join(routed_addresses(spec))}"\n',
             ),
             File(
                 "/usr/local/sbin/twinhost-peer-route",
@@ -116,6 +134,12 @@ def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
     return (spec.peer.public_address, *spec.peer.other_source_addresses)
 
 
+def routed_addresses(spec: NodeSpec) -> tuple[str, ...]:
+    """Where a droplet's tinc traffic must leave from the reserved IP: the peer, and the witness
+    (whose security group allows the site's node addresses, the reserved IP among them)."""
+    return (*peer_addresses(spec), *((spec.witness.public_address,) if spec.witness else ()))
+
+
 # What the mesh carries: GlusterFS only. glusterd's management port, and the range glusterd hands
 # brick ports out of (glusterd.vol's base-port..max-port: 49152..60999; GlusterFS 10 allocates from
 # the top down, so a 100-port range from 49152 misses the brick: found in the lab). Ping (ICMP
@@ -129,8 +153,21 @@ def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
     address, only what the mesh carries (GlusterFS): sshd, nginx, the app and anything else
     that listens stay closed to a compromised peer."""
     peer = (f"{spec.peer.mesh_address}/32",)
+    witness = (
+        (
+            FirewallRule(
+                "tinc from the witness",
+                str(TINC_PORT),
+                ("tcp", "udp"),
+                sources=(spec.witness.public_address,),
+            ),
+        )
+        if spec.witness
+        else ()
+    )
     return (
         FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"), sources=peer_addresses(spec)),
+        *witness,
         FirewallRule(
             "glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer, interface=MESH_INTERFACE
         ),

@@ -10,25 +10,31 @@ on GlusterFS, and Debian 12's caddy (2.6) lags upstream.
 Certificates:
 - proxied sites: the Cloudflare Origin CA certificate and key from the spec (Cloudflare's proxy
   is the only client, and it trusts that CA);
-- DNS-only sites: ACME with Debian's certbot (http-01, webroot). The certificate store and the
-  challenge webroot are on the shared volume, so either node can answer a challenge and the
-  standby serves the same certificate. `spec.acme_directory` selects the CA (the lab's pebble),
-  `spec.extra_ca_pem` makes the node trust it. Until a certificate exists, a self-signed one lets
-  nginx start.
+- DNS-only sites: ACME with Debian's certbot (http-01, webroot), one certificate per name, which
+  nginx picks by SNI. The failover name (the last server name, what the watcher checks) is issued
+  as soon as it points at the pair, without waiting for the client's DNS; a client name that does
+  not point at the pair (no www CNAME yet, or the client left) is skipped and reported in
+  `CERTS_STATUS`, and issued by a later run once it does. The certificate store and the challenge
+  webroot are on the shared volume, so either node can answer a challenge and the standby serves
+  the same certificates. `spec.acme_directory` selects the CA (the lab's pebble),
+  `spec.extra_ca_pem` makes the node trust it. Until a name has a certificate, a self-signed one
+  lets nginx start.
 """
 
 from __future__ import annotations
 
 from infra import catalog
-from infra.bootstrap.glusterfs import SHARED_DIR
+from infra.bootstrap.glusterfs import HEALTH_FLAG, SHARED_DIR
 from infra.bootstrap.hardening import FirewallRule
-from infra.bootstrap.parts import File, Parts, static, template
+from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
 from infra.bootstrap.spec import NodeSpec
 
 TLS_DIR = "/etc/twinhost/tls"
+# What twinhost-certs found for each name at its last run (state, why, what nginx serves): the
+# script's default path.
+CERTS_STATUS = "/var/lib/twinhost/certs-status.json"
 ACME_WEBROOT = f"{SHARED_DIR}/acme/webroot"
 PRIVATE_KEY_MODE = 0o600
-SCRIPT_MODE = 0o755
 WEB_PORTS = "80,443"
 
 
@@ -50,6 +56,20 @@ def web_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
     return (FirewallRule(reason, WEB_PORTS, sources=sources),)
 
 
+def failover_name(spec: NodeSpec) -> str:
+    """The site's failover name: the last server name (the client names come first,
+    `SitePair._server_names`). The watcher's checks send it as SNI."""
+    return spec.server_names[-1]
+
+
+def certificates(spec: NodeSpec) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """(names, directory) of each certificate nginx serves: ACME, one per name (each name is
+    issued on its own); the Cloudflare Origin CA certificate covers every name."""
+    if spec.certificates == "acme":
+        return tuple(((name,), f"{TLS_DIR}/live/{name}") for name in spec.server_names)
+    return ((spec.server_names, f"{TLS_DIR}/live"),)
+
+
 def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     acme = spec.certificates == "acme"
     problems = []
@@ -65,7 +85,7 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
         raise ValueError("web front: " + "; ".join(problems))
 
     note = (
-        "Copied from the shared volume (ACME) by twinhost-certs, or self-signed until then."
+        "From the shared volume by twinhost-certs; self-signed until issued."
         if acme
         else "The Cloudflare Origin CA certificate from the stack."
     )
@@ -75,15 +95,18 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
         acme=acme,
         cloudflare_ranges=cloudflare_ranges(),
         server_names=spec.server_names,
+        certificates=certificates(spec),
         acme_webroot=ACME_WEBROOT,
         debian=spec.debian,
         certificate_note=note,
+        health_flag=HEALTH_FLAG,
     )
     env = "".join(
         (
             "# twinhost-certs settings (from the stack, at first boot).\n",
             f"CERT_MODE={'acme' if acme else 'origin'}\n",
             f'SERVER_NAMES="{" ".join(spec.server_names)}"\n',
+            f"FAILOVER_NAME={failover_name(spec)}\n",
             f"ACME_EMAIL={spec.acme_email or ''}\n",
             f"ACME_DIRECTORY={spec.acme_directory}\n",
             f"SHARED_DIR={SHARED_DIR}\n",
@@ -92,6 +115,16 @@ def webfront_parts(spec: NodeSpec, *, app_port: int) -> Parts:
     files = [
         File("/etc/nginx/conf.d/twinhost.conf", conf),
         File("/etc/nginx/twinhost/proxy.conf", static("site/etc/nginx/twinhost/proxy.conf")),
+        # The TLS profile and locations, once for every server on 443 (one per name in ACME mode).
+        File(
+            "/etc/nginx/twinhost/https.conf",
+            template(
+                "site/etc/nginx/twinhost/https.conf.j2",
+                acme=acme,
+                debian=spec.debian,
+                health_flag=HEALTH_FLAG,
+            ),
+        ),
         File(
             "/etc/nginx/twinhost/upstream.conf",
             template("site/etc/nginx/twinhost/upstream.conf.j2", port=app_port),

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.components.dns_providers import OpsZone, dns_provider
+from infra.redirector.registry import REGISTRY_LABEL, apex_record_content
 
-APEX_LABEL = "_apex"
 REGISTRATION_TTL = 300
 
 
 def registration_name(apex: str, ops_zone: pulumi.Input[str]) -> pulumi.Output[str]:
-    return pulumi.Output.concat(apex, f".{APEX_LABEL}.", ops_zone)
+    """`<apex>._apex.<ops zone>`: the registry's label (infra/redirector/registry.py, the one
+    definition the redirector reads too) under the ops zone, which is known only as an Output."""
+    return pulumi.Output.concat(apex, f".{REGISTRY_LABEL}.", ops_zone)
 
 
 @dataclass
@@ -34,7 +36,7 @@ class ApexRegistration(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ApexRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("twinhost:site:ApexRegistration", name, None, opts)
-        content = f"twinhost site={args.site}"
+        content = apex_record_content(args.site)
         dns = dns_provider(args.zone.provider)
         names = []
         for apex in args.apexes:

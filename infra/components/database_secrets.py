@@ -10,12 +10,17 @@ which is itself a secret.
 - a CA of the site's own (pulumi_tls, self-signed) and one certificate per member, signed by it,
   for the address the member is known by on the mesh. Galera's replication and IST
   (`socket.ssl_*`) and the state snapshot transfer (stunnel, `[sst]`) both check the peer's
-  certificate against this CA, so only this site's members (and later the witness's `garbd`,
-  with a certificate from `member_certificate`) can join the cluster.
+  certificate against this CA, so only this site's members and the witness's `garbd` can join
+  the cluster;
+- the witness's certificate and key (`witness`): one more member, for the platform's witness at
+  `.3` of the site's mesh, where its `garbd` (the third vote) listens. The site stack exports the
+  certificate and, as a secret, the key; the platform stack reads both through its
+  StackReference and delivers the key to the redirector as an SSM SecureString (never in user
+  data or in the witness's public document). Made for every site with a database, whether or not
+  its platform has a witness yet: the address is the site's own, and the platform decides.
 
 What it deliberately does not do: rotate anything (a new password or certificate is new user
-data, which replaces a node; rotation is a runbook step), or issue the witness's certificate
-(the witness work delivers garbd to the redirector; `member_certificate` is the hook).
+data, which replaces a node; rotation is a runbook step).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ VALIDITY_HOURS = 10 * 365 * 24
 # ECDSA P-256: accepted by OpenSSL 3 (Galera's asio sockets) and by stunnel on Debian 12 and 13.
 KEY_ALGORITHM = "ECDSA"
 KEY_CURVE = "P256"
+# The witness's garbd as a member of the site's cluster (its certificate's common name).
+WITNESS_MEMBER = "witness"
 
 
 @dataclass
@@ -41,6 +48,8 @@ class DatabaseSecretsArgs:
     site: str
     # {member name: its mesh address}: one certificate each, valid for that address.
     members: Mapping[str, str]
+    # The witness's mesh address in this site's net (infra.witness: `.3`): its garbd's certificate.
+    witness_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ class MemberTls:
 
 
 class DatabaseSecrets(pulumi.ComponentResource):
-    """Outputs: `password` (secret), `ca_certificate_pem`, and `members` ({name: MemberTls})."""
+    """Outputs: `password` (secret), `ca_certificate_pem`, `members` ({name: MemberTls}) and
+    `witness` (the witness garbd's MemberTls, or None)."""
 
     def __init__(self, name: str, args: DatabaseSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("twinhost:site:DatabaseSecrets", name, None, opts)
@@ -70,6 +80,9 @@ class DatabaseSecrets(pulumi.ComponentResource):
         self.members = {
             member: self.member_certificate(member, address) for member, address in args.members.items()
         }
+        self.witness = (
+            self.member_certificate(WITNESS_MEMBER, args.witness_address) if args.witness_address else None
+        )
         self.register_outputs({"password": self.password, "ca_certificate_pem": self.ca_certificate_pem})
 
     def _create_ca(self, site: str) -> None:
@@ -91,8 +104,7 @@ class DatabaseSecrets(pulumi.ComponentResource):
 
     def member_certificate(self, member: str, address: str, extra_addresses: Sequence[str] = ()) -> MemberTls:
         """A key and a certificate signed by this site's CA for one cluster member, valid for its
-        mesh address(es). The hook for the witness's garbd: call it with the witness's name and
-        its mesh address in this site's net."""
+        mesh address(es) (the witness's garbd is one: `witness`)."""
         key = tls.PrivateKey(
             f"{self._name}-db-{member}-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=self._child
         )

@@ -50,15 +50,17 @@ def node_inbound_rules(
     admin_cidrs: Sequence[str],
     http_sources: Sequence[str],
     peer_addresses: Sequence[str],
+    witness_addresses: Sequence[str] = (),
 ) -> list[InboundRule]:
     """The inbound rules for one node of a pair.
 
     admin_cidrs: who may SSH in. http_sources: who may reach 80/443 (empty: the world; a proxied
-    site passes Cloudflare's ranges). peer_addresses: the other node's public addresses, the
-    only sources allowed on the tinc port.
+    site passes Cloudflare's ranges). peer_addresses: the other node's public addresses;
+    witness_addresses: the platform witness's (the redirector's Elastic IP): the only sources
+    allowed on the tinc port.
     """
     web = tuple(http_sources) or WORLD
-    peers = tuple(_host_network(a) for a in peer_addresses)
+    peers = tuple(_host_network(a) for a in [*peer_addresses, *witness_addresses])
     return [
         InboundRule("ssh-admin", "tcp", "22", tuple(admin_cidrs)),
         InboundRule("http", "tcp", "80", web),

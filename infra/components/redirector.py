@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.bootstrap.spec import TINC_PORT
 from infra.config import AwsRedirector
 
 # Debian's own AWS account: the official images (https://wiki.debian.org/Cloud/AmazonEC2Image).
@@ -46,6 +47,10 @@ class RedirectorArgs:
     # The ask service's DNS resolvers: the only DNS egress the security group allows (the VPC's
     # own resolver, used by the system, is not filtered by security groups).
     resolvers: list[str] = field(default_factory=list)
+    # The witness (infra/witness.py): per site, its witness tinc port and its nodes' /32s. The
+    # group lets each site's nodes reach that port only, and the witness reach their tinc port
+    # (655) only. Rules are inline: a changed list updates the group in place, never the instance.
+    witness_peers: pulumi.Input[list[tuple[int, list[str]]]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -183,12 +188,13 @@ class Redirector(pulumi.ComponentResource):
                 )
                 for protocol in ("udp", "tcp")
             )
+        peers = pulumi.Output.from_input(self._args.witness_peers)
         return aws.ec2.SecurityGroup(
             f"{self._name}-sg",
             # The description forces a replacement when it changes: keep it fixed.
             description="twinhost redirector: web from anywhere, SSH from the admin networks",
-            ingress=[*web, ssh],
-            egress=egress,
+            ingress=peers.apply(lambda p: [*web, ssh, *_witness_ingress(p)]),
+            egress=peers.apply(lambda p: [*egress, *_witness_egress(p)]),
             # Rules are removed before the group is deleted, so a replaced instance never blocks it.
             revoke_rules_on_delete=True,
             tags={"Name": "twinhost-redirector", **self._tags},
@@ -235,3 +241,35 @@ class Redirector(pulumi.ComponentResource):
                 pulumi.ResourceOptions(ignore_changes=["user_data", "user_data_base64", "ami"])
             ),
         )
+
+
+def _witness_ingress(peers: list[tuple[int, list[str]]]) -> list[aws.ec2.SecurityGroupIngressArgs]:
+    """Each site's witness tinc port, from that site's nodes only."""
+    return [
+        aws.ec2.SecurityGroupIngressArgs(
+            description="witness tinc from the site's nodes",
+            protocol=protocol,
+            from_port=int(port),
+            to_port=int(port),
+            cidr_blocks=list(cidrs),
+        )
+        for port, cidrs in peers
+        for protocol in ("tcp", "udp")
+    ]
+
+
+def _witness_egress(peers: list[tuple[int, list[str]]]) -> list[aws.ec2.SecurityGroupEgressArgs]:
+    """tinc (655) to every witnessed node: the witness dials them too."""
+    cidrs = sorted({c for _, site_cidrs in peers for c in site_cidrs})
+    if not cidrs:
+        return []
+    return [
+        aws.ec2.SecurityGroupEgressArgs(
+            description="witness tinc to the sites' nodes",
+            protocol=protocol,
+            from_port=TINC_PORT,
+            to_port=TINC_PORT,
+            cidr_blocks=cidrs,
+        )
+        for protocol in ("tcp", "udp")
+    ]

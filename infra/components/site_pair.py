@@ -6,7 +6,11 @@ change after creation:
 2. node B (Linode), whose public address node A's user data then names;
 3. node A (droplet), then the firewalls, which know every address by now;
 4. the failover name, the apex registration the redirector reads, and, for proxied sites, the
-   client's own records.
+   client's own records;
+5. the converge of each running node (infra/components/node_converge.py): node A, its health
+   gate, then node B. What may change after the first boot (app version, settings and secrets,
+   SSH keys, admin networks, backup settings) reaches the nodes this way, as an update of those
+   commands.
 
 Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, unless
 routed: node B's cloud firewall allows the tinc port from both of node A's addresses, but node B's
@@ -27,13 +31,16 @@ import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
 from infra import catalog
-from infra.bootstrap import render_user_data
-from infra.bootstrap.database import cluster_name, database_names
+from infra.bootstrap import converge, render_user_data
+from infra.bootstrap.backup import BackupNode
+from infra.bootstrap.database import cluster_name, connection_env, database_names
 from infra.bootstrap.overrides import RenderOverrides
 from infra.bootstrap.spec import (
+    BackupSpec,
     DatabaseSpec,
     MeshPeer,
     NodeSpec,
+    WitnessPeer,
     mesh_addresses,
     mesh_network,
     tinc_node_name,
@@ -51,9 +58,11 @@ from infra.components.dns_providers import cloudflare
 from infra.components.failover_dns import FailoverDns, FailoverDnsArgs, OpsZone
 from infra.components.firewall_rules import check_limits, node_inbound_rules
 from infra.components.linode_node import LinodeSiteNode, LinodeSiteNodeArgs
+from infra.components.node_converge import NodeConverge, NodeConvergeArgs
 from infra.config import Provider, SiteConfig
 from infra.constants import LETS_ENCRYPT_DIRECTORY
 from infra.site_outputs import client_dns
+from infra.witness import witness_mesh_address, witness_port
 
 # tinc 1.0 authenticates peers with RSA keys; 3072 bits matches our floor for SSH keys.
 TINC_RSA_BITS = 3072
@@ -65,6 +74,13 @@ class PlatformOutputs:
 
     redirector_address: pulumi.Input[str]
     ops_zone: OpsZone
+    # The platform's `witness` output ({name, address, publicKeyPem}: infra/platform.py); None
+    # (or an Output of None) when the platform has none: the pair then has no third vote.
+    witness: pulumi.Input[dict[str, str] | None] = None
+    # The platform's `backups` output ({bucket, region, endpoint}); None: the site has no backups.
+    backups: pulumi.Input[dict[str, str]] | None = None
+    # The platform's `notifyWebhook` output (secret); None: a failed backup alerts nobody.
+    notify_webhook: pulumi.Input[str | None] = None
 
 
 @dataclass
@@ -78,7 +94,7 @@ class SitePairArgs:
 
 class SitePair(pulumi.ComponentResource):
     """Outputs: `failover_hostname`, `node_addresses` ({provider: address}), `client_dns`
-    (the records the client must set, as plain text)."""
+    (the records the client must set, as plain text), `tinc_public_keys` ({provider: PEM})."""
 
     def __init__(self, name: str, args: SitePairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("twinhost:site:SitePair", name, None, opts)
@@ -91,6 +107,8 @@ class SitePair(pulumi.ComponentResource):
         self.failover_hostname = pulumi.Output.concat(config.site, ".", args.platform.ops_zone.name)
         self._create_tinc_keys()
         self.database = self._create_database_secrets()
+        self.app_keys = self._create_app_keys()
+        self.backups = self._create_backup_credentials()
         self.reserved_ip = digitalocean.ReservedIp(
             f"{name}-reserved-ip",
             region=config.digitalocean.region,
@@ -131,17 +149,22 @@ class SitePair(pulumi.ComponentResource):
             opts=self._child,
         )
         self._create_client_records()
+        self._create_converge()
 
         self.node_addresses = {
             "digitalocean": self.digitalocean_node.public_address,
             "linode": self.linode_node.public_address,
         }
         self.client_dns = self._client_instructions()
+        # Public halves only: the platform's witness puts them in its host files.
+        self.tinc_public_keys = {p: key.public_key_pem for p, key in self.tinc_keys.items()}
+        self.witness_database, self.witness_database_key = self._witness_database()
         self.register_outputs(
             {
                 "failover_hostname": self.failover_hostname,
                 "node_addresses": self.node_addresses,
                 "client_dns": self.client_dns,
+                "tinc_public_keys": self.tinc_public_keys,
             }
         )
 
@@ -172,9 +195,52 @@ class SitePair(pulumi.ComponentResource):
             DatabaseSecretsArgs(
                 site=self._config.site,
                 members={tinc_node_name(self._config.site, p): mesh[p] for p in ("digitalocean", "linode")},
+                witness_address=witness_mesh_address(self._config.site),
             ),
             opts=self._child,
         )
+
+    def _create_app_keys(self) -> Any:
+        """WordPress's keys and salts, for app kind `wordpress` (which implies a database, so
+        pulumi_random is imported already)."""
+        if self._config.app.kind != "wordpress":
+            return None
+        from infra.components.wordpress_keys import WordPressKeys
+
+        return WordPressKeys(f"{self._name}-wordpress", opts=self._child)
+
+    def _create_backup_credentials(self) -> Any:
+        """The restic key and the prefix-only S3 credentials, for a site with backups (on by
+        default) whose platform has a backup bucket."""
+        backups = self._args.platform.backups
+        if not self._config.backups.enabled or backups is None:
+            return None
+        # Imported here: a site without backups imports neither pulumi_random nor this module.
+        from infra.components.site_backups import SiteBackups, SiteBackupsArgs
+
+        bucket = pulumi.Output.from_input(backups)
+        return SiteBackups(
+            f"{self._name}-backups",
+            SiteBackupsArgs(
+                site=self._config.site,
+                bucket=bucket.apply(lambda b: str(b["bucket"])),
+                region=bucket.apply(lambda b: str(b["region"])),
+            ),
+            opts=self._child,
+        )
+
+    def _witness_database(self) -> tuple[dict[str, Any] | None, pulumi.Output[str] | None]:
+        """What the platform's witness needs to run this site's garbd: the cluster's name, the
+        site's database CA and the witness's certificate (public), and its key (a secret, which
+        the platform puts in SSM). (None, None) without a database."""
+        if self.database is None or self.database.witness is None:
+            return None, None
+        public = {
+            "cluster": cluster_name(self._config.site),
+            "caPem": self.database.ca_certificate_pem,
+            "certificatePem": self.database.witness.certificate_pem,
+        }
+        return public, self.database.witness.private_key_pem
 
     def _server_names(self) -> list[pulumi.Input[str]]:
         """Every name the web front answers for: www.<each domain>, then the failover name."""
@@ -224,6 +290,9 @@ class SitePair(pulumi.ComponentResource):
                 if self.database
                 else None
             ),
+            "witness": self._args.platform.witness,
+            "app_keys": pulumi.Output.all(**self.app_keys.keys) if self.app_keys else {},
+            **self._backup_values(),
         }
         settings = config.digitalocean if provider == "digitalocean" else config.linode
         mesh = mesh_addresses(config.site)
@@ -241,6 +310,8 @@ class SitePair(pulumi.ComponentResource):
                 ca_pem=resolved["db_ca"],
                 certificate_pem=resolved["db_cert"],
                 private_key_pem=resolved["db_key"],
+                # The witness's garbd is the third vote once the platform has a witness.
+                witness_address=witness_mesh_address(config.site) if resolved["witness"] else None,
             )
 
         def render(resolved: dict[str, Any]) -> str:
@@ -292,39 +363,161 @@ class SitePair(pulumi.ComponentResource):
                 swap=overrides.swap,
                 acme_directory=overrides.acme_directory or LETS_ENCRYPT_DIRECTORY,
                 app_secrets=tuple(sorted((resolved["app_secrets"] or {}).items())),
+                app_keys=tuple(sorted((resolved["app_keys"] or {}).items())),
                 database=database(resolved),
+                witness=_witness_peer(config.site, resolved["witness"]),
+                backup=self._backup_spec(resolved),
             )
             return render_user_data(spec)
 
         return pulumi.Output.secret(pulumi.Output.all(**values).apply(render))
 
+    def _backup_values(self) -> dict[str, Any]:
+        """The outputs `_backup_spec` reads (all None without backups)."""
+        backups = self.backups
+        return {
+            "backups": self._args.platform.backups if backups else None,
+            "backup_key_id": backups.access_key_id if backups else None,
+            "backup_secret": backups.secret_access_key if backups else None,
+            "backup_password": backups.password if backups else None,
+            "webhook": self._args.platform.notify_webhook if backups else None,
+        }
+
+    def _backup_spec(self, resolved: dict[str, Any]) -> BackupSpec | None:
+        """The nodes' backups from the resolved `_backup_values`: for the first boot's user data
+        and for the converge alike, so both write the same settings."""
+        where = resolved["backups"]
+        if not where:
+            return None
+        config = self._config
+        settings = config.backups
+        overrides = self._args.overrides or RenderOverrides()
+        # The lab's S3 stand-in (plain http on the bridge) in place of the regional endpoint.
+        endpoint = overrides.aws.endpoint_url.rstrip("/") if overrides.aws else where["endpoint"]
+        return BackupSpec(
+            repository=f"s3:{endpoint}/{where['bucket']}/{config.site}",
+            region=where["region"],
+            access_key_id=resolved["backup_key_id"],
+            secret_access_key=resolved["backup_secret"],
+            password=resolved["backup_password"],
+            time=settings.time,
+            keep_daily=settings.keep_daily,
+            keep_weekly=settings.keep_weekly,
+            keep_monthly=settings.keep_monthly,
+            webhook=resolved["webhook"] or None,
+        )
+
     def _create_firewalls(self) -> None:
         config = self._config
         admin = list(config.admin_cidrs)
         web = self._http_sources()
-        # Node A (DigitalOcean) hears tinc from node B's address; node B from both of A's.
-        rules_a = pulumi.Output.all(web, self.linode_node.public_address).apply(
-            lambda v: node_inbound_rules(admin, v[0], [v[1]])
+        # Node A (DigitalOcean) hears tinc from node B's address; node B from both of A's; both
+        # from the witness (the redirector's Elastic IP), when the platform has one.
+        witness = pulumi.Output.from_input(self._args.platform.witness).apply(
+            lambda w: [w["address"]] if w else []
+        )
+        rules_a = pulumi.Output.all(web, self.linode_node.public_address, witness).apply(
+            lambda v: node_inbound_rules(admin, v[0], [v[1]], v[2])
         )
         rules_b = pulumi.Output.all(
-            web, self.digitalocean_node.public_address, self.digitalocean_node.egress_address
-        ).apply(lambda v: node_inbound_rules(admin, v[0], [v[1], v[2]]))
+            web, self.digitalocean_node.public_address, self.digitalocean_node.egress_address, witness
+        ).apply(lambda v: node_inbound_rules(admin, v[0], [v[1], v[2]], v[3]))
         # Check the provider limits with the largest rule set the config can produce, before
         # any resource is created (the addresses only change the count of peer sources).
         check_limits(
-            node_inbound_rules(admin, self._static_http_sources(), ["192.0.2.1", "192.0.2.2"]),
+            node_inbound_rules(admin, self._static_http_sources(), ["192.0.2.1", "192.0.2.2"], ["192.0.2.4"]),
             outbound_rule_count=len(DIGITALOCEAN_OUTBOUND),
         )
-        DigitalOceanFirewall(
+        self.digitalocean_firewall = DigitalOceanFirewall(
             f"{self._name}-digitalocean-firewall",
             DigitalOceanFirewallArgs(config.site, self.digitalocean_node.droplet_id, rules_a),
             opts=self._child,
         )
-        LinodeFirewall(
+        self.linode_firewall = LinodeFirewall(
             f"{self._name}-linode-firewall",
             LinodeFirewallArgs(config.site, self.linode_node.instance_id, rules_b),
             opts=self._child,
         )
+
+    def _create_converge(self) -> None:
+        """One node at a time: node A converges and must pass its health gate before node B
+        starts, so a failure leaves node B serving what it served (module docstring, step 5)."""
+        config = self._config
+        self.digitalocean_converge = NodeConverge(
+            f"{self._name}-digitalocean-converge",
+            NodeConvergeArgs(
+                host=self.digitalocean_node.public_address,
+                admin_user=config.admin_user,
+                # The web front's first name, as the first boot picks it (www.<first domain>).
+                server_name=f"www.{config.domains[0].name}",
+                desired_state=self._desired_state("digitalocean"),
+                # The reserved IP must lead to this droplet, and the firewalls must hold the
+                # admin networks (added ones too), before SSH can reach it.
+                after=[
+                    self.digitalocean_node.droplet,
+                    self.digitalocean_node.assignment,
+                    self.digitalocean_firewall,
+                ],
+            ),
+            opts=self._child,
+        )
+        self.linode_converge = NodeConverge(
+            f"{self._name}-linode-converge",
+            NodeConvergeArgs(
+                host=self.linode_node.public_address,
+                admin_user=config.admin_user,
+                # The web front's first name, as the first boot picks it (www.<first domain>).
+                server_name=f"www.{config.domains[0].name}",
+                desired_state=self._desired_state("linode"),
+                after=[
+                    self.linode_node.instance,
+                    self.linode_firewall,
+                    self.digitalocean_converge.converge,
+                    self.digitalocean_converge.health,
+                ],
+            ),
+            opts=self._child,
+        )
+
+    def _desired_state(self, provider: Provider) -> pulumi.Output[str]:
+        """The JSON one node converges to (a secret: it holds appSecrets, generated keys and the
+        backup credentials). The nodes differ only in their backup role."""
+        config = self._config
+        database = database_names(config.site) if config.database != "none" else None
+
+        def render(resolved: dict[str, Any]) -> str:
+            return converge.to_json(
+                converge.desired_state(
+                    admin_user=config.admin_user,
+                    ssh_keys=config.ssh_keys,
+                    admin_cidrs=config.admin_cidrs,
+                    app=config.app,
+                    app_secrets=resolved["app_secrets"] or {},
+                    debian=config.debian,
+                    # Kept in the environment file: a converge must not drop the DB_* settings
+                    # or WordPress's keys that the first boot wrote.
+                    database_env=connection_env(*database) if database else None,
+                    app_keys=resolved["app_keys"] or None,
+                    memory_mib=(
+                        config.digitalocean if provider == "digitalocean" else config.linode
+                    ).memory_mib,
+                    # Always given: backups turned off reach the node too (its timer stops).
+                    backup=BackupNode(
+                        site=config.site,
+                        provider=provider,
+                        is_primary=provider == config.primary,
+                        database_name=database[0] if database else None,
+                        backup=self._backup_spec(resolved),
+                    ),
+                )
+            )
+
+        values: dict[str, Any] = {
+            "app_secrets": pulumi.Output.from_input(self._args.app_secrets or {}),
+            "app_keys": pulumi.Output.all(**self.app_keys.keys) if self.app_keys else {},
+            **self._backup_values(),
+        }
+        return pulumi.Output.secret(pulumi.Output.all(**values).apply(render))
 
     def _static_http_sources(self) -> list[str]:
         if not self._config.proxied:
@@ -379,3 +572,17 @@ class SitePair(pulumi.ComponentResource):
         return pulumi.Output.all(self.failover_hostname, self._args.platform.redirector_address).apply(
             lambda v: client_dns(domains, v[0], v[1])
         )
+
+
+def _witness_peer(site: str, witness: dict[str, str] | None) -> WitnessPeer | None:
+    """The platform's witness as this site's third mesh member (`infra.witness`: its port and
+    its `.3` address are computed from the site name, the same way the platform does)."""
+    if not witness:
+        return None
+    return WitnessPeer(
+        name=witness["name"],
+        public_address=witness["address"],
+        port=witness_port(site),
+        mesh_address=witness_mesh_address(site),
+        tinc_public_key_pem=witness["publicKeyPem"],
+    )

@@ -5,8 +5,13 @@
   (`infra.platform_watcher`);
 - one SSM Parameter Store SecureString per secret (the DNS API token, the webhook URL),
   encrypted with the account's AWS managed key `aws/ssm`;
+- the witness (infra/witness.py): its document (every site's tinc net, ports and nodes' public
+  keys; a database site's cluster, CA and garbd certificate) in the same bucket, named by the
+  release, and its tinc private key as one more SecureString, outside the watcher's secrets
+  (the watcher's unit never gets it); and one SecureString per listed site stack with that
+  site's secrets on the witness (its garbd's TLS key, for a site with a database);
 - an IAM role + instance profile for the redirector allowed exactly: s3:GetObject on those
-  three keys, ssm:GetParameters on those parameters, and (Route 53 ops zone only) reading and
+  keys, ssm:GetParameters on those parameters, and (Route 53 ops zone only) reading and
   changing A records of the watched names in that one hosted zone.
 
 No kms:Decrypt statement: `aws/ssm`'s key policy lets SSM decrypt for any principal of the
@@ -40,6 +45,14 @@ class WatcherDeliveryArgs:
     route53_zone_id: str | None = None
     # The failover names the watcher may change (Route 53: the policy's record-name condition).
     records: pulumi.Input[list[str]] = field(default_factory=list)
+    # The witness's document (infra.witness.witness_document) and its tinc private key (a
+    # Pulumi secret); both None: no witness published.
+    witness: pulumi.Input[dict[str, Any]] | None = None
+    witness_key: pulumi.Input[str] | None = None
+    # Per listed site stack (its name), the JSON of its secrets on the witness (a Pulumi secret:
+    # infra.platform_watcher.witness_site_secrets). One parameter each, whatever the site holds:
+    # the stack names are known before the sites' outputs are.
+    witness_site_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -60,6 +73,8 @@ class WatcherDelivery(pulumi.ComponentResource):
 
         self._bucket = self._create_bucket()
         self._parameters = self._create_parameters()
+        self._witness_parameter = self._create_witness_parameter()
+        self._witness_site_parameters = self._create_witness_site_parameters()
         self._objects = self._create_objects()
         self._role, self._profile = self._create_role()
 
@@ -161,6 +176,37 @@ class WatcherDelivery(pulumi.ComponentResource):
             for secret, value in sorted(self._args.secrets.items())
         }
 
+    def _create_witness_parameter(self) -> aws.ssm.Parameter | None:
+        if self._args.witness_key is None:
+            return None
+        return aws.ssm.Parameter(
+            f"{self._name}-witness-key",
+            name=pw.witness_parameter_name(self._args.stack),
+            type="SecureString",
+            tier="Standard",
+            value=pulumi.Output.secret(self._args.witness_key),
+            description="twinhost witness: the redirector's tinc private key (written by the platform stack)",
+            tags=self._tags,
+            opts=self._child,
+        )
+
+    def _create_witness_site_parameters(self) -> dict[str, aws.ssm.Parameter]:
+        if self._args.witness_key is None:
+            return {}
+        return {
+            site_stack: aws.ssm.Parameter(
+                f"{self._name}-witness-site-{site_stack}",
+                name=pw.witness_site_parameter_name(self._args.stack, site_stack),
+                type="SecureString",
+                tier="Standard",
+                value=pulumi.Output.secret(value),
+                description=f"twinhost witness: its secrets for site stack '{site_stack}' (written by the platform stack)",
+                tags=self._tags,
+                opts=self._child,
+            )
+            for site_stack, value in sorted(self._args.witness_site_secrets.items())
+        }
+
     def _create_objects(self) -> list[aws.s3.BucketObjectv2]:
         config_text = pulumi.Output.from_input(self._args.config).apply(
             lambda config: None if config is None else pw.config_json(config)
@@ -184,13 +230,38 @@ class WatcherDelivery(pulumi.ComponentResource):
                 opts=self._child,
             ),
         ]
+        witness_text: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        witness_parameter: pulumi.Output[Any] = pulumi.Output.from_input(None)
+        if self._args.witness is not None and self._witness_parameter is not None:
+            witness_text = pulumi.Output.from_input(self._args.witness).apply(pw.config_json)
+            objects.append(
+                aws.s3.BucketObjectv2(
+                    f"{self._name}-witness",
+                    bucket=self._bucket.id,
+                    key=pw.WITNESS_KEY,
+                    content=witness_text.apply(lambda text: text or ""),
+                    content_type="application/json",
+                    opts=self._child,
+                )
+            )
+            witness_parameter = pulumi.Output.all(
+                self._witness_parameter.name, self._witness_parameter.version
+            )
         versions = pulumi.Output.all(
             *[
                 pulumi.Output.all(name, parameter.name, parameter.version)
                 for name, parameter in self._parameters.items()
             ]
         )
-        release = pulumi.Output.all(config_text, versions).apply(
+        site_versions = pulumi.Output.all(
+            *[
+                pulumi.Output.all(name, parameter.name, parameter.version)
+                for name, parameter in self._witness_site_parameters.items()
+            ]
+        )
+        release = pulumi.Output.all(
+            config_text, versions, witness_text, witness_parameter, site_versions
+        ).apply(
             lambda values: (
                 json.dumps(
                     pw.release_document(
@@ -198,6 +269,12 @@ class WatcherDelivery(pulumi.ComponentResource):
                         archive_sha256=self._archive_sha256,
                         secrets={
                             name: (parameter, int(version or 1)) for name, parameter, version in values[1]
+                        },
+                        witness=(
+                            None if values[2] is None else (values[2], (values[3][0], int(values[3][1] or 1)))
+                        ),
+                        witness_sites={
+                            name: (parameter, int(version or 1)) for name, parameter, version in values[4]
                         },
                     ),
                     indent=2,
@@ -239,6 +316,9 @@ class WatcherDelivery(pulumi.ComponentResource):
             opts=self._child,
         )
         parameter_arns = [p.arn for p in self._parameters.values()]
+        if self._witness_parameter is not None:
+            parameter_arns.append(self._witness_parameter.arn)
+        parameter_arns += [p.arn for p in self._witness_site_parameters.values()]
         policy = pulumi.Output.all(
             self._bucket.arn, pulumi.Output.all(*parameter_arns), self._args.records
         ).apply(
@@ -250,6 +330,7 @@ class WatcherDelivery(pulumi.ComponentResource):
                     route53_zone_id=self._args.route53_zone_id,
                     records=list(v[2]),
                     archive_sha256=self._archive_sha256,
+                    witness=self._args.witness is not None,
                 ),
                 indent=2,
             )
@@ -269,17 +350,18 @@ def watcher_policy(
     route53_zone_id: str | None,
     records: list[str],
     archive_sha256: str,
+    witness: bool = False,
 ) -> dict[str, Any]:
     """The redirector role's only permissions, each on exact resources."""
+    keys = [pw.RELEASE_KEY, pw.CONFIG_KEY, pw.archive_key(archive_sha256)]
+    if witness:
+        keys.append(pw.WITNESS_KEY)
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ReadWatcherObjects",
             "Effect": "Allow",
             "Action": "s3:GetObject",
-            "Resource": [
-                f"{bucket_arn}/{key}"
-                for key in (pw.RELEASE_KEY, pw.CONFIG_KEY, pw.archive_key(archive_sha256))
-            ],
+            "Resource": [f"{bucket_arn}/{key}" for key in keys],
         }
     ]
     if parameter_arns:

@@ -51,6 +51,7 @@ from infra.config.site import (
     Failover,
     LinodeNode,
     SiteConfig,
+    WordPressApp,
 )
 from infra.constants import LETS_ENCRYPT_DIRECTORY
 
@@ -88,6 +89,7 @@ __all__ = [
     "SiteConfig",
     "StackFileError",
     "Watcher",
+    "WordPressApp",
     "flatten_stack_file_config",
     "parse_config",
 ]

@@ -26,6 +26,7 @@ from infra.config.fields import (
     FailoverMode,
     Provider,
     StrictModel,
+    clock_time,
     linode_region_has_metadata,
     one_of,
 )
@@ -106,8 +107,20 @@ class CommandApp(StrictModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-App = Annotated[DemoApp | ContainerApp | DebApp | CommandApp, Field(discriminator="kind")]
-APP_KINDS = frozenset({"demo", "container", "deb", "command"})
+class WordPressApp(StrictModel):
+    """WordPress from Debian's `wordpress` package, run by php-fpm behind the web front, its
+    database on the site's Galera and its wp-content on the shared volume
+    (infra/bootstrap/wordpress.py). Needs `database: mariadb` (rules.wordpress_needs_the_database).
+    `version` is the package's version, as for kind `deb` (`latest`: what apt has)."""
+
+    kind: Literal["wordpress"]
+    port: int = Field(8080, ge=1024, le=65535)
+    version: str = "latest"
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+App = Annotated[DemoApp | ContainerApp | DebApp | CommandApp | WordPressApp, Field(discriminator="kind")]
+APP_KINDS = frozenset({"demo", "container", "deb", "command", "wordpress"})
 
 
 class Failover(StrictModel):
@@ -129,6 +142,22 @@ class Failover(StrictModel):
         if self.interval is not None:
             return self.interval
         return {"manual": 5, "watchdog": 5, "route53": 30, "cloudflare-lb": 60}[self.mode]
+
+
+class Backups(StrictModel):
+    """Encrypted, pruned snapshots of the shared volume (and the database dump) in the platform's
+    backup bucket, under this site's prefix (infra/bootstrap/backup.py, docs/backups.md).
+
+    `time` is when the primary node backs up each day (UTC); the standby node looks one hour later
+    and backs up only when no backup succeeded in the last `BACKUP_STALE_HOURS` (the primary is
+    down). The `keep*` counts are restic's `forget --keep-daily/-weekly/-monthly`: how many of the
+    most recent days, weeks and months keep their last snapshot."""
+
+    enabled: bool = True
+    time: Annotated[str, AfterValidator(clock_time)] = "02:15"
+    keep_daily: int = Field(7, ge=0, le=366)
+    keep_weekly: int = Field(4, ge=0, le=520)
+    keep_monthly: int = Field(6, ge=0, le=240)
 
 
 class ClientDomain(StrictModel):
@@ -165,6 +194,8 @@ class SiteConfig(AdminAccess):
     app: App = Field(default_factory=lambda: DemoApp())
     # MariaDB Galera across the pair over the mesh (infra/bootstrap/database.py); off by default.
     database: Database = "none"
+    # Off-pair backups to the platform's bucket (docs/backups.md); on by default.
+    backups: Backups = Field(default_factory=lambda: Backups())
 
     @property
     def certificate_source(self) -> CertificateSource:

@@ -1,4 +1,5 @@
-"""`twinhost deploy|rollback|status|logs|ssh|list`: day-2 operations from the workstation.
+"""`twinhost deploy|rollback|status|logs|ssh|list|backup|backups|restore`: day-2 operations from
+the workstation.
 
 Exit codes, every command: 0 done; 1 the operation ran and failed (a deploy stopped and rolled
 back, a node unhealthy, ssh failed); 2 refused before anything changed (a bad argument, an
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,44 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "`twinhost ssh --addresses F acme linode -- uptime`)",
     )
     ssh.set_defaults(handler=_ssh)
+
+    backup = commands.add_parser(
+        "backup",
+        help="back a site up now: its shared volume and database dump, to its restic repository",
+        description="Run the site's backup now on one node (the primary, or the other when ssh cannot "
+        "reach it): a consistent database dump (database: mariadb), a restic snapshot of the shared "
+        "volume and the dump, then pruning by the site's retention. Progress lines as they come; "
+        "docs/backups.md.",
+        parents=[remote],
+    )
+    backup.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
+    backup.set_defaults(handler=_backup)
+
+    backups = commands.add_parser(
+        "backups", help="list a site's backup snapshots (restic, in the platform's bucket)", parents=[remote]
+    )
+    backups.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
+    backups.add_argument("--json", action="store_true", help="print restic's JSON")
+    backups.set_defaults(handler=_backups)
+
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup onto the running pair (files and database), or into a directory",
+        description="Restore SNAPSHOT (default: the latest) onto the running pair: the shared volume "
+        "becomes the snapshot's files (files made since are removed) and the database is replaced "
+        "by its dump; both replicate to the other node. Refused without --yes, as it overwrites. "
+        "With --to-path P the snapshot's files go under P on the node instead (nothing else is "
+        "touched; refused without --yes when P is not empty).",
+        parents=[remote],
+    )
+    restore.add_argument("site", help="the site stack name (Pulumi.<site>.yaml)")
+    restore.add_argument("snapshot", nargs="?", default="latest", help="a snapshot id (default: latest)")
+    restore.add_argument("--to-path", default=None, metavar="P", help="restore under this path on the node")
+    restore.add_argument("--yes", action="store_true", help="overwrite (the pair, or a non-empty --to-path)")
+    restore.add_argument(
+        "--node", choices=NODE_ROLES, default=None, help="the node to run on (default: the primary)"
+    )
+    restore.set_defaults(handler=_restore)
 
     listing = commands.add_parser(
         "list",
@@ -322,6 +362,96 @@ def _status_work(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else EXIT_FAILED
 
 
+def _backup_node(args: argparse.Namespace, site: str, only: str | None = None) -> tuple[Any, Any]:
+    from infra.ops import backup
+    from infra.ops.remote import Remote
+
+    _project_dir, facts, found = _context(args, site)
+    remote = Remote(_settings(args))
+    targets = [t for t in _targets(facts, found) if only is None or t.role == only]
+    try:
+        target = backup.pick_node(remote, targets, facts.primary)
+    except backup.NoNodeError as exc:
+        print(f"twinhost {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+    return remote, target
+
+
+def _backup(args: argparse.Namespace) -> int:
+    return _guard(args, _backup_work)
+
+
+def _backup_work(args: argparse.Namespace) -> int:
+    from infra.ops import backup
+
+    remote, target = _backup_node(args, args.site)
+    _progress(f"backup {args.site} on {target.role} ({target.address})")
+    started = time.monotonic()
+    outcome = backup.run(remote, target, ["now"], _progress, backup.BACKUP_TIMEOUT)
+    record = backup.json_tail(outcome.output)
+    if not outcome.ok or not isinstance(record, dict):
+        print(f"twinhost backup: failed on {target.role} (exit {outcome.code})", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"{args.site}: snapshot {record.get('snapshot')} on {target.role}: {record.get('files')} files, "
+        f"{record.get('bytes')} bytes ({record.get('added')} new) in {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def _backups(args: argparse.Namespace) -> int:
+    return _guard(args, _backups_work)
+
+
+def _backups_work(args: argparse.Namespace) -> int:
+    from infra.ops import backup
+
+    remote, target = _backup_node(args, args.site)
+    outcome = backup.run(remote, target, ["snapshots"], lambda _line: None, 300)
+    snapshots = backup.json_tail(outcome.output)
+    if not outcome.ok or not isinstance(snapshots, list):
+        print(
+            f"twinhost backups: could not list on {target.role}:\n{outcome.output[-2000:]}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(snapshots, indent=2))
+        return 0
+    rows = backup.snapshot_rows(snapshots)
+    print(f"{args.site}: {len(rows)} snapshots (restic, oldest first)")
+    for short_id, when, paths in rows:
+        print(f"  {short_id}  {when} UTC  {paths}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    return _guard(args, _restore_work)
+
+
+def _restore_work(args: argparse.Namespace) -> int:
+    from infra.ops import backup
+
+    if args.to_path is None and not args.yes:
+        raise _RefusedError(
+            f"restoring {args.snapshot} replaces {args.site}'s shared files and database on both nodes; "
+            "add --yes (or --to-path P to restore the files elsewhere)"
+        )
+    remote, target = _backup_node(args, args.site, args.node)
+    words = ["restore", args.snapshot, *(["--to-path", args.to_path] if args.to_path else [])]
+    words += ["--yes"] if args.yes else []
+    _progress(f"restore {args.site} {args.snapshot} on {target.role} ({target.address})")
+    started = time.monotonic()
+    outcome = backup.run(remote, target, words, _progress, backup.BACKUP_TIMEOUT)
+    if outcome.code == backup.REFUSED:
+        print(f"twinhost restore: refused on {target.role} (nothing changed)", file=sys.stderr)
+        return EXIT_REFUSED
+    if not outcome.ok:
+        print(f"twinhost restore: failed on {target.role} (exit {outcome.code})", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.site}: restored {args.snapshot} on {target.role} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
 def _site_stacks(project_dir: Path) -> list[str]:
     from infra.config import NAMESPACE, StackFileError
     from infra.config.files import config_section, stack_name_of
@@ -432,24 +562,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _list_work(args: argparse.Namespace) -> int:
-    import warnings
-
-    from infra.cli import stack_files
+    """The rows of `twinhost plan --all` (the same `plan_stacks`), summed up by their cost."""
+    from infra.cli import plan_stacks, stack_files
     from infra.config import NAMESPACE, StackFileError
-    from infra.config.files import config_section, served_domains, stack_name_of
+    from infra.config.files import config_section, stack_name_of
 
     project_dir = find_project_dir(getattr(args, "project_dir", None))
     files = stack_files(project_dir)
     if not files:
         raise _RefusedError(f"no stack files (Pulumi.*.yaml) in {project_dir}")
     _progress(f"planning {len(files)} stacks offline for their cost ...")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     from infra.plan.cost import monthly_cost
-    from infra.plan.runner import is_config_error, run_plan
 
     rows: list[dict[str, Any]] = []
-    outputs: dict[str, dict[str, Any]] = {}
-    for path in files:
+    for planned in plan_stacks(project_dir, files):
+        path = planned.path
         name = stack_name_of(path)
         try:
             section = config_section(path)
@@ -466,21 +593,12 @@ def _list_work(args: argparse.Namespace) -> int:
                 d if isinstance(d, str) else d.get("name") for d in section.get(f"{NAMESPACE}:domains") or []
             ],
         }
-        try:
-            plan = run_plan(
-                path,
-                None,
-                stack_outputs=outputs,
-                served_elsewhere=served_domains(project_dir, exclude=path),
-            )
-        except Exception as exc:
-            problem = is_config_error(exc)
-            if problem is None:
-                raise
-            row["problem"] = str(problem).splitlines()[0]
+        if planned.result is None:
+            row["problem"] = str(planned.error).splitlines()[0]
         else:
-            outputs[plan.stack] = plan.outputs
-            row["monthly_cost_usd"] = round(sum(monthly_cost(r) for r in plan.resources if r.custom), 2)
+            row["monthly_cost_usd"] = round(
+                sum(monthly_cost(r) for r in planned.result.resources if r.custom), 2
+            )
         rows.append(row)
     total = round(sum(float(r.get("monthly_cost_usd") or 0) for r in rows), 2)
     if args.json:

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from infra.ops.backup import describe_last, json_tail
 from infra.ops.deploy import DEPLOY_COMMAND, NodeVersions, Runner
 from infra.ops.health import Checker
 from infra.ops.remote import Target
 
-GLUSTER_VOLUME = "shared"  # infra.bootstrap.glusterfs.VOLUME (not imported: it pulls in Jinja)
 WATCHER_EVENTS = 5
 WATCHER_JOURNAL_LINES = 2000
 MARK = "@@twinhost-status "
@@ -32,11 +32,15 @@ NODE_SCRIPT = (
     f"echo '{MARK}versions'; {' '.join(DEPLOY_COMMAND)} --versions 2>&1; "
     f"echo '{MARK}gluster'; test -x /usr/sbin/gluster && {{ "
     "sudo -n gluster --mode=script peer status 2>&1; "
-    f"sudo -n gluster --mode=script volume status {GLUSTER_VOLUME} 2>&1; "
-    f"sudo -n gluster --mode=script volume heal {GLUSTER_VOLUME} info summary 2>&1; }}; "
+    # The node's one volume, named after its site (infra.bootstrap.glusterfs.volume_name).
+    "for v in $(sudo -n gluster --mode=script volume list 2>/dev/null); do "
+    "sudo -n gluster --mode=script volume status $v 2>&1; "
+    "sudo -n gluster --mode=script volume heal $v info summary 2>&1; done; }; "
     f"echo '{MARK}galera'; command -v mariadb >/dev/null && sudo -n mariadb -Nse "
     '"SHOW GLOBAL STATUS WHERE Variable_name IN '
     "('wsrep_cluster_size','wsrep_cluster_status','wsrep_local_state_comment')\" 2>&1; "
+    f"echo '{MARK}backup'; test -x /usr/local/sbin/twinhost-backup && "
+    "sudo -n /usr/local/sbin/twinhost-backup last 2>/dev/null; "
     f"echo '{MARK}end'"
 )
 WATCHER_SCRIPT = (
@@ -58,6 +62,8 @@ class NodeStatus:
     kept: list[str] = field(default_factory=list)
     gluster: str | None = None
     galera: str | None = None
+    # The last good backup's age (`twinhost-backup last`, docs/backups.md); None: no backups.
+    backup: str | None = None
     ssh: str = "ok"
 
 
@@ -167,6 +173,7 @@ def node_status(target: Target, tls_name: str, remote: Runner, check: Checker) -
         status.version = probe.body.get("version")  # the demo app's /health names it
     status.gluster = gluster_summary(found.get("gluster", ""))
     status.galera = galera_summary(found.get("galera", ""))
+    status.backup = describe_last(json_tail(found.get("backup", "")))
     return status
 
 
@@ -261,6 +268,9 @@ def render(status: SiteStatus) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    backups = sorted({n.backup for n in status.nodes if n.backup})
+    if backups:
+        lines.append(f"  backups: {' | '.join(backups)}")
     if status.record is None:
         lines.append(f"  failover record {status.failover_name}: no answer ({status.record_note})")
     else:

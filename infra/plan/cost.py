@@ -59,6 +59,25 @@ def _hosted_zone(inputs: dict[str, Any]) -> float:
     return float(catalog.prices()["aws"]["route53_hosted_zone"])
 
 
+def _bucket(inputs: dict[str, Any]) -> float:
+    # The backup bucket's storage is priced per site, at each site's backup user (below).
+    if (inputs.get("tags") or {}).get("Name") == "twinhost-backups":
+        return 0.0
+    return _watcher_bucket(inputs)
+
+
+def _backup_user(inputs: dict[str, Any]) -> float:
+    """A site's share of the backup bucket: S3 Standard storage for the assumed repository size,
+    and its daily run's requests (infra/data/prices.yaml; IAM itself is free)."""
+    table = catalog.prices()["aws"]
+    storage = float(table["backup_assumed_gb_per_site"]) * float(table["s3_standard_gb_month"])
+    requests = (
+        float(table["backup_puts_month"]) * float(table["s3_put_per_1000"]) / 1000
+        + float(table["backup_gets_month"]) * float(table["s3_get_per_1000"]) / 1000
+    )
+    return storage + requests
+
+
 def _watcher_bucket(inputs: dict[str, Any]) -> float:
     # Storage is a few hundred KB (well under a cent); the requests are the refresh timer's.
     table = catalog.prices()["aws"]
@@ -73,6 +92,7 @@ _PRICERS: dict[str, Callable[[dict[str, Any]], float]] = {
     "aws:ec2/eip:Eip": _eip,
     "aws:route53/healthCheck:HealthCheck": _health_check,
     "aws:route53/zone:Zone": _hosted_zone,
-    "aws:s3/bucket:Bucket": _watcher_bucket,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:iam/user:User": _backup_user,
     "cloudflare:index/loadBalancer:LoadBalancer": _load_balancer,
 }

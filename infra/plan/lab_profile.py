@@ -1,12 +1,15 @@
 """`twinhost plan --lab PROFILE`: what the local lab adds to a plan, kept out of the stack config.
 
-The profile (JSON, written by the lab, `twinhost_lab.lab.lab_profile`) has four parts:
+The profile (JSON, written by the lab, `twinhost_lab.lab.lab_profile`) has five parts:
 - `addresses`: the lab addresses the plan's mocks hand out in place of the documentation ones;
 - `overrides`: the render-time overrides (`infra.bootstrap.overrides.RenderOverrides`: apt
   proxy, CA, ACME directory, resolvers, AWS stand-in, swap, watcher backends), handed to the
   render step as an argument, never through the stack config;
 - `adminCidrs`, `sshKeys`: the lab's admin network and throwaway key, added to the stack's own
   (so the lab's admin namespace can log in). They go through the stack's own config rules.
+- `notifyWebhook`: the lab's webhook stand-in, set as the platform stack's secret
+  `twinhost:notifyWebhook` (as `pulumi config set --secret` would): where a failed backup's
+  alert goes (docs/backups.md) and the watcher's notices.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from infra.bootstrap.overrides import RenderOverrides
 from infra.config import NAMESPACE, ConfigError, ConfigIssue
+from infra.config.fields import https_url
 
 # Values never shown in an error message (the lab's are fixed and public, but a profile is a file
 # anyone may write).
@@ -44,6 +48,17 @@ class LabProfile(BaseModel):
     overrides: RenderOverrides = Field(default_factory=RenderOverrides)
     admin_cidrs: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
+    notify_webhook: str | None = None
+
+    @field_validator("notify_webhook")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                https_url(value)
+            except ValueError:
+                raise ValueError("must be an https:// URL (the lab's webhook stand-in)") from None
+        return value
 
     @classmethod
     def parse(cls, data: Any) -> LabProfile:
@@ -65,6 +80,20 @@ class LabProfile(BaseModel):
                 current = json.loads(result.get(f"{NAMESPACE}:{key}", "[]"))
                 result[f"{NAMESPACE}:{key}"] = json.dumps([*current, *[e for e in extra if e not in current]])
         return result
+
+    def with_lab_webhook(
+        self, config: Mapping[str, str], secret_keys: list[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """A platform stack's config with the lab's `notifyWebhook` as its secret value (the
+        stack file's own, a placeholder in a plan, is replaced); any other stack's unchanged."""
+        result, secrets = dict(config), list(secret_keys)
+        key = f"{NAMESPACE}:notifyWebhook"
+        if self.notify_webhook is None or result.get(f"{NAMESPACE}:role") != "platform":
+            return result, secrets
+        result[key] = self.notify_webhook
+        if key not in secrets:
+            secrets.append(key)
+        return result, secrets
 
 
 def _issue(error: Any) -> ConfigIssue:

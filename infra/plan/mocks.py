@@ -9,6 +9,7 @@ data file.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import itertools
 import secrets
@@ -40,6 +41,13 @@ DEFAULT_ADDRESSES: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class SecretOutput:
+    """A stack output that a StackReference answers as a secret (`PlanResult.reference_outputs`)."""
+
+    value: Any = field(repr=False)
+
+
 @dataclass
 class PlanMocks(pulumi.runtime.Mocks):
     """Answers resource creation and function calls for `twinhost plan`."""
@@ -57,6 +65,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         resource_id = str(next(self._ids))
         if handler is not None:
             state.update(handler(self, args))
+        # A handler may name the resource's id (an access key's id is its public half).
+        resource_id = str(state.pop("__id__", resource_id))
         if args.typ == "pulumi:pulumi:StackReference":
             resource_id = args.inputs.get("name", args.name)
         return resource_id, state
@@ -78,7 +88,9 @@ def _stack_reference(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
             f"StackReference {name!r}: no stack file Pulumi.{stack}.yaml to plan it from; "
             "add it, or fix platformStack (site) / sites (platform)"
         )
-    return {"outputs": dict(outputs), "secretOutputNames": []}
+    secret = sorted(k for k, v in outputs.items() if isinstance(v, SecretOutput))
+    plain = {k: (v.value if isinstance(v, SecretOutput) else v) for k, v in outputs.items()}
+    return {"outputs": plain, "secretOutputNames": secret}
 
 
 def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any] | None:
@@ -94,6 +106,9 @@ def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any
     ops_zone = str(getattr(platform, "ops_zone", "ops.invalid"))
     failover_hostname = f"{config.site}.{ops_zone}"
     domains = [d.name for d in config.domains]
+    witness_database, witness_key = (
+        _witness_database(config.site) if config.database == "mariadb" else (None, None)
+    )
     return SiteOutputs(
         site=config.site,
         failover_hostname=failover_hostname,
@@ -111,7 +126,67 @@ def _site_outputs_from_stack_file(mocks: PlanMocks, path: Path) -> dict[str, Any
         proxied=config.proxied,
         primary=config.primary,
         certificates=config.certificate_source,
+        # The keys a plan of the site hands out (`_private_key`: one per role, per process).
+        tinc_public_keys={
+            provider: _rsa_key(3072, provider)
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+            for provider in ("digitalocean", "linode")
+        },
+        witness_database=witness_database,
+        witness_database_key=SecretOutput(witness_key) if witness_key else None,
     ).to_exports()
+
+
+def _witness_database(site: str) -> tuple[dict[str, str], str]:
+    """A site's `witnessDatabase` output and its key, as a plan of the site would make them: a
+    database CA of its own and the witness's certificate for `.3` of the site's mesh (real, but
+    not the CA a later plan of the site makes: the lab plans the platform again with the site's
+    own outputs)."""
+    from infra.bootstrap.database import cluster_name  # deliberate: only for a database site
+    from infra.witness import witness_mesh_address
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"twinhost {site} database CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "witness")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(witness_mesh_address(site)))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return (
+        {
+            "cluster": cluster_name(site),
+            "caPem": ca.public_bytes(pem).decode(),
+            "certificatePem": certificate.public_bytes(pem).decode(),
+        },
+        key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ).decode(),
+    )
 
 
 def _parsed(path: Path) -> Any:
@@ -300,7 +375,22 @@ def _random_password(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) ->
     alphabet = string.ascii_letters + string.digits
     if args.inputs.get("special", True):
         alphabet += "!#$%&*()-_=+[]{}<>:?"
-    return {"result": "".join(secrets.choice(alphabet) for _ in range(int(args.inputs.get("length", 16))))}
+    return {"result": _stable(args.name, alphabet, int(args.inputs.get("length", 16)))}
+
+
+_PLAN_SEED = secrets.token_bytes(16)  # one per process: two plans in one process render the same
+
+
+def _stable(name: str, alphabet: str, length: int) -> str:
+    """A random-looking value, the same for the same resource name within this process (so a plan
+    renders the same user data twice), different in every process."""
+    out: list[str] = []
+    counter = 0
+    while len(out) < length:
+        digest = hashlib.sha256(_PLAN_SEED + name.encode() + counter.to_bytes(4, "big")).digest()
+        out += [alphabet[b % len(alphabet)] for b in digest]
+        counter += 1
+    return "".join(out[:length])
 
 
 def _origin_certificate(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -362,6 +452,19 @@ def _instance_profile(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -
     return {"name": name, "arn": f"arn:aws:iam::{PLAN_ACCOUNT}:instance-profile/{name}"}
 
 
+def _iam_user(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    name = args.inputs.get("name") or f"{args.name}-0plan"
+    path = args.inputs.get("path") or "/"
+    return {"name": name, "arn": f"arn:aws:iam::{PLAN_ACCOUNT}:user{path}{name}"}
+
+
+def _access_key(mocks: PlanMocks, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A made-up key pair of AWS's shapes (AKIA + 16, 40 of base64): nothing real accepts it."""
+    key_id = "AKIA" + _stable(args.name + "/id", string.ascii_uppercase + string.digits, 16)
+    secret = _stable(args.name + "/secret", string.ascii_letters + string.digits, 40)
+    return {"__id__": key_id, "secret": secret, "status": "Active"}
+
+
 def _get_ami(mocks: PlanMocks, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
     """The image the lookup asked for: its name filter with the date part made up."""
     filters = {f.get("name"): list(f.get("values") or []) for f in args.args.get("filters") or []}
@@ -393,6 +496,8 @@ _RESOURCE_HANDLERS: dict[str, Handler] = {
     "aws:ssm/parameter:Parameter": _ssm_parameter,
     "aws:iam/role:Role": _iam_role,
     "aws:iam/instanceProfile:InstanceProfile": _instance_profile,
+    "aws:iam/user:User": _iam_user,
+    "aws:iam/accessKey:AccessKey": _access_key,
 }
 _CALL_HANDLERS: dict[str, Handler] = {
     "aws:ec2/getAmi:getAmi": _get_ami,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from infra.bootstrap import converge
 from infra.bootstrap.parts import readable
 from infra.bootstrap.render import digitalocean_document, provider_user_data_size
 from infra.constants import USER_DATA_LIMITS
@@ -65,6 +67,7 @@ KEY_SETTINGS = (
 SECRET_OUTPUTS = {
     "random:index/randomPassword:RandomPassword": "result",
     "tls:index/privateKey:PrivateKey": "privateKeyPem",
+    "aws:iam/accessKey:AccessKey": "secret",
 }
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -114,6 +117,8 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
                 )
             else:
                 shown["userData"] = f"[secret] {_budget('digitalocean', text)}"
+    if "connection" in inputs:  # pulumi-command's remote commands: the node converge
+        shown.update(_remote_command(inputs))
     if "userDataBase64" in inputs:
         packed = reveal(inputs["userDataBase64"])
         if isinstance(packed, str):
@@ -125,6 +130,36 @@ def key_settings(resource: RecordedResource) -> dict[str, Any]:
         else:
             shown["userData"] = "[secret]"
     return shown
+
+
+def _remote_command(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Where it connects, what it runs, and the desired state it sends with its secret values
+    shown as [secret] (the stdin as a whole is a secret: it holds appSecrets)."""
+    # The SDK marks the whole connection secret (it may hold a key); only these parts are shown.
+    connection = reveal(inputs["connection"])
+    shown: dict[str, Any] = {
+        "connection": f"ssh {connection.get('user')}@{connection.get('host')} port {_short(connection.get('port'))} "
+        f"(key: the ssh-agent of whoever runs pulumi up)",
+        "create": _inline_payloads(redact(inputs.get("create"))),
+    }
+    create = shown["create"]
+    if isinstance(create, str) and create != inputs.get("create"):  # it carries a payload
+        shown["runs"] = create.rsplit("; ", 1)[-1]  # what it comes to, cut short in the tree
+    if inputs.get("update") not in (None, inputs.get("create")):
+        shown["update"] = _inline_payloads(redact(inputs["update"]))
+    stdin = reveal(inputs.get("stdin"))
+    if isinstance(stdin, str):
+        shown.update({f"desired {key}": value for key, value in converge.summary(stdin).items()})
+    if inputs.get("triggers"):
+        shown["runs again when"] = "the desired state changes"
+    return shown
+
+
+def _inline_payloads(command: Any) -> Any:
+    """A command with its inline base64 payload (the converge script) named, not printed."""
+    if not isinstance(command, str):
+        return command
+    return re.sub(r"'([A-Za-z0-9+/=]{200,})'", lambda m: f"<{len(m.group(1))} bytes of base64>", command)
 
 
 def _port_range(start: Any, end: Any) -> str:

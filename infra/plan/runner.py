@@ -26,7 +26,7 @@ from infra.config import ConfigError, PlatformConfig, SiteConfig
 from infra.config.files import SECRET_PLACEHOLDER, platform_stack_file_issue, read_stack_file, stack_name_of
 from infra.config.rules import ops_dns_matches_the_platform
 from infra.plan.lab_profile import LabProfile
-from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, prefetch_rsa_keys
+from infra.plan.mocks import DEFAULT_ADDRESSES, SITE_RSA_KEYS, PlanMocks, SecretOutput, prefetch_rsa_keys
 from infra.redirector import decompress
 from infra.stack import build_stack, load_config
 
@@ -44,6 +44,8 @@ class RecordedResource:
     ignore_changes: list[str]
     delete_before_replace: bool
     inputs: dict[str, Any]  # secrets are still wrapped (see is_secret_value)
+    # URNs this resource waits for (depends_on and the resources its inputs come from).
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +56,13 @@ class PlanResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]  # secret outputs replaced by SECRET_PLACEHOLDER
     user_data: dict[str, str] = field(default_factory=dict)  # node -> rendered #cloud-config
+    # The secret outputs' values: only to answer another plan's StackReference in this process
+    # (`reference_outputs`: the lab plans the platform again with its site's own outputs).
+    secret_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def reference_outputs(self) -> dict[str, Any]:
+        """The outputs as a StackReference to this stack reads them, secrets marked secret."""
+        return {**self.outputs, **{name: SecretOutput(v) for name, v in self.secret_outputs.items()}}
 
 
 class RecordingMonitor(runtime_mocks.MockMonitor):
@@ -77,6 +86,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     inputs=rpc.deserialize_properties(request.object),
+                    dependencies=list(request.dependencies),
                 )
             )
         return response
@@ -133,6 +143,7 @@ def run_plan(
     config_values, secret_keys = read_stack_file(stack_file)
     if lab is not None:
         config_values = lab.with_lab_admin(config_values)
+        config_values, secret_keys = lab.with_lab_webhook(config_values, secret_keys)
         addresses = {**(addresses or DEFAULT_ADDRESSES), **lab.addresses}
     references = dict(stack_outputs or {})
 
@@ -147,7 +158,8 @@ def run_plan(
             if missing is not None:
                 raise ConfigError([missing])
             platform_file = stack_file.parent / f"Pulumi.{referenced}.yaml"
-            references[referenced] = run_plan(platform_file, addresses, lab=lab).outputs
+            # Its secret outputs as a StackReference reads them (the lab's notifyWebhook).
+            references[referenced] = run_plan(platform_file, addresses, lab=lab).reference_outputs()
             # Re-install this stack's config: planning the platform replaced it.
             _reset_runtime()
             pulumi.runtime.set_all_config(config_values, secret_keys)
@@ -167,8 +179,14 @@ def run_plan(
     _sync_await(run_pulumi_func(lambda: build_stack(overrides)))
 
     root = settings.get_root_resource()
-    outputs = {name: _resolve_output(value) for name, value in (getattr(root, "outputs", {}) or {}).items()}
+    exported = getattr(root, "outputs", {}) or {}
+    outputs = {name: _resolve_output(value) for name, value in exported.items()}
     result = PlanResult(stack, config.role, config, monitor.recorded, outputs)
+    result.secret_outputs = {
+        name: _sync_await(pulumi.Output.from_input(exported[name]).future())
+        for name, value in outputs.items()
+        if value == SECRET_PLACEHOLDER and exported[name] is not None
+    }
     result.user_data = extract_user_data(monitor.recorded)
     return result
 

@@ -16,19 +16,24 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from infra.bootstrap.spec import (
+    BackupSpec,
     DatabaseSpec,
     MeshPeer,
     NodeSpec,
+    WitnessPeer,
     mesh_addresses,
     mesh_network,
     tinc_node_name,
 )
-from infra.config import App, CommandApp, ContainerApp, DebApp, DemoApp
+from infra.config import App, CommandApp, ContainerApp, DebApp, DemoApp, WordPressApp
+from infra.config.fields import WORDPRESS_ENV
+from infra.witness import WITNESS_TINC_NAME, witness_mesh_address, witness_port
 
 SITE = "acme-shop"
 ADMIN_CIDRS = ("203.0.113.0/24", "2001:db8:100::/48")
 PUBLIC = {"digitalocean": "198.51.100.10", "linode": "192.0.2.20"}
 DROPLET_OWN_IP = "198.51.100.77"  # a droplet sends from this, not from its reserved IP
+WITNESS_ADDRESS = "192.0.2.250"  # the platform's Elastic IP
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ FAKE_KEYS = Keys(
     },
     tinc_public={
         p: f"-----BEGIN PUBLIC KEY-----\nFAKE-TINC-PUBLIC-KEY-OF-{p.upper()}\n-----END PUBLIC KEY-----"
-        for p in ("digitalocean", "linode")
+        for p in ("digitalocean", "linode", "witness")
     },
     ssh_public="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAK ops@example",
     origin_cert="-----BEGIN CERTIFICATE-----\nFAKE-CLOUDFLARE-ORIGIN-CERTIFICATE\n-----END CERTIFICATE-----",
@@ -102,7 +107,7 @@ def self_signed(names: tuple[str, ...], days: int = 90) -> tuple[str, str]:
 
 
 def make_keys() -> Keys:
-    pairs = {p: _rsa_pair() for p in ("digitalocean", "linode")}
+    pairs = {p: _rsa_pair() for p in ("digitalocean", "linode", "witness")}
     ssh = (
         ed25519.Ed25519PrivateKey.generate()
         .public_key()
@@ -139,7 +144,15 @@ APPS: dict[str, App] = {
     "command": CommandApp(
         kind="command", command="/usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT", port=8080
     ),
+    # Needs the database (make_spec gives it one).
+    "wordpress": WordPressApp(kind="wordpress"),
 }
+
+
+def wordpress_keys(keys: Keys) -> tuple[tuple[str, str], ...]:
+    """WordPress's eight keys and salts, derived from the (fake or fresh) app secret: distinct,
+    and long enough (32+) for the renderer's check."""
+    return tuple((name, f"{name.replace('_', '-')}-{keys.app_secret}") for name in WORDPRESS_ENV)
 
 
 def make_spec(
@@ -154,6 +167,8 @@ def make_spec(
     admin_keys: int = 1,
     admin_cidrs: tuple[str, ...] = ADMIN_CIDRS,
     database: bool = False,
+    witness: bool = True,
+    backup: bool = True,
 ) -> NodeSpec:
     """One node of the example site. Node A is DigitalOcean (primary), node B Linode."""
     other = "linode" if provider == "digitalocean" else "digitalocean"
@@ -193,10 +208,44 @@ def make_spec(
         acme_email=None if proxied else "ops@acme-shop.example",
         app=APPS[app],
         app_secrets=(("SHOP_API_TOKEN", keys.app_secret),),
+        app_keys=wordpress_keys(keys) if app == "wordpress" else (),
         apt_proxy="http://10.99.0.1:3142" if lab else None,
         extra_ca_pem=keys.extra_ca if lab else None,
         health_check_sources=("192.0.2.200/32",) if proxied else (),
-        database=make_database(tinc_node_name(SITE, provider)) if database else None,  # type: ignore[arg-type]
+        # WordPress keeps its posts in the database: a wordpress spec always has one.
+        database=(
+            make_database(tinc_node_name(SITE, provider))  # type: ignore[arg-type]
+            if database or app == "wordpress"
+            else None
+        ),
+        witness=WitnessPeer(
+            name=WITNESS_TINC_NAME,
+            public_address=WITNESS_ADDRESS,
+            port=witness_port(SITE),
+            mesh_address=witness_mesh_address(SITE),
+            tinc_public_key_pem=keys.tinc_public["witness"],
+        )
+        if witness
+        else None,
+        backup=make_backup() if backup else None,
+    )
+
+
+BACKUP_SECRET_KEY = "Bk7" + "s" * 37  # AWS's shape: 40 characters
+BACKUP_PASSWORD = "Rp4" + "w" * 37  # letters and digits, as pulumi_random makes it
+BACKUP_WEBHOOK = "https://ntfy.example/twinhost-alerts-" + "t" * 16
+
+
+def make_backup() -> BackupSpec:
+    """The site's backups as the stack makes them: the platform bucket's regional endpoint, the
+    site's prefix, a key pair and password of the real shapes (none of them real)."""
+    return BackupSpec(
+        repository=f"s3:https://s3.eu-west-1.amazonaws.com/twinhost-backups-20261205/{SITE}",
+        region="eu-west-1",
+        access_key_id="AKIAEXAMPLEBACKUP000",
+        secret_access_key=BACKUP_SECRET_KEY,
+        password=BACKUP_PASSWORD,
+        webhook=BACKUP_WEBHOOK,
     )
 
 

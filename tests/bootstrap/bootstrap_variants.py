@@ -24,6 +24,10 @@ def all_variants() -> dict[str, dict[str, Any]]:
     for provider, debian, proxied in itertools.product(PROVIDERS, DEBIANS, (False, True)):
         name = f"{provider}-debian{debian}-{'proxied' if proxied else 'dnsonly'}-database"
         variants[name] = {"provider": provider, "debian": debian, "proxied": proxied, "database": True}
+    # WordPress (app kind `wordpress`, which needs the database): php-fpm, Debian's package.
+    for provider, debian, proxied in itertools.product(PROVIDERS, DEBIANS, (False, True)):
+        name = f"{provider}-debian{debian}-{'proxied' if proxied else 'dnsonly'}-wordpress"
+        variants[name] = {"provider": provider, "debian": debian, "proxied": proxied, "app": "wordpress"}
     return variants
 
 

@@ -29,6 +29,7 @@ from infra.bootstrap.parts import (
     static,
     template,
 )
+from infra.components import node_converge
 from infra.redirector import RedirectorSpec
 from infra.redirector import render_user_data as render_redirector
 from tests.bootstrap.bootstrap_specs import FAKE_KEYS, make_spec
@@ -46,7 +47,8 @@ def _written(text: str) -> set[str]:
 
 
 def _site_paths() -> set[str]:
-    return set().union(
+    # And what `pulumi up`'s converge command installs on each running node (node_converge).
+    return {node_converge.CONVERGE}.union(
         *(
             _written(render_user_data(make_spec(keys=FAKE_KEYS, **kwargs)))
             for kwargs in all_variants().values()

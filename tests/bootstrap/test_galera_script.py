@@ -163,3 +163,56 @@ def test_the_secondary_never_bootstraps(tmp_path):
     result = run(tmp_path, role="join", own_uuid=None, peer="empty")
     assert not result.finished and not result.bootstrapped
     assert result.calls.count("systemctl start mariadb.service") >= 2  # it keeps trying to join
+
+
+def _fence_run(tmp_path, cluster_size: int, steps: str) -> subprocess.CompletedProcess[str]:
+    """The script's fence|unfence steps in a private network namespace, with the real iptables and
+    a stand-in mariadb reporting `cluster_size` members."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "bin/mariadb").write_text(f"#!/bin/sh\nprintf 'wsrep_cluster_size\\t{cluster_size}\\n'\n")
+    (tmp_path / "bin/mariadb").chmod(0o755)
+    env_file = tmp_path / "db.env"
+    env_file.write_text("MESH_INTERFACE=tinc0\nGALERA_PORT=4567\n")
+    return subprocess.run(
+        ["unshare", "--net", "bash", "-c", steps],
+        env={
+            **os.environ,
+            "TWINHOST_DB_ENV": str(env_file),
+            "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+SHOW_FENCE = 'echo "rules=$(iptables -w -S | grep -c twinhost-galera-fence)"'
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root for a private network namespace (CI runs as root)"
+)
+
+
+@needs_root
+def test_fence_drops_only_galera_group_traffic_on_the_mesh_and_unfence_restores_it(tmp_path):
+    """`twinhost-galera fence|unfence` while all three members are in the cluster: idempotent both
+    ways (the health probe calls fence at every failed write)."""
+    steps = f"bash {SCRIPT} fence; bash {SCRIPT} fence; {SHOW_FENCE}; iptables -w -S; bash {SCRIPT} unfence; {SHOW_FENCE}"
+    done = _fence_run(tmp_path, 3, steps)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    counts = [line for line in lines if line.startswith("rules=")]
+    assert counts == ["rules=2", "rules=0"], done.stdout  # one rule each way, however often fenced
+    rules = [line for line in lines if "twinhost-galera-fence" in line]
+    assert any(r.startswith("-A INPUT -i tinc0 -p tcp -m multiport --ports 4567") for r in rules), rules
+    assert any(r.startswith("-A OUTPUT -o tinc0 -p tcp -m multiport --ports 4567") for r in rules), rules
+    assert all(r.endswith("-j DROP") for r in rules), rules
+    assert done.stdout.count("twinhost-galera: fenced:") == 1 and "unfenced:" in done.stdout
+
+
+@needs_root
+def test_a_survivor_whose_cluster_already_dropped_the_peer_is_not_fenced(tmp_path):
+    """A dead (or wholly cut) peer is dropped by this node and garbd within evs.suspect_timeout,
+    before the volume's ping-timeout: fencing then would stop the database on the node left."""
+    done = _fence_run(tmp_path, 2, f"bash {SCRIPT} fence; {SHOW_FENCE}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rules=0" in done.stdout.splitlines() and "fenced:" not in done.stdout

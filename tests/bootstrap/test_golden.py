@@ -8,6 +8,7 @@ The specs use FAKE_KEYS (obviously fake placeholders), so no real key is ever co
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from infra.bootstrap import hardening_parts, render_parts, render_user_data
 from infra.bootstrap.hardening import FirewallRule
 from infra.bootstrap.parts import compact, readable
-from tests.bootstrap.bootstrap_specs import make_spec
+from infra.bootstrap.spec import DatabaseSpec
+from tests.bootstrap.bootstrap_specs import DATABASE_PASSWORD, SITE, make_spec
 
 GOLDEN = Path(__file__).with_name("golden")
 REGENERATE = os.environ.get("TWINHOST_REGEN_GOLDEN") == "1"
@@ -36,6 +38,21 @@ def redirector_user_data() -> str:
     return render_parts(compact(parts), hostname="redirector.ops.example")
 
 
+def wordpress_user_data() -> str:
+    """Node A of a WordPress site (app kind `wordpress`, database: mariadb), with fake database
+    TLS material so the file is stable and holds no real key."""
+    fake = DatabaseSpec(
+        cluster_name=f"twinhost-{SITE}",
+        name=SITE.replace("-", "_"),
+        user=SITE.replace("-", "_"),
+        password=DATABASE_PASSWORD,
+        ca_pem="-----BEGIN CERTIFICATE-----\nFAKE-DATABASE-CA\n-----END CERTIFICATE-----",
+        certificate_pem="-----BEGIN CERTIFICATE-----\nFAKE-DATABASE-MEMBER\n-----END CERTIFICATE-----",
+        private_key_pem="-----BEGIN PRIVATE KEY-----\nFAKE-DATABASE-MEMBER-KEY\n-----END PRIVATE KEY-----",
+    )
+    return render_user_data(dataclasses.replace(make_spec("digitalocean", app="wordpress"), database=fake))
+
+
 ROLES = {
     "node-a-digitalocean-primary-dnsonly": lambda: render_user_data(make_spec("digitalocean")),
     "node-b-linode-secondary-dnsonly": lambda: render_user_data(make_spec("linode")),
@@ -43,6 +60,7 @@ ROLES = {
         make_spec("digitalocean", debian=13, proxied=True, app="container")
     ),
     "redirector-hardening-only": redirector_user_data,
+    "node-a-digitalocean-primary-wordpress": wordpress_user_data,
 }
 
 

@@ -13,7 +13,7 @@ from infra.bootstrap.render import node_parts
 from infra.bootstrap.webfront import cloudflare_ranges
 from tests.bootstrap import bootstrap_debroot
 from tests.bootstrap.bootstrap_debroot import chroot
-from tests.bootstrap.bootstrap_nodes import install, rendered_files, scratch_root
+from tests.bootstrap.bootstrap_nodes import fake_attr_tools, install, rendered_files, scratch_root
 from tests.bootstrap.bootstrap_specs import ADMIN_CIDRS, make_spec
 
 
@@ -177,23 +177,126 @@ def test_only_the_primary_creates_the_gluster_volume():
     assert result.returncode == 0, result.stderr
 
 
-def test_gluster_quorum_is_chosen_deliberately():
-    script = rendered_files(make_spec())["/usr/local/sbin/twinhost-gluster-volume"].content
-    for option in (
-        "cluster.quorum-type fixed",
-        "cluster.quorum-count 1",
-        "cluster.server-quorum-type none",
-        "cluster.favorite-child-policy mtime",
-        "network.ping-timeout 10",
-    ):
-        assert f'"{option}"' in script
+XATTR = "user.glusterfs.volume-id"
+
+
+def _gluster_calls(tmp_path, spec, current_options: dict[str, str] | None = None) -> list[str]:
+    """Run the rendered volume script as the primary against a fake `gluster` whose peer and
+    volume answer at once (and whose `volume get` answers with current_options); return every
+    gluster command it ran (mounting is stubbed out)."""
+    files = rendered_files(spec)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    env_file = tmp_path / "gluster.env"
+    # The brick and mount directories under tmp_path (the script creates them); the rest as shipped.
+    env_file.write_text(
+        "".join(
+            line.replace("=/srv/", f"={tmp_path}/srv/")
+            for line in files["/etc/twinhost/gluster.env"].content.splitlines(keepends=True)
+        )
+    )
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "gluster.calls"
+    options_table = tmp_path / "options"
+    # `gluster volume get VOL NAME`'s table: a header, a rule, then "NAME  VALUE".
+    options_table.write_text(
+        "Option Value\n------ -----\n" + "".join(f"{k}  {v}\n" for k, v in (current_options or {}).items())
+    )
+    (fake / "gluster").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$*" in\n'
+        '  *"volume info"*) [ -e "$0.created" ] || exit 1\n'
+        '     printf "Volume ID: 44444444-4444-4444-4444-444444444444\\nStatus: Started\\n"; exit 0 ;;\n'
+        # gluster stamps the bricks with the new volume's id (a `user.` attribute here: no root).
+        '  *"volume create"*) touch "$0.created"\n'
+        f'     python3 -c \'import os; os.setxattr("{tmp_path}/srv/gluster/shared", "{XATTR}", b"\\x44" * 16)\' ;;\n'
+        f'  *"volume get"*) for name; do :; done; cat {options_table} | sed -n "1,2p;/^$name /p" ;;\n'
+        '  *"peer status"*) printf "Hostname: %s\\nUuid: x\\nState: Peer in Cluster (Connected)\\n" "$PEER" ;;\n'
+        "esac\nexit 0\n"
+    )
+    for name in ("systemctl", "findmnt", "timeout", "hostname", "chown"):
+        (fake / name).write_text("#!/bin/sh\nexit 0\n")
+    fake_attr_tools(fake)
+    for path in fake.iterdir():
+        path.chmod(0o755)
+    script = files["/usr/local/sbin/twinhost-gluster-volume"].content
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={
+            "PATH": f"{fake}:/usr/bin:/bin",
+            "TWINHOST_GLUSTER_ENV": str(env_file),
+            "XATTRS": "user",
+            "PEER": spec.peer.mesh_address,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return log.read_text().splitlines()
+
+
+def test_gluster_volume_has_the_witness_thin_arbiter_and_client_quorum(tmp_path):
+    spec = make_spec("digitalocean")
+    calls = _gluster_calls(tmp_path, spec)
+    (create,) = [c for c in calls if "volume create" in c]
+    assert create.split() == [
+        "--mode=script", "volume", "create", spec.site, "replica", "2", "thin-arbiter", "1",
+        f"{spec.mesh_address}:{tmp_path}/srv/gluster/shared",
+        f"{spec.peer.mesh_address}:{tmp_path}/srv/gluster/shared",
+        f"{spec.witness.mesh_address}:/srv/thin-arbiter", "force",
+    ]  # fmt: skip
+    options = [c.split(maxsplit=4)[4] for c in calls if " volume set " in f" {c}"]
+    # AFR's own brick quorum is off: with "auto" on two bricks the first brick is the
+    # tie-breaker, and the survivor of a dead first brick refused every write (lab, issue 16).
+    # The thin-arbiter's quorum (one data brick and the thin-arbiter) applies by itself.
+    assert "cluster.quorum-type none" in options
+    assert not [o for o in options if o.startswith("cluster.quorum-") and o != "cluster.quorum-type none"]
+    assert "cluster.server-quorum-type none" in options
+    assert "network.ping-timeout 10" in options
+
+
+def test_the_primary_sets_only_the_volume_options_that_differ(tmp_path):
+    """apply_options runs at every boot of the primary: an option already at its value is not set
+    again (a needless `volume set` rewrites the volfiles on both nodes, maybe mid-heal), and one
+    left at another value (a volume made with quorum-type auto) is corrected."""
+    spec = make_spec("digitalocean")
+    calls = _gluster_calls(
+        tmp_path,
+        spec,
+        {"cluster.quorum-type": "auto", "cluster.server-quorum-type": "none", "network.ping-timeout": "10"},
+    )
+    options = [c.split(maxsplit=4)[4] for c in calls if " volume set " in f" {c}"]
+    assert "cluster.quorum-type none" in options
+    assert "cluster.server-quorum-type none" not in options
+    assert "network.ping-timeout 10" not in options
+    assert "cluster.favorite-child-policy none" in options
+
+
+def test_no_favorite_child_policy_ever_drops_an_acknowledged_write(tmp_path):
+    for witness in (True, False):
+        calls = _gluster_calls(tmp_path / str(witness), make_spec("digitalocean", witness=witness))
+        options = [c.split(maxsplit=4)[4] for c in calls if " volume set " in f" {c}"]
+        assert "cluster.favorite-child-policy none" in options
+        assert not [
+            o for o in options if o.startswith("cluster.favorite-child-policy") and o.split()[1] != "none"
+        ]
+
+
+def test_without_a_witness_the_pair_keeps_writing_on_either_brick(tmp_path):
+    calls = _gluster_calls(tmp_path, make_spec("digitalocean", witness=False))
+    (create,) = [c for c in calls if "volume create" in c]
+    assert "thin-arbiter" not in create
+    options = [c.split(maxsplit=4)[4] for c in calls if " volume set " in f" {c}"]
+    assert {"cluster.quorum-type fixed", "cluster.quorum-count 1"} <= set(options)
 
 
 def test_shared_volume_mount_survives_reboot_and_loss_of_either_server():
     spec = make_spec("linode")
     line = fstab_line(spec)
     source, mountpoint, fstype, options, *_ = line.split()
-    assert (source, mountpoint, fstype) == ("localhost:/shared", "/srv/shared", "glusterfs")
+    assert (source, mountpoint, fstype) == (f"localhost:/{spec.site}", "/srv/shared", "glusterfs")
     opts = options.split(",")
     assert f"backup-volfile-servers={spec.peer.mesh_address}" in opts
     assert {"_netdev", "x-systemd.automount", "nofail"} <= set(opts)

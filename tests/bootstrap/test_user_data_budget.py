@@ -18,6 +18,8 @@ from infra.bootstrap import render_user_data
 from infra.bootstrap.parts import PACK_ABOVE, decoded_files, readable, strip_comments
 from infra.bootstrap.render import (
     USER_DATA_BUDGET,
+    digitalocean_document,
+    digitalocean_user_data,
     linode_user_data,
     node_parts,
     provider_user_data_size,
@@ -186,23 +188,36 @@ def test_every_renderer_variant_fits_the_budget(keys) -> None:
 @pytest.mark.parametrize("provider", ["digitalocean", "linode"])
 def test_cloud_init_gets_every_file_byte_for_byte(provider: str, keys) -> None:
     """Packing changes how files travel, never what lands: decoded, each entry is its file, and
-    the rule is the one in the engine (above PACK_ABOVE bytes: gz+b64, unless gzipped whole)."""
+    the rule is the one in the engine (above PACK_ABOVE bytes: gz+b64, unless gzipped whole:
+    Linode's always, DigitalOcean's when its packed text is above the budget)."""
     spec = make_spec(keys=keys, **everything_on(provider))
     text = render_user_data(spec)
     entries = decoded_files(yaml.safe_load(text))
     files = node_parts(spec).files
     assert [e["path"] for e in entries] == [f.path for f in files]
+    gzipped_whole = provider == "linode" or len(text.encode()) > USER_DATA_BUDGET * USER_DATA_LIMITS[provider]
     for entry, item in zip(entries, files, strict=True):
-        # DigitalOcean's files lose their comment-only lines (`compact`; `#!` scripts and secret
-        # files ship whole).
-        expected = (
-            strip_comments(item.content) if provider == "digitalocean" and not item.secret else item.content
-        )
+        # Every file loses its comment-only lines (`compact`; `#!` lines and secret files ship
+        # whole).
+        expected = item.content if item.secret else strip_comments(item.content)
         assert entry["content"] == expected, item.path
-        packed = provider == "digitalocean" and len(expected.encode()) > PACK_ABOVE
+        packed = not gzipped_whole and len(expected.encode()) > PACK_ABOVE
         assert (entry.get("shipped_as") == "gz+b64") == packed, item.path
-    assert any(e.get("shipped_as") for e in entries) == (provider == "digitalocean")
+    assert any(e.get("shipped_as") for e in entries) == (not gzipped_whole)
     assert yaml.safe_load(readable(text))["write_files"] == entries
+
+
+def test_a_digitalocean_document_gzipped_whole_keeps_its_files_plain(keys) -> None:
+    """Above the budget even packed, DigitalOcean's document goes gzipped whole into a MIME part:
+    gzip over gz+b64 files would gain little, so none is packed, and the part is the smaller."""
+    spec = make_spec(keys=keys, database=True, proxied=True)
+    text = render_user_data(spec)
+    user_data = digitalocean_user_data(text)
+    assert user_data.startswith("Content-Type: multipart/mixed")
+    assert digitalocean_document(user_data) == text
+    entries = decoded_files(yaml.safe_load(text))
+    assert entries and not any(e.get("shipped_as") for e in entries)
+    assert len(user_data.encode()) <= USER_DATA_BUDGET * USER_DATA_LIMITS["digitalocean"]
 
 
 def test_linode_gets_the_gzipped_document_in_base64() -> None:

@@ -60,10 +60,9 @@ def lab_layout() -> Layout:
 FAILED_UP: list[str] = []  # pytest retries a failed session fixture per test: boot once only
 
 
-@pytest.fixture(scope="session")
-def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
-    if FAILED_UP:
-        pytest.fail(f"lab up failed (see the first error): {FAILED_UP[0]}", pytrace=False)
+def require_lab_host() -> None:
+    """Skip unless this runner may boot the lab (root on Linux, TWINHOST_LAB not 0); then install
+    the lab's Debian packages (a failure there is an error, not a skip)."""
     if os.environ.get("TWINHOST_LAB") == "0":
         pytest.skip("TWINHOST_LAB=0: the container lab is switched off on this runner")
     if sys.platform != "linux" or os.geteuid() != 0:
@@ -74,6 +73,13 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
     assert installed.returncode == 0, (
         f"could not install the lab's Debian packages: {installed.stderr[-1500:]}"
     )
+
+
+@pytest.fixture(scope="session")
+def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
+    if FAILED_UP:
+        pytest.fail(f"lab up failed (see the first error): {FAILED_UP[0]}", pytrace=False)
+    require_lab_host()
 
     log = lab_layout.run_dir.parent / "pytest-lab-up.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -97,23 +103,30 @@ def running_lab(lab_layout: Layout) -> Iterator[RunningLab]:
 
 def _project(layout: Layout) -> Path:
     """The repository, or with TWINHOST_LAB_DATABASE=1 a copy of its stack files in which the
-    lab's site stack has `database: mariadb` (tests/lab/test_database.py needs that lab)."""
+    lab's site stack has `database: mariadb` (`twinhost lab up --database`). Not the default yet
+    (docs/lab.md says what the last full run with it found)."""
     if os.environ.get("TWINHOST_LAB_DATABASE") != "1":
         return REPO
-    import tempfile
-
-    import yaml
-
-    project = Path(tempfile.mkdtemp(prefix="twinhost-lab-database-"))
-    for source in [REPO / "Pulumi.yaml", *REPO.glob("Pulumi.*.yaml")]:
-        (project / source.name).write_text(source.read_text())
-    stack = project / f"Pulumi.{layout.stack}.yaml"
-    document = yaml.safe_load(stack.read_text())
-    document["config"]["twinhost:database"] = "mariadb"
-    stack.write_text(yaml.safe_dump(document, sort_keys=False))
-    return project
+    return lab.with_database(REPO, layout.stack)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The failover drill kills and reboots a node: after every other lab test."""
-    items.sort(key=lambda item: "tests/lab/test_drill.py" in item.nodeid.replace("\\", "/"))
+    """The backup drill (which restores the shared volume) after the checks and the day-2
+    commands, before the database drills; the failover drill kills and reboots a node: after
+    every other lab test; the data drill (which cuts the pair apart and kills the witness) after
+    that; the replace drill (which destroys node B and boots a new one) after that; the WordPress
+    drill (which downs the session's lab and boots its own) last."""
+    order = (
+        "tests/lab/test_backup.py",
+        "tests/lab/test_database.py",
+        "tests/lab/test_drill.py",
+        "tests/lab/test_data_drill.py",
+        "tests/lab/test_replace.py",
+        "tests/lab/test_wordpress.py",  # last: downs the session's lab and boots its own
+    )
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.replace("\\", "/")
+        return next((index + 1 for index, name in enumerate(order) if name in path), 0)
+
+    items.sort(key=rank)

@@ -31,6 +31,12 @@ def test_each_node_pings_the_other_over_tinc(running_lab: RunningLab, proven: Pr
     proven(checks.tinc_mesh(running_lab))
 
 
+def test_the_witness_is_each_nodes_third_mesh_member_with_the_thin_arbiter(
+    running_lab: RunningLab, proven: Proven
+) -> None:
+    proven(checks.witness_in_the_mesh(running_lab))
+
+
 def test_glusterfs_replicates_both_ways(running_lab: RunningLab, proven: Proven) -> None:
     proven(checks.gluster_replicates(running_lab))
 

@@ -203,9 +203,32 @@ def test_list_shows_every_stack_its_mode_primary_and_the_plans_cost(project, cap
     listing = json.loads(capsys.readouterr().out)
     rows = {row["stack"]: row for row in listing["stacks"]}
     assert rows["acme"]["primary"] == "linode" and rows["acme"]["mode"] == "watchdog"
-    assert rows["harbourlaw"]["monthly_cost_usd"] == 11.0  # the plan's figure (README)
+    assert (
+        rows["harbourlaw"]["monthly_cost_usd"] == 11.15
+    )  # the plan's figure (README): $11.00 of nodes + $0.15 of backups
     assert rows["prod"]["role"] == "platform"
     assert listing["total_monthly_cost_usd"] == round(sum(r["monthly_cost_usd"] for r in rows.values()), 2)
+
+
+def test_list_and_plan_all_plan_through_the_same_function(project, monkeypatch, capsys):
+    """`twinhost list` is `plan --all` summed up: one plan loop (`infra.cli.plan_stacks`), the
+    same stacks in the same order, not a second copy of it."""
+    import infra.cli
+
+    seen: dict[str, list[str]] = {}
+    original = infra.cli.plan_stacks
+
+    def spy(project_dir, files, **kwargs):
+        seen[command] = [p.name for p in files]
+        return original(project_dir, files, **kwargs)
+
+    monkeypatch.setattr(infra.cli, "plan_stacks", spy)
+    for command in ("list", "plan"):
+        args = ["--all", "--build-dir", str(project / "build")] if command == "plan" else []
+        assert run(project, command, *args) == 0
+    assert seen["list"] == seen["plan"] == ["Pulumi.prod.yaml", "Pulumi.harbourlaw.yaml"]
+    out = capsys.readouterr().out
+    assert "harbourlaw  site      watchdog  digitalocean  harbour-law.co.uk  11.15" in out
 
 
 def _site_values():

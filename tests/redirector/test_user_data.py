@@ -305,3 +305,14 @@ def test_internet_facing_services_cannot_reach_the_instance_metadata_service(uni
     denied = _ip_address_deny(_content(_files(_document(render_user_data(SPEC)))[unit]))
     for imds in (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")):
         assert any(d == "any" or (not isinstance(d, str) and imds in d) for d in denied), (unit, denied)
+
+
+def test_a_script_loses_only_its_header_comments():
+    """A `#!` script: the comment block after the `#!` line goes (nothing is quoted there);
+    from the first command on it ships whole, since a '#' line there may be inside a
+    here-document or a string."""
+    script = (
+        "#!/bin/bash\n# why this script\n\n# more why\nset -eu\ncat <<EOF\n# content\nEOF\n# a comment kept\n"
+    )
+    assert strip_comments(script) == "#!/bin/bash\nset -eu\ncat <<EOF\n# content\nEOF\n# a comment kept\n"
+    assert strip_comments("#!/bin/sh\nexit 0\n") == "#!/bin/sh\nexit 0\n"

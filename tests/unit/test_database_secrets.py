@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.bootstrap.spec import mesh_addresses
+from infra.config.files import SECRET_PLACEHOLDER
 from infra.plan.runner import PlanResult, is_secret_value, reveal, run_plan
+from infra.witness import witness_mesh_address
 from tests.conftest import REPO, run_twinhost, write_stack
 
 # -- the secrets, under the plan's mocks -----------------------------------------------------------
@@ -39,28 +41,44 @@ def test_a_site_without_a_database_makes_no_database_secrets():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         plain = run_plan(REPO / "Pulumi.harbourlaw.yaml")
-    assert not any(r.type.startswith("random:") or "database" in r.name for r in plain.resources)
+    # (The one random password it has is its backups' restic key: infra/components/site_backups.py.)
+    assert not any(
+        (r.type.startswith("random:") and "restic" not in r.name) or "database" in r.name
+        for r in plain.resources
+    )
 
 
 def test_the_password_is_random_letters_and_digits(plan):
-    [password] = _of_type(plan, "random:index/randomPassword:RandomPassword")
+    [password] = [
+        p for p in _of_type(plan, "random:index/randomPassword:RandomPassword") if "db-password" in p.name
+    ]
     assert password.inputs["length"] >= 32 and password.inputs["special"] is False
     assert password.parent and "DatabaseSecrets" in password.parent
 
 
 def test_the_site_has_its_own_ca_and_one_certificate_per_member(plan):
+    """Both nodes, and the witness's garbd (the third vote, at .3 of the site's mesh)."""
     [ca] = _of_type(plan, "tls:index/selfSignedCert:SelfSignedCert")
     assert ca.inputs["isCaCertificate"] is True
     assert set(ca.inputs["allowedUses"]) == {"cert_signing", "crl_signing"}
     certs = _of_type(plan, "tls:index/locallySignedCert:LocallySignedCert")
-    assert len(certs) == 2
+    assert len(certs) == 3
     for cert in certs:
         assert {"server_auth", "client_auth"} <= set(cert.inputs["allowedUses"])
         assert is_secret_value(cert.inputs["caPrivateKeyPem"])
     requests = _of_type(plan, "tls:index/certRequest:CertRequest")
     assert sorted(reveal(r.inputs["ipAddresses"])[0] for r in requests) == sorted(
-        mesh_addresses("harbourlaw").values()
+        [*mesh_addresses("harbourlaw").values(), witness_mesh_address("harbourlaw")]
     )
+
+
+def test_the_witness_key_is_exported_only_as_a_secret_and_its_certificate_in_the_clear(plan):
+    """The platform reads both (its witness runs the site's garbd); the key only as a secret."""
+    assert plan.outputs["witnessDatabaseKey"] == SECRET_PLACEHOLDER
+    assert "PRIVATE KEY" in plan.secret_outputs["witnessDatabaseKey"]
+    public = plan.outputs["witnessDatabase"]
+    assert public["cluster"] == "twinhost-harbourlaw"
+    assert "CERTIFICATE" in public["certificatePem"] and "PRIVATE" not in json.dumps(public)
 
 
 def test_private_keys_are_secret_inputs_wherever_they_go(plan):

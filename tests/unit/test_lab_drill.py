@@ -66,3 +66,56 @@ def test_slow_figures_miss_the_targets_without_being_problems() -> None:
     slow = replace(GOOD, detection_s=16.9, moved_s=29.9)
     assert drill.problems([slow], None) == []
     assert drill.targets([slow]) == ["rfc2136: detection MISSED (<= 15 s), record moved MISSED (<= 20 s)"]
+
+
+# -- the data drill's figures (twinhost_lab/data_drill.py) -----------------------------------------
+
+
+def test_data_drill_counts_acknowledged_refused_and_unavailable_seconds() -> None:
+    from twinhost_lab.data_drill import side_figures
+
+    records = [
+        {"id": "a-1", "ok": True, "t": 0.0, "d": 0.01},
+        {"id": "a-2", "ok": True, "t": 0.2, "d": 9.5},  # hung until the thin-arbiter answered
+        {"id": "a-3", "ok": False, "t": 9.9, "d": 0.02, "e": "Read-only file system"},
+        {"id": "a-4", "ok": True, "t": 10.1, "d": 0.01},
+    ]
+    figures = side_figures("th-do", records, interval=0.2)
+    assert (figures.attempted, figures.acknowledged, figures.refused) == (4, 3, 1)
+    assert figures.acknowledged_ids == ["a-1", "a-2", "a-4"]
+    assert figures.unavailable_s == round(9.5 + 0.2 + 0.02 + 0.2, 1)
+    assert figures.longest_write_s == 9.5 and figures.errors == ["Read-only file system"]
+    assert figures.refused_late == 1  # at 9.9 s, after the run's middle (5.05 s)
+    early = side_figures("th-do", [{**r, "t": 11 - r["t"]} for r in records], interval=0.2)
+    assert early.refused == 1 and early.refused_late == 0  # the same refusal at 1.1 s
+
+
+def test_data_drill_problems_are_losses_and_refusals_without_a_partition() -> None:
+    from twinhost_lab.data_drill import DataFigures, SideFigures, problems
+
+    fine = DataFigures("partition", 60, [SideFigures("a", 10, 10), SideFigures("b", 10, 2, 8)], lost=0)
+    assert problems([fine]) == []
+    lost = DataFigures("partition", 60, [SideFigures("a", 10, 10)], lost=1, lost_ids=["a-3 (on b)"])
+    assert problems([lost]) == ["partition: 1 acknowledged writes lost: a-3 (on b)"]
+    refused = DataFigures("witness-lost", 60, [SideFigures("b", 10, 9, 1)], lost=0)
+    assert problems([refused]) == ["witness-lost: b had 1 writes refused"]
+    # A dead peer: its own refused writes (after the power-off) are expected, the survivor's not.
+    # The survivor may lose a few writes while its client drops the dead brick, not later on.
+    killed = [SideFigures("a", 10, 3, 7, 7), SideFigures("b", 10, 8, 2, 0)]
+    assert problems([DataFigures("peer-killed", 60, killed, lost=0)]) == []
+    stuck = [SideFigures("a", 10, 3, 7, 7), SideFigures("b", 10, 4, 6, 5)]
+    assert problems([DataFigures("peer-killed", 60, stuck, lost=0)]) == [
+        "peer-killed: the survivor b had 5 writes refused in the second half, 4 acknowledged"
+    ]
+
+
+def test_data_drill_lines_show_each_sides_health_during_the_fault() -> None:
+    from twinhost_lab.data_drill import DataFigures, SideFigures
+
+    figures = DataFigures(
+        "partition",
+        60,
+        [SideFigures("th-do", 10, 10, health="200"), SideFigures("th-linode", 10, 2, 8, health="503")],
+    )
+    lines = figures.lines()
+    assert "/health during the fault 200" in lines[1] and "/health during the fault 503" in lines[2]

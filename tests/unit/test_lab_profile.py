@@ -153,7 +153,9 @@ def test_a_real_plan_has_none_of_the_lab_settings_in_any_nodes_user_data():
         *lab_profile.admin_cidrs,
         *lab_profile.ssh_keys,
         pw.LAB_WATCHER_CREDENTIALS,
+        str(lab_profile.notify_webhook),
     ]
+    assert lab_profile.notify_webhook
     platform = run_plan(REPO / "Pulumi.prod.yaml")
     site = run_plan(REPO / "Pulumi.harbourlaw.yaml", stack_outputs={"prod": platform.outputs})
     # Packed (gz+b64) files decoded: a lab value inside one must be found too.
@@ -224,3 +226,40 @@ def test_plan_refuses_a_bad_lab_profile_with_exit_2_naming_the_key(tmp_path, cap
     error = capsys.readouterr().err
     assert "overrides.aptProxy" in error and "Traceback" not in error
     assert not (tmp_path / "build").exists()  # refused before anything was planned or written
+
+
+def test_the_lab_webhook_is_the_platforms_secret_notify_webhook_and_reaches_the_backup_settings():
+    """`notifyWebhook` in a profile is set as the platform stack's secret notifyWebhook (as
+    `pulumi config set --secret` would): the platform exports it as a secret, and the site's
+    nodes, planned against that platform, post a failed backup's alert there."""
+    url = "https://198.51.100.1:8443/twinhost-lab-webhook"
+    profile = LabProfile.parse({**_profile_json(), "notifyWebhook": url})
+    platform = run_plan(REPO / "Pulumi.prod.yaml", lab=profile)
+    assert platform.secret_outputs["notifyWebhook"] == url
+    assert platform.outputs["notifyWebhook"] == "[secret]"
+    site = run_plan(
+        REPO / "Pulumi.harbourlaw.yaml", lab=profile, stack_outputs={"prod": platform.reference_outputs()}
+    )
+    for node in ("digitalocean", "linode"):
+        assert f"WEBHOOK={url}\n" in readable(site.user_data[node]), node
+    # Planned alone, the site plans its platform with the same profile: the same webhook.
+    alone = run_plan(REPO / "Pulumi.harbourlaw.yaml", lab=profile)
+    assert f"WEBHOOK={url}\n" in readable(alone.user_data["digitalocean"])
+
+
+def test_the_lab_webhook_changes_only_a_platform_stacks_config():
+    profile = LabProfile(notify_webhook="https://198.51.100.1:8443/hook")
+    site = {"twinhost:role": "site", "twinhost:site": "x"}
+    assert profile.with_lab_webhook(site, []) == (site, [])
+    platform = {"twinhost:role": "platform", "twinhost:notifyWebhook": "[secret]"}
+    assert profile.with_lab_webhook(platform, ["twinhost:notifyWebhook"]) == (
+        {"twinhost:role": "platform", "twinhost:notifyWebhook": "https://198.51.100.1:8443/hook"},
+        ["twinhost:notifyWebhook"],
+    )
+    assert LabProfile().with_lab_webhook(platform, []) == (platform, [])
+
+
+def test_the_lab_webhook_must_be_https():
+    with pytest.raises(ConfigError) as caught:
+        LabProfile.parse({**_profile_json(), "notifyWebhook": "http://198.51.100.1:8443/hook"})
+    assert [issue.key for issue in caught.value.issues] == ["notifyWebhook"]

@@ -18,6 +18,7 @@ from infra.plan import mocks
 from infra.plan.cost import monthly_cost
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
 from infra.redirector import AWS_USER_DATA_LIMIT
+from infra.witness import witness_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROD = REPO / "Pulumi.prod.yaml"
@@ -145,11 +146,23 @@ def test_security_group_opens_web_ports_to_everyone(plan: PlanResult, port: int)
 
 
 def test_security_group_opens_nothing_else(plan: PlanResult) -> None:
-    ports = sorted(int(rule["fromPort"]) for rule in _rules(plan, "ingress"))
+    """22, 80, 443 (tcp); and per listed site only its witness tinc port (tcp and udp), from
+    that site's two node addresses only (infra/witness.py)."""
+    witness = {witness_port(site) for site in plan.config.sites}  # type: ignore[union-attr]
+    own = [rule for rule in _rules(plan, "ingress") if int(rule["fromPort"]) not in witness]
+    ports = sorted(int(rule["fromPort"]) for rule in own)
     assert ports == [22, 80, 443]
-    assert all(
-        rule["fromPort"] == rule["toPort"] and rule["protocol"] == "tcp" for rule in _rules(plan, "ingress")
+    assert all(rule["fromPort"] == rule["toPort"] and rule["protocol"] == "tcp" for rule in own)
+    tinc = [rule for rule in _rules(plan, "ingress") if int(rule["fromPort"]) in witness]
+    assert sorted((int(r["fromPort"]), r["protocol"]) for r in tinc) == sorted(
+        (port, protocol) for port in witness for protocol in ("tcp", "udp")
     )
+    for rule in tinc:
+        assert rule["fromPort"] == rule["toPort"]
+        assert _sources(rule) == {
+            f"{mocks.DEFAULT_ADDRESSES['digitalocean_reserved_ip']}/32",
+            f"{mocks.DEFAULT_ADDRESSES['linode']}/32",
+        }
 
 
 def test_dns_egress_goes_only_to_the_configured_resolvers(plan: PlanResult) -> None:

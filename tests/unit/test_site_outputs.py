@@ -37,6 +37,9 @@ def test_the_export_names_are_the_ones_deployed_stacks_have() -> None:
         "proxied",
         "primary",
         "certificates",
+        "tincPublicKeys",
+        "witnessDatabase",
+        "witnessDatabaseKey",
     )
     assert set(REQUIRED) <= set(KEYS)
 

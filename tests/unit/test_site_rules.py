@@ -12,6 +12,7 @@ import pytest
 
 from infra import catalog
 from infra.bootstrap.parts import readable
+from infra.bootstrap.render import provider_user_data_size
 from infra.config import ConfigError
 from infra.constants import USER_DATA_LIMITS
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
@@ -92,14 +93,15 @@ def test_only_the_loud_override_opens_ssh_to_the_world(tmp_path, site_values):
     assert "0.0.0.0/0" in _ssh_sources(plan(tmp_path, values))
 
 
-def test_tinc_is_open_only_to_the_peer(example):
+def test_tinc_is_open_only_to_the_peer_and_the_witness(example):
+    # The witness: the platform's redirector, at its Elastic IP (the plan's mocks: 192.0.2.10).
     do_rules = reveal(one(example, "digitalocean:index/firewall:Firewall").inputs["inboundRules"])
     tinc = [r for r in do_rules if r.get("portRange") == "655"]
-    assert {p for r in tinc for p in r["sourceAddresses"]} == {"198.51.100.20/32"}
+    assert {p for r in tinc for p in r["sourceAddresses"]} == {"198.51.100.20/32", "192.0.2.10/32"}
     linode_rules = reveal(one(example, "linode:index/firewall:Firewall").inputs["inbounds"])
     tinc = [r for r in linode_rules if r.get("ports") == "655"]
     # Node A's reserved IP and its droplet's own address (outbound traffic leaves from it).
-    assert {p for r in tinc for p in r["ipv4s"]} == {"203.0.113.10/32", "203.0.113.20/32"}
+    assert {p for r in tinc for p in r["ipv4s"]} == {"203.0.113.10/32", "203.0.113.20/32", "192.0.2.10/32"}
 
 
 def test_digitalocean_firewall_allows_outbound_explicitly(example):
@@ -280,7 +282,9 @@ def test_user_data_is_passed_as_a_secret(example):
 
 def test_user_data_fits_each_provider_limit(example):
     for node, text in example.user_data.items():
-        assert len(text.encode()) < LIMITS[node], node
+        # As the provider counts it (Linode: the base64 of the gzip; DigitalOcean: the text, or
+        # its one gzip MIME part above the budget), the way the provider refuses it.
+        assert provider_user_data_size(node, text) < LIMITS[node], node
     instance = one(example, "linode:index/instance:Instance")
     encoded = reveal(instance.inputs["metadatas"])[0]["userData"]
     # Linode receives the document gzipped, then base64 (infra.bootstrap.render.linode_user_data).

@@ -122,11 +122,13 @@ def test_config_names_secrets_but_holds_no_secret_value(variant: Any) -> None:
     assert set(parameters) == {
         "/twinhost/prod/watcher/cloudflare-token",
         "/twinhost/prod/watcher/webhook-url",
+        pw.witness_parameter_name("prod"),
+        pw.witness_site_parameter_name("prod", "harbourlaw"),
     }
     for parameter in parameters.values():
         assert parameter.inputs["type"] == "SecureString" and parameter.inputs["tier"] == "Standard"
         assert is_secret_value(parameter.inputs["value"])
-    for name in ("watcher-config", "watcher-release"):
+    for name in ("watcher-config", "watcher-release", "watcher-witness"):
         assert not is_secret_value(named(plan, name).inputs["content"])
         assert "[secret]" not in str(reveal(named(plan, name).inputs["content"]))
 
@@ -148,7 +150,11 @@ def test_generated_config_never_contains_a_secret_value() -> None:
 def test_no_webhook_means_no_notify_key_and_no_parameter(plan: PlanResult) -> None:
     assert "notify" not in json.loads(generated_config(plan))
     names = {r.inputs["name"] for r in of_type(plan, "aws:ssm/parameter:Parameter")}
-    assert names == {"/twinhost/prod/watcher/cloudflare-token"}
+    assert names == {
+        "/twinhost/prod/watcher/cloudflare-token",
+        pw.witness_parameter_name("prod"),
+        pw.witness_site_parameter_name("prod", "harbourlaw"),
+    }
 
 
 def test_sites_on_cloudflare_without_a_token_are_refused_before_any_resource(variant: Any) -> None:
@@ -186,22 +192,29 @@ def test_release_index_names_config_archive_and_secret_versions(plan: PlanResult
 # -- the bucket --------------------------------------------------------------------------------------
 
 
+def watcher_only(resources: list[Any]) -> list[Any]:
+    """The watcher bucket's resources (the platform also has the backup bucket: test_site_backups)."""
+    return [r for r in resources if not r.name.startswith("backups")]
+
+
 def test_bucket_blocks_every_kind_of_public_access(plan: PlanResult) -> None:
-    (block,) = of_type(plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    (block,) = watcher_only(of_type(plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"))
     for key in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
         assert block.inputs[key] is True
-    (ownership,) = of_type(plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    (ownership,) = watcher_only(of_type(plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"))
     assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
 
 
 def test_bucket_is_encrypted_versioned_and_tls_only(plan: PlanResult) -> None:
-    (sse,) = of_type(
-        plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    (sse,) = watcher_only(
+        of_type(
+            plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        )
     )
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     (versioning,) = of_type(plan, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
-    (policy,) = of_type(plan, "aws:s3/bucketPolicy:BucketPolicy")
+    (policy,) = watcher_only(of_type(plan, "aws:s3/bucketPolicy:BucketPolicy"))
     (statement,) = json.loads(reveal(policy.inputs["policy"]))["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {
         "Bool": {"aws:SecureTransport": "false"}
@@ -216,19 +229,31 @@ def _policy(plan: PlanResult) -> dict[str, Any]:
     return dict(json.loads(reveal(policy.inputs["policy"])))
 
 
-def test_role_reads_exactly_the_three_objects_and_the_secret_parameters(plan: PlanResult) -> None:
+def test_role_reads_exactly_the_four_objects_and_the_secret_parameters(plan: PlanResult) -> None:
+    """The release, the watcher's config and code, and the witness's document; the watcher's
+    secrets, the witness's key and its secrets for each listed site stack."""
     statements = {s["Sid"]: s for s in _policy(plan)["Statement"]}
     assert set(statements) == {"ReadWatcherObjects", "ReadWatcherSecrets"}
     bucket = "arn:aws:s3:::watcher-bucket-0plan"
     archive = named(plan, "watcher-archive").inputs["key"]
     assert statements["ReadWatcherObjects"]["Action"] == "s3:GetObject"
     assert sorted(statements["ReadWatcherObjects"]["Resource"]) == sorted(
-        [f"{bucket}/{pw.RELEASE_KEY}", f"{bucket}/{pw.CONFIG_KEY}", f"{bucket}/{archive}"]
+        [
+            f"{bucket}/{pw.RELEASE_KEY}",
+            f"{bucket}/{pw.CONFIG_KEY}",
+            f"{bucket}/{archive}",
+            f"{bucket}/{pw.WITNESS_KEY}",
+        ]
     )
     assert statements["ReadWatcherSecrets"]["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
-    assert statements["ReadWatcherSecrets"]["Resource"] == [
-        f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter/twinhost/prod/watcher/cloudflare-token"
-    ]
+    assert statements["ReadWatcherSecrets"]["Resource"] == sorted(
+        [
+            f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter/twinhost/prod/watcher/cloudflare-token",
+            f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter{pw.witness_parameter_name('prod')}",
+            f"arn:aws:ssm:{PLAN_REGION}:{PLAN_ACCOUNT}:parameter"
+            f"{pw.witness_site_parameter_name('prod', 'harbourlaw')}",
+        ]
+    )
 
 
 def test_role_has_no_wildcard_action_or_resource_and_no_kms(plan: PlanResult) -> None:

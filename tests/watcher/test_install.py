@@ -101,9 +101,10 @@ def test_the_source_archive_is_reproducible_and_runs_on_its_own(tmp_path) -> Non
     assert "twinhost_watcher/engine.py" in names and "twinhost_watcher/backends/rfc2136.py" in names
     assert "infra/config.py" not in names and "infra/watcher_install.py" not in names
     # The whole package and, beside it, the refresh and the apex check's scripts (which left user
-    # data for this archive); nothing else: no file picked out by name, no `infra` beside it.
+    # data for this archive) and the witness's apply (infra/witness.py); nothing else: no file
+    # picked out by name, no `infra` beside it.
     package = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "twinhost_watcher").rglob("*.py"))
-    assert names == [*package, "twinhost-apex-ask", "twinhost-watcher-refresh"]
+    assert names == [*package, "twinhost-apex-ask", "twinhost-watcher-refresh", "twinhost-witness"]
     print(f"watcher source archive: {len(archive)} bytes")
     # The unpacked tree alone (no repo, no infra, no Pulumi) validates a config, run as the unit
     # runs it: `python -m twinhost_watcher` with PYTHONPATH=lib. A stand-in `infra` that fails on

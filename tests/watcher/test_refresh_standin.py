@@ -214,8 +214,18 @@ def _write_fakes(node: Node) -> None:
         f"#!{sys.executable}\nimport json, sys\n"
         f"with open({str(calls / 'systemctl.calls')!r}, 'a') as log:\n"
         "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        # No unit is running here: `is-active` says so (3, as systemctl does for inactive).
+        "sys.exit(3 if sys.argv[1:2] == ['is-active'] else 0)\n"
     )
     systemctl.chmod(0o755)
+    # systemd-run: how the refresh starts the witness's apply (a transient unit); recorded only.
+    run = node.bin / "systemd-run"
+    run.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"with open({str(calls / 'systemd-run.calls')!r}, 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    run.chmod(0o755)
     # The node's venv python: the project's interpreter on the unpacked code (the refresh sets
     # PYTHONPATH), with the secrets copied to $CREDENTIALS_DIRECTORY as `secrets_<name>`, as the
     # watcher unit's LoadCredential=secrets:<dir> does.
@@ -276,6 +286,16 @@ def test_the_aws_override_is_validated(bad: dict[str, str], key: str) -> None:
     assert f"overrides.aws.{key}" in {issue.key for issue in caught.value.issues}
 
 
+def test_the_standin_holds_the_platforms_backup_bucket_empty(standin: Standin) -> None:
+    """The sites' restic repositories go there (docs/backups.md): the plan's `backups` bucket,
+    made in the region, with nothing in it until a site's first backup."""
+    bucket = standin.plan.outputs["backups"]["bucket"]
+    assert standin.seed.backup_bucket == bucket != standin.seed.bucket
+    s3 = aws.client("s3", standin.url, "eu-west-1")
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
 def test_the_lab_default_is_the_bridge_host_address() -> None:
     assert aws.stand_in(Layout()).endpoint_url == "http://198.51.100.1:5000"
 
@@ -324,13 +344,111 @@ def test_first_boot_fetches_and_applies_config_secrets_and_code(standin: Standin
         ["restart", "twinhost-apex-ask.service"],
         ["enable", "--quiet", "twinhost-watcher.service"],
         ["restart", "twinhost-watcher.service"],
+        # Then the witness (test_the_witness_... below): is its apply still running?
+        ["is-active", "--quiet", "twinhost-witness-apply.service"],
     ]
     applied = json.loads(node.path("APPLIED").read_text())
     assert applied == {
         "archiveSha256": release["archive"]["sha256"],
         "configSha256": release["config"]["sha256"],
         "secretVersions": {n: s["version"] for n, s in release["secrets"].items()},
+        # The witness's document and key (test_the_witness_... below).
+        "witnessSha256": release["witness"]["config"]["sha256"],
+        "witnessKeyVersion": release["witness"]["key"]["version"],
+        # The witness's secrets per listed site stack (test_the_witness_site_secrets_... below).
+        "witnessSiteVersions": {n: s["version"] for n, s in release["witness"]["sites"].items()},
     }
+
+
+def _witness_files(node: Node) -> tuple[Path, Path, Path]:
+    etc, state = node.path("CONFIG").parent, node.path("APPLIED").parent
+    return etc / "witness.json", etc / "witness-key.pem", state / "witness-applied.json"
+
+
+def _sites_sha256(node: Node) -> str:
+    """twinhost-witness's digest of the site secrets it applied (names and contents)."""
+    digest = hashlib.sha256()
+    directory = node.path("CONFIG").parent / "witness-sites"
+    for path in sorted(directory.glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _witness_applied(node: Node) -> None:
+    """Write the marker twinhost-witness writes once it applied the current document and key."""
+    document, key, applied = _witness_files(node)
+    applied.write_text(
+        json.dumps(
+            {
+                "sha256": _sha(document.read_bytes()),
+                "keySha256": _sha(key.read_bytes()),
+                "sitesSha256": _sites_sha256(node),
+            }
+        )
+    )
+
+
+def test_the_witness_document_and_key_are_fetched_and_its_apply_started_until_applied(
+    standin: Standin, node: Node
+) -> None:
+    release = standin.release()
+    result = node.refresh("--first-boot")
+    assert result.returncode == 0, result.stderr
+    document, key, _ = _witness_files(node)
+    assert document.read_bytes() == standin.seed.objects[pw.WITNESS_KEY]
+    assert _sha(document.read_bytes()) == release["witness"]["config"]["sha256"]
+    value = standin.seed.parameters[release["witness"]["key"]["parameter"]]
+    assert key.read_text() == value.strip() + "\n" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert value.strip().splitlines()[1] not in result.stdout + result.stderr  # never printed
+    # Not among the watcher's secrets (its unit loads that whole directory).
+    assert "tinc-key" not in os.listdir(node.path("SECRETS_DIR"))
+    (started,) = node.calls("systemd-run")
+    assert started[-2:] == ["/usr/bin/python3", f"{node.paths['ROOT']}/lib/{install.WITNESS_MEMBER}"]
+    assert "--unit=twinhost-witness-apply.service" in started
+    # Started again each minute until twinhost-witness reports the document and key applied.
+    assert node.refresh().returncode == 0 and len(node.calls("systemd-run")) == 2
+    _witness_applied(node)
+    assert node.refresh().returncode == 0 and len(node.calls("systemd-run")) == 2
+
+
+def test_the_witness_site_secrets_are_fetched_one_file_per_site_stack_never_printed(
+    standin: Standin, node: Node
+) -> None:
+    """Each listed site stack's witness secrets (a garbd key for a site with a database) land in
+    /etc/twinhost/witness-sites/<stack>.json, 0600 in a 0700 directory, as SSM holds them; a
+    change to them starts the witness's apply again."""
+    release = standin.release()
+    assert release["witness"]["sites"], "the example platform lists a site"
+    assert node.refresh("--first-boot").returncode == 0
+    directory = node.path("CONFIG").parent / "witness-sites"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for name, spec in release["witness"]["sites"].items():
+        path = directory / f"{name}.json"
+        value = standin.seed.parameters[spec["parameter"]]
+        assert path.read_text() == value.strip() + "\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert json.loads(value)["site"]
+    _witness_applied(node)
+    assert node.refresh().returncode == 0 and len(node.calls("systemd-run")) == 1
+    # A site's secrets changed on the node's side (as a new version would bring): applied again.
+    (path,) = directory.glob("*.json")
+    path.write_text(path.read_text() + " ")
+    assert node.refresh().returncode == 0 and len(node.calls("systemd-run")) == 2
+
+
+def test_a_tampered_witness_document_is_refused(standin: Standin, node: Node) -> None:
+    original = standin.seed.objects[pw.WITNESS_KEY]
+    s3, _ = aws.clients(standin.url, standin.seed.region)
+    s3.put_object(Bucket=standin.seed.bucket, Key=pw.WITNESS_KEY, Body=original + b" ")
+    try:
+        result = node.refresh("--first-boot")
+    finally:
+        s3.put_object(Bucket=standin.seed.bucket, Key=pw.WITNESS_KEY, Body=original)
+    assert result.returncode == 1
+    assert "witness document SHA-256 does not match" in result.stderr
+    document, _, _ = _witness_files(node)
+    assert not document.exists() and node.calls("systemd-run") == []
+    # The watcher's part went ahead: a witness failure does not hold it back.
+    assert node.path("CONFIG").exists()
 
 
 def test_the_apex_check_comes_with_the_code_archive_and_restarts_on_new_code(
@@ -364,11 +482,13 @@ def test_the_apex_check_comes_with_the_code_archive_and_restarts_on_new_code(
 
 def test_the_next_minute_with_nothing_new_changes_nothing(standin: Standin, node: Node) -> None:
     assert node.refresh("--first-boot").returncode == 0
+    _witness_applied(node)  # as twinhost-witness reports it (its own tests: test_witness_apply.py)
     before = {p: p.stat().st_mtime_ns for p in node.root.rglob("*") if p.is_file() and "calls" not in p.name}
     result = node.refresh()
     assert result.returncode == 0, result.stderr
     assert "installed" not in result.stderr and "updated" not in result.stderr
-    assert len(node.calls("systemctl")) == 3 and len(node.calls("python")) == 1  # the first boot's only
+    # The first boot's only: 3 for the watcher, 1 asking whether the witness's apply still runs.
+    assert len(node.calls("systemctl")) == 4 and len(node.calls("python")) == 1
     after = {p: p.stat().st_mtime_ns for p in before}
     changed = [str(p) for p in before if before[p] != after[p] and p != node.path("APPLIED")]
     assert changed == []
@@ -404,6 +524,7 @@ def test_a_set_the_watcher_refuses_is_never_installed(standin: Standin, node: No
     refused set (here a config whose caBundle does not exist) leaves every installed file as it
     was, so a restart of the running watcher finds the accepted set, never the refused one."""
     assert node.refresh("--first-boot").returncode == 0
+    _witness_applied(node)
     installed = {
         p: p.read_bytes()
         for p in node.root.rglob("*")
