@@ -57,9 +57,7 @@ class RunningLab:
         if state is None:
             raise LabError("no lab is running: `twinhost lab up` first")
         self.layout = layout
-        self.state = state
         self.site = state.site
-        self.boxes: dict[str, Container] = lab_module.containers(layout, state)
         self.files = layout.run_dir / "checks"
         self.files.mkdir(parents=True, exist_ok=True)
         self.acme_root = lab_module.acme_root_file(layout)  # written by `up`
@@ -71,6 +69,20 @@ class RunningLab:
                 ),
                 check=False,
             )
+
+    @property
+    def state(self) -> lab_module.LabState:
+        """The lab's state as saved now: the drills kill and boot nodes again, each boot with a
+        new PID, so a handle kept from the start of a session would name a container gone."""
+        state = lab_module.load_state(self.layout)
+        if state is None:
+            raise LabError("the lab is no longer running (its state is gone)")
+        return state
+
+    @property
+    def boxes(self) -> dict[str, Container]:
+        """The containers by role, with their current PIDs (see `state`)."""
+        return lab_module.containers(self.layout, self.state)
 
     @property
     def site_roles(self) -> tuple[str, str]:

@@ -365,13 +365,14 @@ def kill(
     box = lab.boxes[lab.primary]
     log(f"killing {box.node.name} mid-write")
     box.kill()
-    lab.state.containers[box.node.name] = 0
-    lab_module.save_state(lab.layout, lab.state)
+    state = lab.state
+    state.containers[box.node.name] = 0
+    lab_module.save_state(lab.layout, state)
     try:
         time.sleep(down_seconds)
     finally:
         log(f"booting {box.node.name} again")
-        lab_module.boot_again(lab.layout, lab.state, box)
+        lab_module.boot_again(lab.layout, state, box)
     booted = time.monotonic()
     for writer in writers:
         writer.wait(timeout=seconds + 120)
