@@ -531,7 +531,9 @@ def redirector_refuses_unknown(lab: RunningLab) -> CheckResult:
 
 
 def lynis_index(lab: RunningLab, role: str) -> CheckResult:
-    """Lynis (installed for the audit through the lab's proxy, as an auditor would) on a node."""
+    """Lynis (installed for the audit through the lab's proxy, as an auditor would) on a node:
+    a site node's hardening index must reach LYNIS_TARGET (issue 15's target, on the nodes); the
+    redirector's is reported (79 on Debian 13, docs/lab.md)."""
     box = lab.boxes[role]
     box.exec(
         "command -v lynis >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis >/dev/null",
@@ -542,8 +544,10 @@ def lynis_index(lab: RunningLab, role: str) -> CheckResult:
     index = int(found.group(1)) if found else -1
     return CheckResult(
         f"lynis hardening index: {box.node.name}",
-        index >= 0,
-        f"{index} (target {LYNIS_TARGET}: {'met' if index >= LYNIS_TARGET else 'not met'})",
+        index >= (LYNIS_TARGET if role in lab.site_roles else 0),
+        f"{index} (target {LYNIS_TARGET}: {'met' if index >= LYNIS_TARGET else 'not met'})"
+        if found
+        else f"no hardening index in Lynis's output (exit {result.returncode})",
     )
 
 
