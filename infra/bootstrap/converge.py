@@ -2,8 +2,9 @@
 
 First-boot user data is ignored after a node exists (the node resources ignore changes to it), so
 everything that may change later travels this second path instead: the admin user's SSH keys,
-the admin networks, the app's version, settings and secrets, and the backup settings (time,
-retention, on or off). `desired_state` is a pure
+the admin networks, the app's version, settings and secrets, the backup settings (time,
+retention, on or off), and the mesh peer's public address (a replaced Linode has a new one).
+`desired_state` is a pure
 function of the config (tested without any engine); `infra/components/node_converge.py` sends
 its JSON over SSH, and `cloudinit/site/usr/local/sbin/twinhost-converge` applies it. The files it
 writes are the ones the first boot wrote, in the same format (`environment_text`, `unit_text`,
@@ -19,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.bootstrap import backup as backups
-from infra.bootstrap import wordpress
+from infra.bootstrap import tinc, wordpress
 from infra.bootstrap.app import environment_text, unit_text
-from infra.config import App, WordPressApp
+from infra.bootstrap.spec import MeshPeer, WitnessPeer
+from infra.config import App, Provider, WordPressApp
 
 FORMAT = 1
 SECRET_PLACEHOLDER = "[secret]"
@@ -39,12 +41,13 @@ def desired_state(
     app_keys: Mapping[str, str] | None = None,
     backup: backups.BackupNode | None = None,
     memory_mib: int | None = None,
+    peer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The state `twinhost-converge` reads. It holds the `app_secrets` values (in the environment
     file's text) and the backup credentials: its JSON travels only as a Pulumi secret (`to_json`)
     and is shown through `summary`. `backup` None: the node's backups are left as they are.
     `memory_mib`: the node's, which sizes WordPress's php-fpm pool (required for kind
-    `wordpress`)."""
+    `wordpress`). `peer`: the node's view of its mesh peer (`peer_state`); None: left as it is."""
     settings = dict(app.env)
     state: dict[str, Any] = {
         "format": FORMAT,
@@ -74,6 +77,39 @@ def desired_state(
         )
     if backup is not None:
         state["backup"] = backup_state(backup)
+    if peer is not None:
+        state["peer"] = dict(peer)
+    return state
+
+
+def peer_state(
+    *, provider: Provider, tinc_net: str, peer: MeshPeer, witness: WitnessPeer | None
+) -> dict[str, Any]:
+    """Where the node reaches its mesh peer, as the first boot wrote it (the same functions):
+    the peer's tinc host file, the ufw rules that let its tinc in, and on a droplet the addresses
+    `twinhost-peer-route` routes. A replaced Linode has a new public IP: node A's converge gets
+    it here in the same `pulumi up` and rewrites what differs (node B's peer, node A's reserved
+    IP, never changes)."""
+    rule = tinc.peer_tinc_rule(peer)
+    state: dict[str, Any] = {
+        # For people (the plan's summary); the node reads the entries below.
+        "address": peer.public_address,
+        "service": f"tinc@{tinc_net}.service",
+        "hostFile": {"path": tinc.peer_host_path(tinc_net, peer), "content": tinc.peer_host_file(peer)},
+        # ufw shows a rule with its comment: the node finds the peer's tinc rules by it.
+        "firewall": {
+            "comment": rule.reason[:60],
+            "rules": [
+                {"proto": proto, "from": source, "ufw": line} for proto, source, line in rule.entries()
+            ],
+        },
+    }
+    if provider == "digitalocean":
+        state["route"] = {
+            "path": tinc.PEER_ROUTE_ENV,
+            "content": tinc.peer_route_env(tinc.routed_addresses(peer, witness)),
+            "service": tinc.PEER_ROUTE_SERVICE,
+        }
     return state
 
 
@@ -120,4 +156,6 @@ def summary(text: str) -> dict[str, str]:
     }
     if "backup" in state:
         shown["backups"] = state["backup"]["shown"]
+    if "peer" in state:
+        shown["mesh peer"] = state["peer"]["address"]
     return shown

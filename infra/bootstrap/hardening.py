@@ -101,16 +101,28 @@ class FirewallRule:
     def ufw_commands(self) -> list[str]:
         """The arguments after `ufw`, one command per line, shell-quoted."""
         if self.interface is not None and self.port is None:
-            return [f"allow in on {shlex.quote(self.interface)} comment {shlex.quote(self.reason[:60])}"]
+            return [f"allow in on {shlex.quote(self.interface)} comment {self.comment}"]
+        return [line for _, _, line in self.entries()]
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        """(protocol, source, command) per ufw rule of a port opening; what `twinhost-converge`
+        compares with `ufw show added` to replace a rule the first boot made."""
         on = f"on {shlex.quote(self.interface)} " if self.interface is not None else ""
-        lines = []
-        for proto in self.protocols:
-            for source in self.sources or ("any",):
-                lines.append(
-                    f"{self.action} in {on}proto {proto} from {shlex.quote(source)} to any port "
-                    f"{self.port} comment {shlex.quote(self.reason[:60])}"
-                )
-        return lines
+        return [
+            (
+                proto,
+                source,
+                f"{self.action} in {on}proto {proto} from {shlex.quote(source)} to any port "
+                f"{self.port} comment {self.comment}",
+            )
+            for proto in self.protocols
+            for source in self.sources or ("any",)
+        ]
+
+    @property
+    def comment(self) -> str:
+        """The ufw comment, shell-quoted (ufw keeps it, and shows it in `ufw show added`)."""
+        return shlex.quote(self.reason[:60])
 
 
 def ssh_rule(admin_cidrs: Sequence[str]) -> FirewallRule:

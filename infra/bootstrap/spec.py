@@ -149,4 +149,9 @@ def tinc_node_name(site: str, provider: Provider) -> str:
     return f"{site}_{provider}".replace("-", "_")
 
 
+def tinc_net_name(site: str) -> str:
+    """The site's tinc network (`/etc/tinc/<net>`, `tinc@<net>`): at most 15 characters."""
+    return site.replace("-", "")[:15] or "twinhost"
+
+
 NodeRole = Literal["a", "b"]

@@ -19,8 +19,11 @@ import re
 
 from infra.bootstrap.hardening import FirewallRule
 from infra.bootstrap.parts import SCRIPT_MODE, File, Parts, static, template
-from infra.bootstrap.spec import TINC_PORT, NodeSpec
+from infra.bootstrap.spec import TINC_PORT, MeshPeer, NodeSpec, WitnessPeer
 
+PEER_ROUTE_ENV = "/etc/twinhost/peer-route.env"
+PEER_ROUTE_SERVICE = "twinhost-peer-route.service"
+PEER_TINC_RULE = "tinc from the peer node"  # the ufw comment the converge finds the rules by
 MESH_INTERFACE = "tinc0"  # interface names are at most 15 characters; one mesh per node
 PRIVATE_KEY_MODE = 0o600
 _TINC_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -43,21 +46,8 @@ def tinc_parts(spec: NodeSpec) -> Parts:
     if problems:
         raise ValueError("tinc: " + "; ".join(problems))
     base = tinc_dir(spec)
-    own_host = template(
-        "site/etc/tinc/NET/hosts/NODE.j2",
-        name=spec.tinc_node_name,
-        address=spec.public_address,
-        port=TINC_PORT,
-        subnet=f"{spec.mesh_address}/32",
-        public_key_pem=spec.tinc_public_key_pem.strip(),
-    )
-    peer_host = template(
-        "site/etc/tinc/NET/hosts/NODE.j2",
-        name=spec.peer.name,
-        address=spec.peer.public_address,
-        port=TINC_PORT,
-        subnet=f"{spec.peer.mesh_address}/32",
-        public_key_pem=spec.peer.tinc_public_key_pem.strip(),
+    own_host = host_file(
+        spec.tinc_node_name, spec.public_address, TINC_PORT, spec.mesh_address, spec.tinc_public_key_pem
     )
     witness = spec.witness
     files = [
@@ -75,18 +65,17 @@ def tinc_parts(spec: NodeSpec) -> Parts:
         ),
         File(f"{base}/rsa_key.priv", spec.tinc_private_key_pem.strip() + "\n", PRIVATE_KEY_MODE, secret=True),
         File(f"{base}/hosts/{spec.tinc_node_name}", own_host),
-        File(f"{base}/hosts/{spec.peer.name}", peer_host),
+        File(peer_host_path(spec.tinc_net, spec.peer), peer_host_file(spec.peer)),
         *(
             (
                 File(
                     f"{base}/hosts/{witness.name}",
-                    template(
-                        "site/etc/tinc/NET/hosts/NODE.j2",
-                        name=witness.name,
-                        address=witness.public_address,
-                        port=witness.port,
-                        subnet=f"{witness.mesh_address}/32",
-                        public_key_pem=witness.tinc_public_key_pem.strip(),
+                    host_file(
+                        witness.name,
+                        witness.public_address,
+                        witness.port,
+                        witness.mesh_address,
+                        witness.tinc_public_key_pem,
                     ),
                 ),
             )
@@ -107,11 +96,7 @@ def tinc_parts(spec: NodeSpec) -> Parts:
     runcmd: list[tuple[str, ...]] = []
     if spec.provider == "digitalocean":
         files += [
-            File(
-                "/etc/twinhost/peer-route.env",
-                f"# twinhost-peer-route: the peer's public addresses.\n"
-                f'PEER_ADDRESSES="{" ".join(routed_addresses(spec))}"\n',
-            ),
+            File(PEER_ROUTE_ENV, peer_route_env(routed_addresses(spec.peer, spec.witness))),
             File(
                 "/usr/local/sbin/twinhost-peer-route",
                 static("site/usr/local/sbin/twinhost-peer-route"),
@@ -122,7 +107,7 @@ def tinc_parts(spec: NodeSpec) -> Parts:
                 static("site/etc/systemd/system/twinhost-peer-route.service"),
             ),
         ]
-        runcmd.append(("systemctl", "enable", "--now", "twinhost-peer-route.service"))
+        runcmd.append(("systemctl", "enable", "--now", PEER_ROUTE_SERVICE))
     runcmd += [
         ("systemctl", "enable", "tinc.service", f"tinc@{spec.tinc_net}.service"),
         ("systemctl", "start", f"tinc@{spec.tinc_net}.service"),
@@ -130,14 +115,46 @@ def tinc_parts(spec: NodeSpec) -> Parts:
     return Parts(files=tuple(files), packages=("tinc", "iproute2"), runcmd=tuple(runcmd), name="tinc")
 
 
-def peer_addresses(spec: NodeSpec) -> tuple[str, ...]:
-    return (spec.peer.public_address, *spec.peer.other_source_addresses)
+def host_file(name: str, address: str, port: int, mesh_address: str, public_key_pem: str) -> str:
+    """A tinc host file: where the node is reached, its mesh address and its public key."""
+    return template(
+        "site/etc/tinc/NET/hosts/NODE.j2",
+        name=name,
+        address=address,
+        port=port,
+        subnet=f"{mesh_address}/32",
+        public_key_pem=public_key_pem.strip(),
+    )
 
 
-def routed_addresses(spec: NodeSpec) -> tuple[str, ...]:
+# The peer's address as the first boot writes it, and as `twinhost-converge` rewrites it when the
+# peer is replaced (a new Linode has a new public IP: infra/bootstrap/converge.py `peer_state`).
+def peer_host_path(tinc_net: str, peer: MeshPeer) -> str:
+    return f"/etc/tinc/{tinc_net}/hosts/{peer.name}"
+
+
+def peer_host_file(peer: MeshPeer) -> str:
+    return host_file(peer.name, peer.public_address, TINC_PORT, peer.mesh_address, peer.tinc_public_key_pem)
+
+
+def peer_tinc_rule(peer: MeshPeer) -> FirewallRule:
+    """ufw: tinc's port from the peer's public addresses."""
+    return FirewallRule(PEER_TINC_RULE, str(TINC_PORT), ("tcp", "udp"), sources=peer_source_addresses(peer))
+
+
+def peer_route_env(addresses: tuple[str, ...]) -> str:
+    """The settings of `twinhost-peer-route` (a droplet's only): the addresses it routes."""
+    return f'# twinhost-peer-route: the peer\'s public addresses.\nPEER_ADDRESSES="{" ".join(addresses)}"\n'
+
+
+def peer_source_addresses(peer: MeshPeer) -> tuple[str, ...]:
+    return (peer.public_address, *peer.other_source_addresses)
+
+
+def routed_addresses(peer: MeshPeer, witness: WitnessPeer | None) -> tuple[str, ...]:
     """Where a droplet's tinc traffic must leave from the reserved IP: the peer, and the witness
     (whose security group allows the site's node addresses, the reserved IP among them)."""
-    return (*peer_addresses(spec), *((spec.witness.public_address,) if spec.witness else ()))
+    return (*peer_source_addresses(peer), *((witness.public_address,) if witness else ()))
 
 
 # What the mesh carries: GlusterFS only. glusterd's management port, and the range glusterd hands
@@ -166,7 +183,7 @@ def tinc_firewall_rules(spec: NodeSpec) -> tuple[FirewallRule, ...]:
         else ()
     )
     return (
-        FirewallRule("tinc from the peer node", str(TINC_PORT), ("tcp", "udp"), sources=peer_addresses(spec)),
+        peer_tinc_rule(spec.peer),
         *witness,
         FirewallRule(
             "glusterd from the peer over the mesh", GLUSTERD_PORT, sources=peer, interface=MESH_INTERFACE

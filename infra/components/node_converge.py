@@ -2,7 +2,7 @@
 
 User data is first-boot only (the droplet and the Linode ignore changes to it, so a config change
 never replaces a serving node). What may change later (app version, `app.env`, `appSecrets`,
-`sshKeys`, `adminCidrs`, `backups`) reaches a running node here: a `pulumi-command` remote command installs
+`sshKeys`, `adminCidrs`, `backups`, the mesh peer's public address) reaches a running node here: a `pulumi-command` remote command installs
 and runs `twinhost-converge` over SSH as the admin user, with the desired state (a secret) on
 stdin, then a second command (the health gate) asks `/health` through the node's web front. A
 change to the desired state is an update of these two commands, never a replacement of the node. The pair chains node B's converge
@@ -13,7 +13,7 @@ the provider, never stored in the state): a key listed in `sshKeys`, from an add
 `adminCidrs` (docs/converge.md: why, and what CI needs).
 
 Deliberately not here: anything that needs a new node (provider, region, size, Debian release,
-the app's kind, image, package, command or port, the domains, the mesh): those stay first-boot.
+the app's kind, image, package, command or port, the domains, the mesh's keys and addresses): those stay first-boot.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ change after creation:
    client's own records;
 5. the converge of each running node (infra/components/node_converge.py): node A, its health
    gate, then node B. What may change after the first boot (app version, settings and secrets,
-   SSH keys, admin networks, backup settings) reaches the nodes this way, as an update of those
-   commands.
+   SSH keys, admin networks, backup settings, and the peer's public address: a replaced Linode
+   has a new one) reaches the nodes this way, as an update of those commands.
 
 Node A's outbound traffic leaves from the droplet's own address, not the reserved IP, unless
 routed: node B's cloud firewall allows the tinc port from both of node A's addresses, but node B's
@@ -43,6 +43,7 @@ from infra.bootstrap.spec import (
     WitnessPeer,
     mesh_addresses,
     mesh_network,
+    tinc_net_name,
     tinc_node_name,
 )
 from infra.components.apex_registration import ApexRegistration, ApexRegistrationArgs
@@ -126,7 +127,7 @@ class SitePair(pulumi.ComponentResource):
                 site=config.site,
                 settings=config.linode,
                 debian=config.debian,
-                user_data=self._user_data("linode", peer_address=self.reserved_ip.ip_address),
+                user_data=self._user_data("linode"),
             ),
             opts=self._child,
         )
@@ -137,7 +138,7 @@ class SitePair(pulumi.ComponentResource):
                 settings=config.digitalocean,
                 debian=config.debian,
                 reserved_ip=self.reserved_ip,
-                user_data=self._user_data("digitalocean", peer_address=self.linode_node.public_address),
+                user_data=self._user_data("digitalocean"),
             ),
             opts=self._child,
         )
@@ -260,17 +261,42 @@ class SitePair(pulumi.ComponentResource):
             )
         return pulumi.Output.from_input(edge)
 
-    def _user_data(self, provider: Provider, peer_address: pulumi.Input[str]) -> pulumi.Output[str]:
+    def _peer_values(self, provider: Provider) -> dict[str, Any]:
+        """What a node knows of its mesh peer, for its first boot and its converge alike: node
+        A's peer is the Linode's public address (a new one when the Linode is replaced), node
+        B's is node A's reserved IP (created first, never changes); and the witness."""
+        peer: Provider = "linode" if provider == "digitalocean" else "digitalocean"
+        return {
+            "peer_public": self.tinc_keys[peer].public_key_pem,
+            "peer_address": (
+                self.linode_node.public_address if provider == "digitalocean" else self.reserved_ip.ip_address
+            ),
+            "witness": self._args.platform.witness,
+        }
+
+    def _mesh_peer(self, provider: Provider, resolved: dict[str, Any]) -> MeshPeer:
+        """The peer as `_peer_values` resolved it. No other_source_addresses: node B is created
+        before node A, so the droplet's own address is unknown to node B's first boot (module
+        docstring); twinhost-peer-route makes node A's traffic to node B leave from the reserved
+        IP instead."""
+        site = self._config.site
+        peer: Provider = "linode" if provider == "digitalocean" else "digitalocean"
+        return MeshPeer(
+            name=tinc_node_name(site, peer),
+            public_address=resolved["peer_address"],
+            mesh_address=mesh_addresses(site)[peer],
+            tinc_public_key_pem=resolved["peer_public"],
+        )
+
+    def _user_data(self, provider: Provider) -> pulumi.Output[str]:
         """Render one node's #cloud-config once every value it names is known. Secret: it holds
         the node's tinc private key (and the origin key, and app secrets)."""
         config = self._config
-        peer: Provider = "linode" if provider == "digitalocean" else "digitalocean"
         origin = self.origin_tls
         values: dict[str, Any] = {
             "own_key": self.tinc_keys[provider].private_key_pem,
             "own_public": self.tinc_keys[provider].public_key_pem,
-            "peer_public": self.tinc_keys[peer].public_key_pem,
-            "peer_address": peer_address,
+            **self._peer_values(provider),
             "own_address": self.reserved_ip.ip_address if provider == "digitalocean" else None,
             "server_names": pulumi.Output.all(*self._server_names()),
             "http_sources": self._http_sources(),
@@ -290,7 +316,6 @@ class SitePair(pulumi.ComponentResource):
                 if self.database
                 else None
             ),
-            "witness": self._args.platform.witness,
             "app_keys": pulumi.Output.all(**self.app_keys.keys) if self.app_keys else {},
             **self._backup_values(),
         }
@@ -327,21 +352,13 @@ class SitePair(pulumi.ComponentResource):
                 admin_cidrs=tuple(config.admin_cidrs),
                 # Linode learns its own address only at boot; the renderer reads it on the node.
                 public_address=resolved["own_address"] or "",
-                tinc_net=config.site.replace("-", "")[:15] or "twinhost",
+                tinc_net=tinc_net_name(config.site),
                 tinc_node_name=tinc_node_name(config.site, provider),
                 mesh_address=mesh[provider],
                 mesh_prefix=mesh_network(config.site).prefixlen,
                 tinc_private_key_pem=resolved["own_key"],
                 tinc_public_key_pem=resolved["own_public"],
-                # No other_source_addresses: node B is created before node A, so the droplet's
-                # own address is unknown here (module docstring); twinhost-peer-route makes node
-                # A's traffic to node B leave from the reserved IP instead.
-                peer=MeshPeer(
-                    name=tinc_node_name(config.site, peer),
-                    public_address=resolved["peer_address"],
-                    mesh_address=mesh[peer],
-                    tinc_public_key_pem=resolved["peer_public"],
-                ),
+                peer=self._mesh_peer(provider, resolved),
                 server_names=tuple(resolved["server_names"]),
                 proxied=config.proxied,
                 # The node's ufw separates Cloudflare's edge from the watcher's health checks.
@@ -509,12 +526,20 @@ class SitePair(pulumi.ComponentResource):
                         database_name=database[0] if database else None,
                         backup=self._backup_spec(resolved),
                     ),
+                    # The peer's current address: a replaced Linode's new IP reaches node A here.
+                    peer=converge.peer_state(
+                        provider=provider,
+                        tinc_net=tinc_net_name(config.site),
+                        peer=self._mesh_peer(provider, resolved),
+                        witness=_witness_peer(config.site, resolved["witness"]),
+                    ),
                 )
             )
 
         values: dict[str, Any] = {
             "app_secrets": pulumi.Output.from_input(self._args.app_secrets or {}),
             "app_keys": pulumi.Output.all(**self.app_keys.keys) if self.app_keys else {},
+            **self._peer_values(provider),
             **self._backup_values(),
         }
         return pulumi.Output.secret(pulumi.Output.all(**values).apply(render))

@@ -1,7 +1,7 @@
 """twinhost-converge, run for real against a node's first-boot files, the way `pulumi up`'s
 converge command installs and runs it: SSH keys replaced exactly,
-admin networks replaced in ufw (new before old), the app redeployed only when it differs, and
-idempotence. ufw, systemctl and twinhost-deploy are stand-ins on PATH that log their calls; the
+admin networks replaced in ufw (new before old), a replaced peer's new address in tinc, ufw and
+the droplet's peer route, the app redeployed only when it differs, and idempotence. ufw, systemctl and twinhost-deploy are stand-ins on PATH that log their calls; the
 ufw stand-in keeps its rules and prints `ufw show added` the way ufw 0.36 formats it
 (ufw/parser.py `get_command`), and the starting rules come from running the node's own rendered
 twinhost-firewall through it. The real ufw is exercised in the lab (tests/lab/test_converge.py).
@@ -21,12 +21,20 @@ import pytest
 
 from infra.bootstrap.app import environment_text
 from infra.bootstrap.backup import ENV_FILE, TIMER, BackupNode, backup_parts
-from infra.bootstrap.converge import desired_state, to_json
+from infra.bootstrap.converge import desired_state, peer_state, to_json
 from infra.bootstrap.database import database_env
 from infra.bootstrap.parts import static, strip_comments
+from infra.bootstrap.spec import MeshPeer, NodeSpec
+from infra.bootstrap.tinc import (
+    PEER_ROUTE_ENV,
+    peer_host_file,
+    peer_host_path,
+    peer_route_env,
+    routed_addresses,
+)
 from infra.components.node_converge import converge_command
 from tests.bootstrap.bootstrap_nodes import rendered_files
-from tests.bootstrap.bootstrap_specs import make_spec
+from tests.bootstrap.bootstrap_specs import DROPLET_OWN_IP, PUBLIC, WITNESS_ADDRESS, make_spec
 
 # ufw's rule store and `show added`, for the forms twinhost's firewall script uses.
 FAKE_UFW = r"""#!/usr/bin/env python3
@@ -101,6 +109,8 @@ FAKES = {
     # sudo as the admin would get it: root, the same environment (here: the test's).
     "sudo": '[ "$1" = -n ] && shift; exec "$@"',
     "cloud-init": 'echo "cloud-init $*" >> "$CALLS"; exit "${CLOUD_INIT_RC:-0}"',
+    # The droplet's route to an old peer address: none off DigitalOcean, so `del` fails there.
+    "ip": 'echo "ip $*" >> "$CALLS"; exit 2',
     "twinhost-deploy": (
         'echo "twinhost-deploy $*" >> "$CALLS"; [ -z "$DEPLOY_FAILS" ] || { echo "slot not healthy" >&2; exit 1; }; '
         'echo green > "$TWINHOST_STATE_DIR/active"; printf "PORT=8081\\nAPP_VERSION=%s\\n" "$1" > "$TWINHOST_APP_DIR/slot-green.env"'
@@ -124,6 +134,12 @@ def _node(
         target = root / item.path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(files[item.path].content)
+    # The files that name the mesh peer's address (the droplet's peer-route.env too).
+    for path in (peer_host_path(spec.tinc_net, spec.peer), PEER_ROUTE_ENV):
+        if path in files:
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(files[path].content)
     if spec.backup:
         (root / "etc/systemd/system/timers.target.wants").mkdir()
         (root / f"etc/systemd/system/timers.target.wants/{TIMER}").symlink_to(f"../{TIMER}")
@@ -168,11 +184,16 @@ def _node(
         "database_env": database_env(spec) or None,
         "app_keys": dict(spec.app_keys) or None,
         "memory_mib": spec.memory_mib,
+        "peer": _peer(spec, spec.peer),
     }
     # Exactly the command the converge resource runs, installing the script here instead.
     command = ["bash", "-c", converge_command(SCRIPT, target=str(tmp_path / "sbin/twinhost-converge"))]
     (tmp_path / "sbin").mkdir()
     return command, env, booted
+
+
+def _peer(spec: NodeSpec, peer: MeshPeer) -> dict[str, Any]:
+    return peer_state(provider=spec.provider, tinc_net=spec.tinc_net, peer=peer, witness=spec.witness)
 
 
 def _state(booted: dict[str, Any], **changes: Any) -> str:
@@ -207,6 +228,7 @@ def test_converging_to_the_config_a_node_booted_with_changes_nothing(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert "ssh keys: unchanged" in result.stderr and "app: unchanged" in result.stderr
     assert "(0 added, 0 removed)" in result.stderr and "backups: unchanged" in result.stderr
+    assert "mesh peer: unchanged" in result.stderr
     # Only `ufw show added` ran: no rule added or deleted, no deploy, no daemon-reload.
     assert _calls(tmp_path) == ["ufw show added"]
     assert {p: p.read_bytes() for p in before} == before
@@ -220,13 +242,15 @@ def test_a_digitalocean_node_whose_first_boot_dropped_comment_lines_is_unchanged
     the node's unit and settings file differ from the full text only there, which is no change."""
     command, env, booted = _node(tmp_path, app)
     backup = [_root(tmp_path, f.path) for f in backup_parts(booted["backup"]).files if f.path != ENV_FILE]
-    for path in (tmp_path / "etc/environment", tmp_path / "twinhost-app@.service", *backup):
+    mesh = [_root(tmp_path, booted["peer"][k]["path"]) for k in ("hostFile", "route")]
+    for path in (tmp_path / "etc/environment", tmp_path / "twinhost-app@.service", *backup, *mesh):
         stripped = strip_comments(path.read_text())
         assert stripped != path.read_text()
         path.write_text(stripped)
     result = _converge(command, env, _state(booted))
     assert result.returncode == 0, result.stderr
     assert "app: unchanged" in result.stderr and "backups: unchanged" in result.stderr
+    assert "mesh peer: unchanged" in result.stderr
     assert _calls(tmp_path) == ["ufw show added"]
 
 
@@ -264,6 +288,105 @@ def test_admin_networks_are_replaced_new_ones_added_before_old_ones_go(tmp_path:
         text for text, _ in before if " port 22 " not in text
     ]
     assert "(1 added, 1 removed)" in result.stderr
+
+
+NEW_PEER_ADDRESS = "192.0.2.99"  # a replaced peer's new public IP
+
+
+def _tinc_sources(tmp_path: Path, comment: str = "tinc from the peer node") -> list[tuple[str, str]]:
+    rules = json.loads((tmp_path / "ufw.json").read_text())
+    return sorted(
+        (text.split()[2], text.split()[-1])
+        for text, c in rules
+        if c == comment and text.startswith("allow from ")
+    )
+
+
+@pytest.mark.parametrize("provider", ["digitalocean", "linode"])
+def test_a_replaced_peers_new_address_reaches_tinc_ufw_and_the_peer_route(
+    tmp_path: Path, provider: str
+) -> None:
+    """Node A after `pulumi up --replace` of the Linode: the peer's host file names the new
+    address, ufw lets tinc in from it (added before the old address's rules go, same rule and
+    comment as the first boot's), the droplet routes it from the reserved IP, and tinc reloads.
+    (Node B's peer is node A's reserved IP, which never changes; the script is the same.)"""
+    command, env, booted = _node(tmp_path, provider=provider)
+    spec = make_spec(provider)
+    old = spec.peer.public_address
+    kept = [DROPLET_OWN_IP] if provider == "linode" else []  # the droplet's own address stays
+    assert _tinc_sources(tmp_path) == sorted((a, p) for a in (old, *kept) for p in ("tcp", "udp"))
+    before = json.loads((tmp_path / "ufw.json").read_text())
+    moved = dataclasses.replace(spec.peer, public_address=NEW_PEER_ADDRESS)
+    result = _converge(command, env, _state(booted, peer=_peer(spec, moved)))
+    assert result.returncode == 0, result.stderr
+    host = _root(tmp_path, peer_host_path(spec.tinc_net, spec.peer))
+    # The first boot's own file for a peer at the new address.
+    assert host.read_text() == peer_host_file(moved)
+    assert f"Address = {NEW_PEER_ADDRESS} 655\n" in host.read_text() and old not in host.read_text()
+    assert _tinc_sources(tmp_path) == sorted(
+        (a, p) for a in (NEW_PEER_ADDRESS, *kept) for p in ("tcp", "udp")
+    )
+    # Every other opening (ssh, web, the witness's tinc, the mesh) is untouched.
+    rules = json.loads((tmp_path / "ufw.json").read_text())
+    others = [r for r in before if r[1] != "tinc from the peer node"]
+    assert [r for r in rules if r[1] != "tinc from the peer node"] == others
+    assert _tinc_sources(tmp_path, "tinc from the witness") == [
+        (WITNESS_ADDRESS, "tcp"),
+        (WITNESS_ADDRESS, "udp"),
+    ]
+    calls = _calls(tmp_path)
+    adds = [
+        calls.index(
+            f"ufw allow in proto {p} from {NEW_PEER_ADDRESS} to any port 655 comment 'tinc from the peer node'"
+        )
+        for p in ("tcp", "udp")
+    ]
+    # Deleted without the comment, in the form `ufw show added` prints it.
+    deletes = [calls.index(f"ufw delete allow from {old} to any port 655 proto {p}") for p in ("tcp", "udp")]
+    reload = calls.index(f"systemctl reload-or-restart tinc@{spec.tinc_net}.service")
+    assert max(adds) < reload < min(deletes)
+    route = _root(tmp_path, PEER_ROUTE_ENV)
+    if provider == "digitalocean":
+        assert route.read_text() == peer_route_env(routed_addresses(moved, spec.witness))
+        assert f'PEER_ADDRESSES="{NEW_PEER_ADDRESS} {WITNESS_ADDRESS}"' in route.read_text()
+        # The old address's route goes, then the service routes the new one, before tinc reloads.
+        assert calls.index(f"ip route del {old}/32") < calls.index(
+            "systemctl restart twinhost-peer-route.service"
+        )
+        assert calls.index("systemctl restart twinhost-peer-route.service") < reload
+        shown = "new tinc host file, peer-route.env; tinc reloaded"
+    else:
+        assert not route.exists() and not any(c.startswith(("ip ", "systemctl restart")) for c in calls)
+        shown = "new tinc host file; tinc reloaded"
+    assert f"mesh peer: {NEW_PEER_ADDRESS} (tinc rules: 2 added, 2 removed; {shown})" in result.stderr
+    assert not any(c.startswith("twinhost-deploy") for c in calls)  # the app is not touched
+    # And again: nothing left to do.
+    (tmp_path / "calls").unlink()
+    again = _converge(command, env, _state(booted, peer=_peer(spec, moved)))
+    assert again.returncode == 0 and f"mesh peer: unchanged ({NEW_PEER_ADDRESS})" in again.stderr
+    assert _calls(tmp_path) == ["ufw show added"]
+
+
+def test_a_peer_host_file_that_differs_on_the_node_is_written_back_and_tinc_reloaded(tmp_path: Path) -> None:
+    command, env, booted = _node(tmp_path)
+    spec = make_spec("digitalocean")
+    host = _root(tmp_path, peer_host_path(spec.tinc_net, spec.peer))
+    host.write_text(host.read_text().replace(PUBLIC["linode"], "203.0.113.250"))  # a stale hand edit
+    result = _converge(command, env, _state(booted))
+    assert result.returncode == 0, result.stderr
+    assert host.read_text() == peer_host_file(spec.peer)
+    assert _calls(tmp_path) == ["ufw show added", f"systemctl reload-or-restart tinc@{spec.tinc_net}.service"]
+    assert "(tinc rules: 0 added, 0 removed; new tinc host file; tinc reloaded)" in result.stderr
+
+
+def test_a_peer_without_tinc_rules_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    """An empty rule list would delete the peer's tinc rules and shut it out of the mesh."""
+    command, env, booted = _node(tmp_path)
+    state = json.loads(_state(booted))
+    state["peer"]["firewall"]["rules"] = []
+    result = _converge(command, env, json.dumps(state))
+    assert result.returncode == 1 and "the peer's tinc rules needed" in result.stderr
+    assert _calls(tmp_path) == []
 
 
 def test_a_new_version_or_new_settings_deploy_blue_green_with_the_new_environment(tmp_path: Path) -> None:

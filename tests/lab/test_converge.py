@@ -161,6 +161,11 @@ def rounds(
     second["adminCidrs"] = [NEW_NETWORK, *shipped["adminCidrs"][:-1]]
 
     result: dict[str, Any] = {"keys": {"k1": k1, "k2": k2}, "networks": (kept_network, dropped_network)}
+    # Each node's peer: node A's is node B's address, node B's node A's reserved IP (the second).
+    result["peer addresses"] = {
+        "digitalocean": lab.address("linode"),
+        "linode": lab.layout.node("digitalocean").addresses[1],
+    }
     try:
         result["first"] = _converge(lab, _commands(lab, work / "first", first), ROUND_SOURCES["first"])
         result["k1_before"] = {role: _logs_in(lab, role, k1) for role in SITE_ROLES}
@@ -189,6 +194,8 @@ def test_the_first_converge_of_a_booted_node_adds_the_new_key_and_touches_nothin
         assert "ssh keys: replaced" in log
         # Real ufw's `show added` was read: the booted rules were recognised, none re-added.
         assert "(0 added, 0 removed)" in log
+        # ... the peer's tinc rules too (found by their comment), and its host file as booted.
+        assert f"mesh peer: unchanged ({rounds['peer addresses'][role]})" in log
         assert "app: unchanged" in log
         assert "3 x 200" in rounds["first"][f"{role} health"]
     assert rounds["k1_before"] == {"digitalocean": True, "linode": True}

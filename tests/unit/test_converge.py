@@ -1,7 +1,7 @@
 """`pulumi up` converges a running pair: the program under mocks (issue 17, item 1).
 
 What may change after the first boot (app version, app.env, appSecrets, sshKeys, adminCidrs,
-backups) is an
+backups, and the Linode's public address when it is replaced) is an
 update of per-node converge commands, never a change the engine would act on for a node; node B's
 converge waits for node A's converge and health gate.
 """
@@ -25,6 +25,7 @@ from infra.bootstrap.parts import decoded_files, readable, strip_comments
 from infra.bootstrap.wordpress import PHP_FPM_CONFIG
 from infra.components.node_converge import CONVERGE_COMMAND, health_command
 from infra.config import DemoApp
+from infra.plan.mocks import DEFAULT_ADDRESSES
 from infra.plan.report import key_settings
 from infra.plan.runner import PlanResult, RecordedResource, is_secret_value, reveal, run_plan
 from tests.bootstrap.bootstrap_specs import SITE, make_spec
@@ -320,3 +321,80 @@ def test_a_wordpress_sites_converge_writes_the_first_boots_keys_and_php_fpm_unit
     assert state["app"]["environment"] == environment
     assert state["app"]["unit"] == files["/etc/systemd/system/twinhost-app@.service"]
     assert "php-fpm" in state["app"]["unit"]
+
+
+NEW_LINODE_ADDRESS = "198.51.100.99"  # what Linode hands the replacement instance
+
+
+def test_a_replaced_linodes_new_address_is_an_update_of_node_as_converge_not_of_the_droplet(
+    tmp_path: Path, base_plan: PlanResult
+) -> None:
+    """`pulumi up --replace` of the Linode (or a lost one rebuilt): the new instance has a new
+    public IP. Node A's converge stdin names it in the same `up` (an update of the command);
+    the droplet and its reserved IP do not move (its user data names the peer too, but the
+    engine ignores that input for a running droplet)."""
+    directory = tmp_path / "p"
+    directory.mkdir()
+    stack = write_stack(directory, "harbourlaw", _base(stack_file_values("harbourlaw")))
+    replaced = run_plan(stack, addresses={**DEFAULT_ADDRESSES, "linode": NEW_LINODE_ADDRESS})
+    before, after = _by_name(base_plan), _by_name(replaced)
+    assert set(before) == set(after)
+    droplet = next(r for r in before.values() if r.type == NODE_TYPES["digitalocean"])
+    differing = {
+        k
+        for k in {*droplet.inputs, *after[droplet.name].inputs}
+        if reveal(droplet.inputs.get(k)) != reveal(after[droplet.name].inputs.get(k))
+    }
+    assert differing <= set(droplet.ignore_changes), differing
+    reserved = next(r for r in before.values() if r.type == "digitalocean:index/reservedIp:ReservedIp")
+    assert reveal(after[reserved.name].inputs) == reveal(reserved.inputs)
+
+    apply_old, apply_new = _apply(base_plan, "digitalocean"), _apply(replaced, "digitalocean")
+    assert apply_new.inputs["create"] == apply_old.inputs["create"] == CONVERGE_COMMAND
+    assert apply_new.inputs["update"] == CONVERGE_COMMAND
+    old, new = _state(apply_old), _state(apply_new)
+    # Only the peer's part of node A's desired state changes, and it names the new address.
+    assert {k: v for k, v in old.items() if k != "peer"} == {k: v for k, v in new.items() if k != "peer"}
+    assert (
+        old["peer"]["address"] == DEFAULT_ADDRESSES["linode"] and new["peer"]["address"] == NEW_LINODE_ADDRESS
+    )
+    assert f"Address = {NEW_LINODE_ADDRESS} 655\n" in new["peer"]["hostFile"]["content"]
+    assert {r["from"] for r in new["peer"]["firewall"]["rules"]} == {NEW_LINODE_ADDRESS}
+    assert f'PEER_ADDRESSES="{NEW_LINODE_ADDRESS}' in new["peer"]["route"]["content"]
+    assert key_settings(apply_new)["desired mesh peer"] == NEW_LINODE_ADDRESS
+    health = after["harbourlaw-digitalocean-converge-health"]
+    assert reveal(health.inputs["triggers"]) == [reveal(apply_new.inputs["stdin"])]
+    # Node B's peer is node A's reserved IP: its desired state is the same; its converge
+    # connects to the new instance.
+    b_old, b_new = _apply(base_plan, "linode"), _apply(replaced, "linode")
+    assert reveal(b_new.inputs["stdin"]) == reveal(b_old.inputs["stdin"])
+    assert reveal(b_new.inputs["connection"])["host"] == NEW_LINODE_ADDRESS
+    # The new address is in node A's desired state before node A's converge runs: the Linode
+    # is created first (the stdin is its output), and the cloud firewall follows in the same up.
+    instance = next(r for r in after.values() if r.type == NODE_TYPES["linode"])
+    assert instance.urn in apply_new.dependencies
+
+
+def test_an_unchanged_config_plans_the_same_stdin_and_the_first_boots_peer_files(
+    tmp_path: Path, base_plan: PlanResult
+) -> None:
+    """No change, no update: a second plan of the same config gives each converge the same
+    stdin; and what the desired state says of the peer is what the first boot wrote (the host
+    file, the droplet's peer-route.env, the ufw rules of twinhost-firewall), so the first
+    converge of a node booted before the peer travelled here changes nothing on it."""
+    again = _plan(tmp_path / "p", _base(stack_file_values("harbourlaw")))
+    for provider in NODE_TYPES:
+        assert reveal(_apply(again, provider).inputs["stdin"]) == reveal(
+            _apply(base_plan, provider).inputs["stdin"]
+        )
+        peer = _state(_apply(base_plan, provider))["peer"]
+        booted = _booted_files(base_plan, provider)
+        assert _meaning(peer["hostFile"]["content"]) == _meaning(booted[peer["hostFile"]["path"]])
+        if provider == "digitalocean":
+            assert _meaning(peer["route"]["content"]) == _meaning(booted[peer["route"]["path"]])
+        else:
+            assert "route" not in peer
+        firewall = booted["/usr/local/sbin/twinhost-firewall"]
+        for rule in peer["firewall"]["rules"]:
+            assert f"$ufw {rule['ufw']}\n" in firewall
+        assert peer["firewall"]["comment"] == "tinc from the peer node"
